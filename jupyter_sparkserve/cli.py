@@ -1,0 +1,355 @@
+"""`sparkserve`: the command-line face. It parses, calls the core, and prints.
+
+Every command takes `--json` for scripts: the result (or `{"error", "message"}` on failure)
+is printed as one JSON document on standard output.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .config import Settings
+from .errors import InvalidInput, SparkserveError
+from .repository import ModelDetails, ModelRef, ModelRepository, ModelVersion
+from .repository.names import parse_key_values
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CliState:
+    """Opens the repository the first time a command needs it."""
+
+    def __init__(self, home: str | None) -> None:
+        self.home = home
+        self._repository: ModelRepository | None = None
+
+    @property
+    def repository(self) -> ModelRepository:
+        if self._repository is None:
+            self._repository = ModelRepository(Settings.from_env(home=self.home))
+        return self._repository
+
+
+def json_command(function: F) -> F:
+    """Add `--json` and turn SparkserveError into a clean message (or JSON error) and exit 1."""
+
+    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+    @click.pass_context
+    @functools.wraps(function)
+    def wrapper(ctx: click.Context, *args: Any, as_json: bool, **kwargs: Any) -> Any:
+        ctx.meta["as_json"] = as_json
+        try:
+            return ctx.invoke(function, *args, **kwargs)
+        except SparkserveError as error:
+            if as_json:
+                click.echo(_dumps({"error": error.code, "message": error.message}))
+            else:
+                click.secho(f"Error: {error.message}", fg="red", err=True)
+            ctx.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _dumps(payload: Any) -> str:
+    return json.dumps(payload, indent=2, default=str)
+
+
+def _as_json() -> bool:
+    return bool(click.get_current_context().meta.get("as_json"))
+
+
+def _state() -> CliState:
+    return click.get_current_context().find_object(CliState)  # type: ignore[return-value]
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[str(header) for header in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for index, row in enumerate(cells):
+        line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        click.echo(click.style(line.rstrip(), bold=True) if index == 0 else line.rstrip())
+
+
+def _show_version(version: ModelVersion) -> None:
+    click.secho(f"{version.ref}", bold=True)
+    fields = [
+        ("flavor", ", ".join(version.flavors)),
+        ("aliases", ", ".join(version.aliases) or "-"),
+        ("description", version.description or "-"),
+        ("created", version.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")),
+        ("source", version.source),
+        ("path", str(version.path)),
+        ("size", f"{version.size_bytes:,} bytes"),
+        ("tags", ", ".join(f"{k}={v}" for k, v in version.tags.items()) or "-"),
+        ("metrics", ", ".join(f"{k}={v:g}" for k, v in version.metrics.items()) or "-"),
+        ("input example", "yes" if version.has_input_example else "no"),
+    ]
+    if version.signature:
+        inputs = version.signature.get("inputs") or []
+        described = [
+            f"{column.get('name', '?')}: {column.get('type', '?')}"
+            if isinstance(column, dict)
+            else str(column)
+            for column in inputs
+        ]
+        fields.append(("signature", "; ".join(described) or "-"))
+    else:
+        fields.append(("signature", "-"))
+    width = max(len(label) for label, _ in fields)
+    for label, value in fields:
+        click.echo(f"  {label.ljust(width)}  {value}")
+
+
+def _show_model(details: ModelDetails) -> None:
+    click.secho(details.name, bold=True)
+    aliases = ", ".join(f"{a} -> {v}" for a, v in details.aliases.items()) or "-"
+    click.echo(f"  aliases  {aliases}")
+    _table(
+        ["VERSION", "FLAVOR", "CREATED", "ALIASES", "DESCRIPTION"],
+        [
+            [
+                v.version,
+                v.flavor,
+                v.created_at.strftime("%Y-%m-%d %H:%M"),
+                ", ".join(v.aliases) or "-",
+                v.description[:60],
+            ]
+            for v in details.versions
+        ],
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sparkserve")
+@click.option(
+    "--home",
+    envvar="SPARKSERVE_HOME",
+    type=click.Path(file_okay=False),
+    help="Repository folder (default: $SPARKSERVE_HOME or ~/.sparkserve).",
+)
+@click.pass_context
+def main(ctx: click.Context, home: str | None) -> None:
+    """Model serving for Jupyter: a model repository you score and deploy from."""
+    # MLflow's schema hints are advice for notebook authors, noise in a terminal.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\.|$)")
+    ctx.obj = CliState(home)
+
+
+@main.command()
+@json_command
+def status() -> None:
+    """Where the repository is and what it holds."""
+    repository = _state().repository
+    settings = repository.settings
+    payload = {
+        "version": __version__,
+        "home": str(settings.home),
+        "database_url": settings.database_url,
+        "artifact_root": str(settings.artifact_root),
+        "mlflow_tracking_uri": settings.mlflow_tracking_uri,
+        "repository": repository.stats(),
+    }
+    if _as_json():
+        click.echo(_dumps(payload))
+        return
+    for key in ("version", "home", "database_url", "artifact_root", "mlflow_tracking_uri"):
+        click.echo(f"{key.replace('_', ' ')}: {payload[key]}")
+    stats = payload["repository"]
+    click.echo(f"models: {stats['models']} ({stats['versions']} versions)")
+
+
+@main.group()
+def models() -> None:
+    """Save, import, list, show, alias and delete models."""
+
+
+@models.command("import")
+@click.argument("source")
+@click.option("--name", "-n", required=True, help="Model name to import into.")
+@click.option("--description", "-d", default="", help="What this version is.")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag (repeatable).")
+@click.option("--metric", "metrics", multiple=True, metavar="KEY=VALUE", help="Metric.")
+@json_command
+def import_(
+    source: str, name: str, description: str, tags: tuple[str, ...], metrics: tuple[str, ...]
+) -> None:
+    """Import an MLflow model (a folder, runs:/..., models:/...) as a new version of NAME."""
+    version = _state().repository.import_model(
+        source,
+        name,
+        description=description,
+        tags=parse_key_values(tags, "tag"),
+        metrics=parse_key_values(metrics, "metric"),
+    )
+    if _as_json():
+        click.echo(_dumps(version.to_dict()))
+    else:
+        click.echo(f"Imported {source} as {version.ref}")
+
+
+@models.command("list")
+@click.option("--filter", "name_contains", help="Only names containing this text.")
+@click.option("--tag", metavar="KEY[=VALUE]", help="Only models with a version tagged so.")
+@click.option("--limit", default=50, show_default=True, help="Models per page.")
+@click.option("--offset", default=0, show_default=True, help="Models to skip.")
+@json_command
+def list_(name_contains: str | None, tag: str | None, limit: int, offset: int) -> None:
+    """List models with their latest version."""
+    page = _state().repository.list_models(
+        name_contains=name_contains, tag=tag, limit=limit, offset=offset
+    )
+    if _as_json():
+        click.echo(_dumps(page.to_dict()))
+        return
+    if not page.items:
+        click.echo("No models." if page.total == 0 else f"No models past offset {offset}.")
+        return
+    _table(
+        ["NAME", "LATEST", "VERSIONS", "FLAVOR", "ALIASES", "UPDATED"],
+        [
+            [
+                model.name,
+                model.latest_version,
+                model.version_count,
+                model.flavor,
+                ", ".join(f"{a}->{v}" for a, v in model.aliases.items()) or "-",
+                model.updated_at.strftime("%Y-%m-%d %H:%M"),
+            ]
+            for model in page.items
+        ],
+    )
+    if page.next_offset is not None:
+        click.echo(
+            f"... {page.total - page.next_offset} more: "
+            f"sparkserve models list --offset {page.next_offset}"
+        )
+
+
+@models.command()
+@click.argument("ref")
+@json_command
+def show(ref: str) -> None:
+    """Show a model (NAME) or one version (NAME:VERSION, NAME@ALIAS)."""
+    parsed = ModelRef.parse(ref)
+    repository = _state().repository
+    if parsed.in_repository and parsed.version is None and parsed.alias is None:
+        details = repository.get_model(str(parsed.name))
+        if _as_json():
+            click.echo(_dumps(details.to_dict()))
+        else:
+            _show_model(details)
+        return
+    version = repository.resolve(parsed)
+    if _as_json():
+        click.echo(_dumps(version.to_dict()))
+    else:
+        _show_version(version)
+
+
+@models.command()
+@click.argument("ref")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@json_command
+def delete(ref: str, yes: bool) -> None:
+    """Delete one version (NAME:VERSION, NAME@ALIAS) or a whole model (NAME)."""
+    parsed = ModelRef.parse(ref)
+    repository = _state().repository
+    whole_model = parsed.in_repository and parsed.version is None and parsed.alias is None
+    if whole_model:
+        details = repository.get_model(str(parsed.name))
+        what = f"model {details.name} and its {len(details.versions)} version(s)"
+    else:
+        what = f"version {repository.resolve(parsed).ref}"
+    if not yes:
+        if _as_json() or not sys.stdin.isatty():
+            raise InvalidInput(f"Deleting {what} needs --yes when nobody can be asked.")
+        click.confirm(f"Delete {what}?", abort=True)
+    if whole_model:
+        deleted = repository.delete_model(str(parsed.name))
+        payload: dict[str, Any] = {
+            "deleted": deleted.name,
+            "versions": [v.version for v in deleted.versions],
+        }
+    else:
+        removed = repository.delete_version(parsed)
+        payload = {"deleted": removed.ref, "versions": [removed.version]}
+    if _as_json():
+        click.echo(_dumps(payload))
+    else:
+        click.echo(f"Deleted {what}.")
+
+
+@models.command()
+@click.argument("ref")
+@click.argument("alias")
+@click.option("--remove", is_flag=True, help="Remove ALIAS from model REF instead.")
+@json_command
+def alias(ref: str, alias: str, remove: bool) -> None:
+    """Point ALIAS at the version REF names (REF@ALIAS then resolves to it)."""
+    repository = _state().repository
+    if remove:
+        parsed = ModelRef.parse(ref)
+        if not parsed.in_repository:
+            raise InvalidInput("--remove takes a model NAME.")
+        repository.remove_alias(str(parsed.name), alias)
+        payload: dict[str, Any] = {"name": parsed.name, "alias": alias, "removed": True}
+        message = f"Removed alias {parsed.name}@{alias}."
+    else:
+        version = repository.set_alias(ref, alias)
+        payload = {"name": version.name, "alias": alias, "version": version.version}
+        message = f"{version.name}@{alias} -> version {version.version}"
+    click.echo(_dumps(payload) if _as_json() else message)
+
+
+@models.command()
+@click.option(
+    "--min-age",
+    default=3600.0,
+    show_default=True,
+    help="Only remove leftovers older than this many seconds.",
+)
+@json_command
+def gc(min_age: float) -> None:
+    """Remove artifact folders left behind by processes that died while saving."""
+    removed = _state().repository.collect_garbage(min_age_seconds=min_age)
+    if _as_json():
+        click.echo(_dumps({"removed": [str(path) for path in removed]}))
+    else:
+        click.echo(f"Removed {len(removed)} leftover folder(s).")
+        for path in removed:
+            click.echo(f"  {path}")
+
+
+@main.command()
+@json_command
+def demo() -> None:
+    """Train a small model, save it, alias it and score with it: the tour on this machine."""
+    from .demo import DEMO_ALIAS, DEMO_MODEL, run_demo
+
+    as_json = _as_json()
+
+    def report(message: str) -> None:
+        if not as_json:
+            click.echo(f"{click.style('✓', fg='green')} {message}")
+
+    result = run_demo(_state().repository, report)
+    if as_json:
+        click.echo(_dumps(result.to_dict()))
+        return
+    click.echo()
+    _table(
+        ["#", "PREDICTED", "ACTUAL"],
+        [[i + 1, row["predicted"], row["actual"]] for i, row in enumerate(result.scored)],
+    )
+    click.echo()
+    click.echo("Next:")
+    click.echo("  sparkserve models list")
+    click.echo(f"  sparkserve models show {DEMO_MODEL}@{DEMO_ALIAS}")

@@ -1,0 +1,224 @@
+"""The repository's metadata tables, the engine that opens them, and schema migrations.
+
+SQLite (the default) runs in WAL mode so readers never wait for a writer, with a busy timeout
+so concurrent writers from other processes queue instead of failing. Write transactions start
+with `BEGIN IMMEDIATE`: taking the write lock up front is what makes version allocation atomic
+across processes and avoids SQLite's deadlock on lock upgrade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError
+
+from ..errors import InvalidInput, RepositoryTooNew
+
+# Bump with every change to the tables below, and add the step that upgrades to it.
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+schema_info = Table(
+    "sparkserve_schema",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(255), nullable=False),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    # Highest version number ever handed out: numbers are never reused after a delete.
+    Column("last_version", Integer, nullable=False, default=0),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("flavors", JSON, nullable=False),
+    Column("signature", JSON, nullable=True),
+    Column("has_input_example", Boolean, nullable=False, default=False),
+    Column("metrics", JSON, nullable=False),
+    Column("source", Text, nullable=False),
+    # Relative to the artifact root, so a repository can be moved or shared.
+    Column("artifact_dir", String(512), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False, default=0),
+    Column("mlflow_version", String(64), nullable=False, default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("model_id", "version", name="uq_model_version"),
+)
+
+version_tags = Table(
+    "version_tags",
+    metadata,
+    Column(
+        "version_id",
+        Integer,
+        ForeignKey("model_versions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
+    Column("alias", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+Migration = Callable[[Connection], None]
+
+# MIGRATIONS[n] upgrades a database at schema n-1 to schema n. A fresh database is created
+# from `metadata` directly and stamped with SCHEMA_VERSION.
+MIGRATIONS: dict[int, Migration] = {}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def create_repository_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise InvalidInput(
+            f"Invalid database URL {url!r}: use an SQLAlchemy URL such as "
+            "sqlite:////path/to/repository.db or postgresql://user@host/db."
+        ) from None
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own is deferred only).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds the write lock from its first statement to its commit."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            connection = connection.execution_options(sqlite_begin="IMMEDIATE")
+        with connection.begin():
+            if engine.dialect.name == "postgresql":
+                # Serialises writers across processes like SQLite's write lock does.
+                connection.execute(text("SELECT pg_advisory_xact_lock(7305421)"))
+            yield connection
+
+
+def read_schema_version(connection: Connection) -> int | None:
+    if not inspect(connection).has_table(schema_info.name):
+        return None
+    value = connection.execute(
+        select(schema_info.c.value).where(schema_info.c.key == "schema_version")
+    ).scalar_one_or_none()
+    return None if value is None else int(value)
+
+
+def ensure_schema(
+    engine: Engine,
+    *,
+    target: int = SCHEMA_VERSION,
+    migrations: Mapping[int, Migration] = MIGRATIONS,
+) -> int:
+    """Create or upgrade the tables; refuse a database from a newer release.
+
+    Returns the schema version the database had before (0 for a new one).
+    """
+    with engine.connect() as connection, connection.begin():
+        current = read_schema_version(connection)
+    if current == target:
+        return current
+
+    with write_transaction(engine) as connection:
+        current = read_schema_version(connection)  # another process may have done it meanwhile
+        if current is None:
+            if inspect(connection).has_table(models.name):
+                raise RepositoryTooNew(
+                    "The repository database has model tables but no schema version: it was not "
+                    "written by jupyter_sparkserve, or its schema table was removed. Point "
+                    "SPARKSERVE_DATABASE_URL at another database."
+                )
+            metadata.create_all(connection)
+            _stamp(connection, target, insert=True)
+            return 0
+        if current > target:
+            raise RepositoryTooNew(
+                f"This repository was written by a newer jupyter_sparkserve (schema version "
+                f"{current}; this release reads up to {target}). Upgrade jupyter_sparkserve "
+                f"(pip install -U jupyter_sparkserve) to open it; nothing was changed."
+            )
+        for step in range(current + 1, target + 1):
+            migrations[step](connection)
+        _stamp(connection, target, insert=False)
+        return current
+
+
+def _stamp(connection: Connection, version: int, *, insert: bool) -> None:
+    if insert:
+        connection.execute(schema_info.insert().values(key="schema_version", value=str(version)))
+    else:
+        connection.execute(
+            schema_info.update()
+            .where(schema_info.c.key == "schema_version")
+            .values(value=str(version))
+        )

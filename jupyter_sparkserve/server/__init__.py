@@ -1,0 +1,1 @@
+"""The Jupyter server extension: the REST face of the core."""

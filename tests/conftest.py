@@ -1,0 +1,82 @@
+"""Shared fixtures. Every test gets its own SPARKSERVE_HOME: nothing touches ~/.sparkserve.
+
+Tests that need a real component (a browser, a container engine, Spark, ...) call
+`require_component`: on a developer machine a missing component skips the test, in CI
+(`CI=true`) it fails it, so CI can never go green by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from jupyter_sparkserve.config import Settings
+from jupyter_sparkserve.repository import ModelRepository
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+TESTS_DIR = Path(__file__).parent
+ARTIFACTS_DIR = TESTS_DIR / "artifacts"  # screenshots and other things worth looking at
+
+# Requirements inference (MLflow loads the model in a subprocess) is what makes a save slow;
+# tests that are not about it pin the requirements instead.
+FAST_SAVE = {"pip_requirements": ["scikit-learn", "pandas"]}
+
+
+def require_component(name: str, available: bool, how_to_get_it: str) -> None:
+    if available:
+        return
+    message = f"{name} is not available: {how_to_get_it}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI must run every test; .ci/run installs it)")
+    pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "sparkserve-home"
+    monkeypatch.setenv("SPARKSERVE_HOME", str(home))
+    for variable in (
+        "SPARKSERVE_DATABASE_URL",
+        "SPARKSERVE_ARTIFACT_ROOT",
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_REGISTRY_URI",
+    ):
+        monkeypatch.delenv(variable, raising=False)
+    return home
+
+
+@pytest.fixture
+def repo(home: Path) -> Iterator[ModelRepository]:
+    repository = ModelRepository(Settings.from_env())
+    yield repository
+    repository.close()
+
+
+@pytest.fixture(scope="session")
+def iris() -> tuple[pd.DataFrame, pd.Series]:
+    from sklearn.datasets import load_iris
+
+    data = load_iris(as_frame=True)
+    return data.data, data.target
+
+
+@pytest.fixture(scope="session")
+def iris_model(iris: tuple[pd.DataFrame, pd.Series]):
+    from sklearn.linear_model import LogisticRegression
+
+    features, target = iris
+    return LogisticRegression(max_iter=500).fit(features, target)
+
+
+@pytest.fixture(scope="session")
+def mlflow_model_dir(tmp_path_factory: pytest.TempPathFactory, iris, iris_model) -> Path:
+    """One scikit-learn MLflow model folder, saved once, for tests that import copies."""
+    import mlflow.sklearn
+
+    path = tmp_path_factory.mktemp("mlflow-model") / "iris"
+    mlflow.sklearn.save_model(iris_model, str(path), input_example=iris[0].head(3), **FAST_SAVE)
+    return path

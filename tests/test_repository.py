@@ -1,0 +1,315 @@
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import FAST_SAVE
+from sklearn.linear_model import LogisticRegression
+
+from jupyter_sparkserve.errors import (
+    InvalidInput,
+    InvalidName,
+    NotAnMLflowModel,
+    NotFound,
+    UnsupportedModel,
+)
+from jupyter_sparkserve.repository import ModelRepository
+from jupyter_sparkserve.repository.mlflow_uris import mlflow_store
+
+
+class RowSum(mlflow.pyfunc.PythonModel):
+    """A custom pyfunc model: the sum of each row, times a factor."""
+
+    def __init__(self, factor: float) -> None:
+        self.factor = factor
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.Series:
+        return model_input.sum(axis=1) * self.factor
+
+
+def test_save_scikit_learn_with_metadata(repo: ModelRepository, iris, iris_model) -> None:
+    features, _ = iris
+    # The default path: MLflow infers the pip requirements itself.
+    version = repo.save(
+        iris_model,
+        "iris",
+        description="first try",
+        tags={"team": "risk", "stage": "dev"},
+        metrics={"accuracy": 0.97},
+        input_example=features.head(3),
+    )
+    assert version.ref == "iris:1"
+    assert version.flavor == "sklearn"
+    assert "python_function" in version.flavors
+    assert version.description == "first try"
+    assert dict(version.tags) == {"team": "risk", "stage": "dev"}
+    assert dict(version.metrics) == {"accuracy": 0.97}
+    assert version.has_input_example
+    assert [column["name"] for column in version.signature["inputs"]] == list(features.columns)
+    assert version.size_bytes > 0
+    assert (version.path / "MLmodel").is_file()
+    assert "scikit-learn" in (version.path / "requirements.txt").read_text()
+    assert version.path.is_relative_to(repo.settings.artifact_root)
+
+    loaded = repo.load_pyfunc("iris")
+    np.testing.assert_array_equal(loaded.predict(features), iris_model.predict(features))
+
+
+def test_save_custom_pyfunc_model(repo: ModelRepository, iris) -> None:
+    features, _ = iris
+    version = repo.save(RowSum(2.0), "row-sum", input_example=features.head(2), **FAST_SAVE)
+    assert version.flavor == "python_function"
+    assert version.signature is not None
+    predictions = repo.load_pyfunc("row-sum:1").predict(features.head(5))
+    np.testing.assert_allclose(predictions, features.head(5).sum(axis=1) * 2.0)
+
+
+def test_any_installed_flavor_is_found_from_the_model_class(repo: ModelRepository, iris) -> None:
+    lightgbm = pytest.importorskip("lightgbm")
+    features, target = iris
+    model = lightgbm.LGBMClassifier(n_estimators=5, verbose=-1).fit(features, target)
+    version = repo.save(model, "gbm", input_example=features.head(2), pip_requirements=["lightgbm"])
+    assert version.flavor == "lightgbm"
+    np.testing.assert_array_equal(
+        repo.load_pyfunc("gbm").predict(features), model.predict(features)
+    )
+
+
+class MyClassifier(LogisticRegression):
+    """A user's own subclass of a library model."""
+
+
+def test_subclass_of_a_library_model_uses_the_library_flavor(repo: ModelRepository, iris) -> None:
+    features, target = iris
+    model = MyClassifier(max_iter=300).fit(features, target)
+    # MLflow's skops format refuses types it was not told to trust: say which, and what to do.
+    with pytest.raises(UnsupportedModel, match=r"skops_trusted_types.*flavor_options"):
+        repo.save(model, "mine", **FAST_SAVE)
+    trusted = {"skops_trusted_types": [f"{__name__}.MyClassifier"]}
+    version = repo.save(model, "mine", flavor_options=trusted, **FAST_SAVE)
+    assert version.ref == "mine:1"
+    assert version.flavor == "sklearn"
+    assert version.signature is None and not version.has_input_example
+
+
+def test_unknown_objects_are_refused_clearly(repo: ModelRepository) -> None:
+    class Lookup:
+        pass
+
+    with pytest.raises(UnsupportedModel, match="flavor="):
+        repo.save(Lookup(), "lookup")
+    with pytest.raises(UnsupportedModel, match="no flavor 'nosuchflavor'"):
+        repo.save(Lookup(), "lookup", flavor="nosuchflavor")
+    assert repo.stats()["models"] == 0
+    assert not any(repo.settings.artifact_root.glob(".staging/*"))
+
+
+def test_bad_names_lose_nothing(repo: ModelRepository, mlflow_model_dir: Path) -> None:
+    with pytest.raises(InvalidName):
+        repo.import_model(mlflow_model_dir, "../escape")
+    with pytest.raises(InvalidInput):
+        repo.import_model(mlflow_model_dir, "ok", tags={"k": object()})
+    assert repo.stats()["versions"] == 0
+
+
+def test_versions_count_up_and_are_never_reused(
+    repo: ModelRepository, mlflow_model_dir: Path
+) -> None:
+    first = repo.import_model(mlflow_model_dir, "iris")
+    second = repo.import_model(mlflow_model_dir, "iris")
+    assert (first.version, second.version) == (1, 2)
+    assert first.path != second.path
+    repo.delete_version("iris:2")
+    assert not second.path.exists()
+    third = repo.import_model(mlflow_model_dir, "iris")
+    assert third.version == 3
+    with pytest.raises(NotFound, match=r"no version 2 \(versions: 1, 3\)"):
+        repo.resolve("iris:2")
+
+
+def test_resolve_latest_version_and_alias(repo: ModelRepository, mlflow_model_dir: Path) -> None:
+    for _ in range(3):
+        repo.import_model(mlflow_model_dir, "iris")
+    assert repo.resolve("iris").version == 3
+    assert repo.resolve("iris@latest").version == 3
+    repo.set_alias("iris:1", "champion")
+    repo.set_alias("iris:2", "challenger")
+    assert repo.resolve("iris@champion").version == 1
+    assert repo.resolve("iris:1").aliases == ("champion",)
+    repo.set_alias("iris@challenger", "champion")  # moving an alias
+    assert repo.resolve("iris@champion").version == 2
+    assert repo.resolve("iris:1").aliases == ()
+    assert dict(repo.get_model("iris").aliases) == {"challenger": 2, "champion": 2}
+    with pytest.raises(NotFound, match=r"no alias 'prod' \(aliases: challenger -> 2"):
+        repo.resolve("iris@prod")
+    repo.remove_alias("iris", "challenger")
+    with pytest.raises(NotFound, match="no alias 'challenger'"):
+        repo.remove_alias("iris", "challenger")
+    repo.delete_version("iris:2")  # its aliases go with it
+    assert dict(repo.get_model("iris").aliases) == {}
+    with pytest.raises(NotFound, match="no alias 'champion'"):
+        repo.resolve("iris@champion")
+
+
+def test_unknown_model_suggests_close_names(repo: ModelRepository, mlflow_model_dir) -> None:
+    with pytest.raises(NotFound, match="repository is empty"):
+        repo.resolve("iris")
+    repo.import_model(mlflow_model_dir, "iris-classifier")
+    with pytest.raises(NotFound, match="Did you mean 'iris-classifier'"):
+        repo.resolve("iris-clasifier")
+    with pytest.raises(InvalidInput, match="import it first"):
+        repo.resolve("runs:/abc/model")
+
+
+def test_list_filters_and_pages(repo: ModelRepository, mlflow_model_dir: Path) -> None:
+    names = ["alpha", "Beta", "churn_v1", "churnXv1", "delta", "epsilon", "gamma"]
+    for name in names:
+        repo.import_model(
+            mlflow_model_dir, name, tags={"team": "risk" if "churn" in name else "ops"}
+        )
+    repo.import_model(mlflow_model_dir, "delta", description="second", tags={"stage": "prod"})
+    repo.set_alias("delta:1", "champion")
+
+    page = repo.list_models(limit=3)
+    assert [m.name for m in page.items] == ["alpha", "Beta", "churn_v1"]
+    assert (page.total, page.next_offset) == (7, 3)
+    last = repo.list_models(limit=3, offset=6)
+    assert [m.name for m in last.items] == ["gamma"] and last.next_offset is None
+
+    delta = repo.list_models(name_contains="DEL").items
+    assert len(delta) == 1
+    assert (delta[0].latest_version, delta[0].version_count) == (2, 2)
+    assert delta[0].description == "second"
+    assert dict(delta[0].aliases) == {"champion": 1}
+    assert delta[0].flavor == "sklearn"
+    # '_' is a literal here, not SQL's single-character wildcard.
+    assert [m.name for m in repo.list_models(name_contains="churn_").items] == ["churn_v1"]
+    assert [m.name for m in repo.list_models(tag="team=risk").items] == ["churn_v1", "churnXv1"]
+    assert [m.name for m in repo.list_models(tag="stage").items] == ["delta"]
+    assert repo.list_models(tag="team=nobody").total == 0
+    with pytest.raises(InvalidInput, match="limit"):
+        repo.list_models(limit=0)
+    with pytest.raises(InvalidInput, match="offset"):
+        repo.list_models(offset=-1)
+
+
+def test_get_model_lists_versions_newest_first(repo, mlflow_model_dir) -> None:
+    repo.import_model(mlflow_model_dir, "iris", description="one")
+    repo.import_model(mlflow_model_dir, "iris", description="two")
+    details = repo.get_model("iris")
+    assert [v.version for v in details.versions] == [2, 1]
+    assert details.latest.description == "two"
+    assert details.to_dict()["latest_version"] == 2
+
+
+def test_delete_model_removes_every_version(repo, mlflow_model_dir) -> None:
+    paths = [repo.import_model(mlflow_model_dir, "iris").path for _ in range(2)]
+    repo.set_alias("iris:1", "champion")
+    deleted = repo.delete_model("iris")
+    assert [v.version for v in deleted.versions] == [2, 1]
+    assert not any(path.exists() for path in paths)
+    assert not (repo.settings.artifact_root / "iris").exists()
+    assert repo.stats() == {"models": 0, "versions": 0, "schema_version": 1}
+    # The name is free again and starts over.
+    assert repo.import_model(mlflow_model_dir, "iris").version == 1
+
+
+def test_deleting_the_last_version_deletes_the_model(repo, mlflow_model_dir) -> None:
+    repo.import_model(mlflow_model_dir, "iris")
+    repo.delete_version("iris")
+    assert repo.list_models().total == 0
+
+
+def test_import_a_folder_copies_it(repo: ModelRepository, mlflow_model_dir: Path, iris) -> None:
+    version = repo.import_model(mlflow_model_dir, "iris", description="imported")
+    assert version.source == str(mlflow_model_dir)
+    assert version.path != mlflow_model_dir and (version.path / "MLmodel").is_file()
+    assert version.has_input_example and version.signature is not None
+    assert (mlflow_model_dir / "MLmodel").is_file()  # the original is left alone
+    copy = repo.import_model("iris:1", "iris-copy")
+    assert copy.source == "iris:1"
+    np.testing.assert_array_equal(
+        repo.load_pyfunc("iris-copy").predict(iris[0]), repo.load_pyfunc("iris").predict(iris[0])
+    )
+
+
+def test_import_refuses_what_is_not_a_model(repo: ModelRepository, tmp_path: Path) -> None:
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("hello")
+    with pytest.raises(NotAnMLflowModel, match="no MLmodel file"):
+        repo.import_model(tmp_path / "notes", "notes")
+    with pytest.raises(NotFound, match="No such file or folder"):
+        repo.import_model(tmp_path / "missing", "missing")
+    assert repo.stats()["versions"] == 0
+
+
+def test_import_from_mlflow_runs_and_registry(
+    repo: ModelRepository, iris, iris_model, tmp_path: Path
+) -> None:
+    import mlflow
+    import mlflow.sklearn
+
+    features, _ = iris
+    tracking_uri = repo.settings.mlflow_tracking_uri
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    experiment_id = client.create_experiment(
+        "import-test", artifact_location=(tmp_path / "mlruns").as_uri()
+    )
+    with mlflow_store(tracking_uri), mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.sklearn.log_model(
+            iris_model,
+            name="model",
+            input_example=features.head(2),
+            registered_model_name="iris-registered",
+            **FAST_SAVE,
+        )
+
+    before = (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI"))
+    from_run = repo.import_model(f"runs:/{run.info.run_id}/model", "from-run")
+    from_registry = repo.import_model("models:/iris-registered/1", "from-registry")
+    # The user's own MLflow settings in this process are left as they were.
+    assert (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")) == before
+    assert from_run.source.startswith("runs:/")
+    for version in (from_run, from_registry):
+        assert version.flavor == "sklearn"
+        np.testing.assert_array_equal(
+            repo.load_pyfunc(version.ref).predict(features), iris_model.predict(features)
+        )
+    with pytest.raises(NotFound, match="Could not fetch models:/nope/1"):
+        repo.import_model("models:/nope/1", "nope")
+    assert repo.stats()["models"] == 2
+
+
+def test_model_path_accepts_outside_references(repo, mlflow_model_dir: Path) -> None:
+    assert repo.model_path(str(mlflow_model_dir)) == mlflow_model_dir
+    assert repo.load_pyfunc(str(mlflow_model_dir)) is not None
+
+
+def test_collect_garbage_removes_only_unreferenced_folders(repo, mlflow_model_dir) -> None:
+    kept = repo.import_model(mlflow_model_dir, "iris")
+    orphan = repo.settings.artifact_root / "iris" / "v9-deadbeef0000"
+    shutil.copytree(mlflow_model_dir, orphan)
+    staging = repo.settings.artifact_root / ".staging" / "abandoned"
+    staging.mkdir(parents=True)
+    assert repo.collect_garbage() == []  # too young: could be a save in progress
+    removed = repo.collect_garbage(min_age_seconds=0)
+    assert set(removed) == {orphan, staging}
+    assert kept.path.exists() and not orphan.exists() and not staging.exists()
+
+
+def test_mlflow_store_puts_the_global_uris_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.tracking import _tracking_service
+
+    monkeypatch.setattr(_tracking_service.utils, "_tracking_uri", None)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "sqlite:///user-registry.db")
+    with mlflow_store("sqlite:///repository-store.db"):
+        assert mlflow.get_tracking_uri() == "sqlite:///repository-store.db"
+        assert os.environ["MLFLOW_REGISTRY_URI"] == "sqlite:///repository-store.db"
+    assert _tracking_service.utils._tracking_uri is None
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert os.environ["MLFLOW_REGISTRY_URI"] == "sqlite:///user-registry.db"
