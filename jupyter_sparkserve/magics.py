@@ -7,17 +7,29 @@ type, never a traceback.
 
 from __future__ import annotations
 
+import argparse
+import shlex
 from typing import Any
 
 import pandas as pd
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from .config import Settings
 from .errors import SparkserveError
 from .repository import ModelRepository
 from .repository.names import parse_key_values
+
+
+def _parse(magic: Any, line: str) -> argparse.Namespace:
+    """Arguments split as a shell would (quotes group words), parsed by the magic's parser,
+    which turns a mistake into a UsageError with the usage line."""
+    try:
+        words = shlex.split(line)
+    except ValueError as error:
+        raise UsageError(f"Could not read the arguments ({error}): check the quotes.") from None
+    return magic.parser.parse_args(words)
 
 
 @magics_class
@@ -49,7 +61,7 @@ class SparkserveMagics(Magics):
     @line_magic
     def sfsave(self, line: str) -> None:
         """Save a model variable to the repository: %sfsave model iris -x X_test."""
-        args = parse_argstring(self.sfsave, line)
+        args = _parse(self.sfsave, line)
         model = self._variable(args.model, "model to save")
         example = (
             self._variable(args.input_example, "input example") if args.input_example else None
@@ -75,7 +87,7 @@ class SparkserveMagics(Magics):
     @line_magic
     def sfmodels(self, line: str) -> pd.DataFrame:
         """List the repository's models: %sfmodels --filter iris."""
-        args = parse_argstring(self.sfmodels, line)
+        args = _parse(self.sfmodels, line)
         try:
             page = self.repository.list_models(
                 name_contains=args.name_contains, tag=args.tag, limit=args.limit

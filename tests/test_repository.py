@@ -87,14 +87,38 @@ class MyClassifier(LogisticRegression):
 def test_subclass_of_a_library_model_uses_the_library_flavor(repo: ModelRepository, iris) -> None:
     features, target = iris
     model = MyClassifier(max_iter=300).fit(features, target)
-    # MLflow's skops format refuses types it was not told to trust: say which, and what to do.
-    with pytest.raises(UnsupportedModel, match=r"skops_trusted_types.*flavor_options"):
-        repo.save(model, "mine", **FAST_SAVE)
-    trusted = {"skops_trusted_types": [f"{__name__}.MyClassifier"]}
-    version = repo.save(model, "mine", flavor_options=trusted, **FAST_SAVE)
-    assert version.ref == "mine:1"
+    version = repo.save(model, "mine", **FAST_SAVE)
     assert version.flavor == "sklearn"
     assert version.signature is None and not version.has_input_example
+    np.testing.assert_array_equal(
+        repo.load_pyfunc("mine").predict(features), model.predict(features)
+    )
+
+
+def test_tree_models_save_and_load_with_their_own_types_trusted(repo, iris) -> None:
+    """MLflow's skops format refuses scikit-learn's own tree storage unless it is trusted."""
+    from mlflow.models import Model
+    from sklearn.ensemble import RandomForestClassifier
+
+    features, target = iris
+    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(features, target)
+    version = repo.save(forest, "forest", **FAST_SAVE)
+    conf = Model.load(str(version.path)).flavors["sklearn"]
+    assert conf["serialization_format"] == "skops"
+    assert "sklearn.tree._tree.Tree" in conf["skops_trusted_types"]
+    np.testing.assert_array_equal(
+        repo.load_pyfunc("forest").predict(features), forest.predict(features)
+    )
+    pickled = repo.save(
+        forest, "forest", flavor_options={"serialization_format": "cloudpickle"}, **FAST_SAVE
+    )
+    assert Model.load(str(pickled.path)).flavors["sklearn"]["serialization_format"] == (
+        "cloudpickle"
+    )
+    # Told to trust nothing, MLflow refuses; the user gets its reason and what to pass.
+    with pytest.raises(UnsupportedModel, match=r"(?s)sklearn.tree._tree.Tree.*flavor_options"):
+        repo.save(forest, "forest", flavor_options={"skops_trusted_types": []}, **FAST_SAVE)
+    assert repo.get_model("forest").latest.version == 2
 
 
 def test_unknown_objects_are_refused_clearly(repo: ModelRepository) -> None:

@@ -79,6 +79,8 @@ def save_python_model(
     if extra_pip_requirements is not None:
         options["extra_pip_requirements"] = extra_pip_requirements
     options.update(flavor_options or {})
+    if flavor == "sklearn":
+        _trust_own_sklearn_types(model, options)
     try:
         if flavor == "pyfunc":
             module.save_model(str(path), python_model=model, **options)
@@ -97,6 +99,29 @@ def save_python_model(
             ) from None
         raise
     return flavor
+
+
+def _trust_own_sklearn_types(model: Any, options: dict[str, Any]) -> None:
+    """Let MLflow's skops format load back the object the user is saving right now.
+
+    skops refuses any type not on its safe list (even scikit-learn's own tree storage, so every
+    decision tree, random forest and gradient boosting model) unless told to trust it. The
+    danger skops guards against is a tampered file from elsewhere; here the user hands us the
+    object itself, so we trust exactly the types it contains, and record them in MLmodel as
+    MLflow does. Explicit `skops_trusted_types` or another `serialization_format` win.
+    """
+    if "skops_trusted_types" in options or options.get("serialization_format") not in (
+        None,
+        "skops",
+    ):
+        return
+    try:
+        import skops.io
+    except ImportError:  # MLflow falls back to cloudpickle without skops
+        return
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    options["serialization_format"] = "skops"
+    options["skops_trusted_types"] = untrusted or None
 
 
 def _flavor_module(flavor: str) -> Any | None:
