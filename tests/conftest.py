@@ -17,6 +17,9 @@ import pytest
 from jupyter_sparkserve.config import Settings
 from jupyter_sparkserve.repository import ModelRepository
 
+# Jupyter server fixtures (jp_fetch, ...). Its autouse event-loop fixtures apply to every test.
+pytest_plugins = ("pytest_jupyter.jupyter_server",)
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TESTS_DIR = Path(__file__).parent
 ARTIFACTS_DIR = TESTS_DIR / "artifacts"  # screenshots and other things worth looking at

@@ -12,8 +12,6 @@ from jupyter_sparkserve import __version__
 from jupyter_sparkserve.config import Settings
 from jupyter_sparkserve.repository import ModelRepository
 
-pytest_plugins = ("pytest_jupyter.jupyter_server",)
-
 
 @pytest.fixture
 def jp_server_config():

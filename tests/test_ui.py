@@ -87,8 +87,10 @@ def stop_lab(lab: Lab) -> None:
         lab.process.kill()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def browser() -> Iterator[object]:
+    # Per test, not per module: Playwright's sync API keeps its event loop running while it is
+    # open, and pytest-jupyter's autouse loop fixture would try to close that loop.
     executable = shutil.which("chromium") or "/usr/bin/chromium"
     require_component(
         "Chromium", Path(executable).exists(), "apt-get install chromium (.ci/run does)"

@@ -1,0 +1,42 @@
+# The two newcomer commands are `make demo` and `make test`; .ci/run runs `make test`.
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+
+.PHONY: demo test install install-test system-deps lint frontend clean
+
+$(BIN)/uv:
+	python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade uv
+
+## Install the package (building the JupyterLab extension) into .venv.
+install: $(BIN)/uv
+	uv pip install --python $(BIN)/python -e .
+
+## Train, save, alias and score a model on the embedded defaults (~/.sparkserve).
+demo: install
+	sparkserve demo
+
+## Debian packages the tests drive for real (a browser, ...).
+system-deps:
+	bash scripts/install-system-deps.sh
+
+install-test: system-deps $(BIN)/uv
+	uv pip install --python $(BIN)/python -e ".[test]"
+	jupyter labextension develop --overwrite .
+
+lint: install-test
+	ruff check .
+	ruff format --check .
+
+## Install everything the tests need, then run the whole suite.
+test: lint
+	python -m pytest
+
+## Rebuild the labextension after changing src/ or style/.
+frontend: install
+	jlpm install
+	jlpm build
+
+clean:
+	rm -rf $(VENV) node_modules lib tsconfig.tsbuildinfo jupyter_sparkserve/labextension

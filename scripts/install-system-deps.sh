@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Debian packages that tests use as real components. Idempotent: installs only what is missing.
+set -euo pipefail
+
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)   # Playwright drives it (UI tests)
+command -v node >/dev/null 2>&1 || missing+=(nodejs npm)     # builds the labextension
+
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "Installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
