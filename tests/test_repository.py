@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -11,6 +12,7 @@ import pytest
 from conftest import FAST_SAVE
 from sklearn.linear_model import LogisticRegression
 
+from jupyter_sparkserve.config import Settings
 from jupyter_sparkserve.errors import (
     InvalidInput,
     InvalidName,
@@ -337,3 +339,19 @@ def test_mlflow_store_puts_the_global_uris_back(monkeypatch: pytest.MonkeyPatch)
     assert _tracking_service.utils._tracking_uri is None
     assert "MLFLOW_TRACKING_URI" not in os.environ
     assert os.environ["MLFLOW_REGISTRY_URI"] == "sqlite:///user-registry.db"
+
+
+def test_opening_sweeps_dead_staging_but_keeps_old_versions(repo, mlflow_model_dir) -> None:
+    """Versions live for years; only a staging folder that old is a dead save's leftover."""
+    old = repo.import_model(mlflow_model_dir, "iris")
+    dead_save = repo.settings.artifact_root / ".staging" / "dead"
+    dead_save.mkdir()
+    long_ago = time.time() - 3 * 24 * 3600
+    for path in (old.path, dead_save):
+        os.utime(path, (long_ago, long_ago))
+    repo.close()
+    reopened = ModelRepository(Settings.from_env())
+    assert not dead_save.exists()
+    assert reopened.resolve("iris:1").path.is_dir()
+    assert reopened.collect_garbage() == []  # referenced, however old
+    assert old.path.is_dir()

@@ -62,20 +62,32 @@ class ArtifactStore:
             for version_dir in model_dir.iterdir():
                 yield f"{model_dir.name}/{version_dir.name}"
 
+    def sweep_staging(self, *, min_age_seconds: float = STALE_STAGING_SECONDS) -> list[Path]:
+        """Remove staging folders of saves that died (older than `min_age_seconds`)."""
+        if not self.staging_root.is_dir():
+            return []
+        return self._remove_older_than(list(self.staging_root.iterdir()), min_age_seconds)
+
     def collect_garbage(
         self, referenced: Iterable[str], *, min_age_seconds: float = STALE_STAGING_SECONDS
     ) -> list[Path]:
-        """Remove what no version row points at and that is older than `min_age_seconds`."""
+        """Remove staging folders and the version folders that no row in `referenced` (every
+        artifact_dir in the database) points at, when older than `min_age_seconds`."""
         keep = set(referenced)
+        orphans = [
+            self.path(relative) for relative in self.version_folders() if relative not in keep
+        ]
+        removed = self._remove_older_than(orphans, min_age_seconds)
+        for path in removed:
+            with suppress(OSError):
+                path.parent.rmdir()  # the model's folder, if that was its last version
+        return removed + self.sweep_staging(min_age_seconds=min_age_seconds)
+
+    @staticmethod
+    def _remove_older_than(paths: list[Path], min_age_seconds: float) -> list[Path]:
         cutoff = time.time() - min_age_seconds
         removed: list[Path] = []
-        candidates = [self.path(relative) for relative in self.version_folders()]
-        candidates = [
-            path for path in candidates if path.relative_to(self.root).as_posix() not in keep
-        ]
-        if self.staging_root.is_dir():
-            candidates.extend(self.staging_root.iterdir())
-        for path in candidates:
+        for path in paths:
             try:
                 if path.stat().st_mtime > cutoff:
                     continue
@@ -83,7 +95,4 @@ class ArtifactStore:
                 continue
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
-            if path.parent != self.staging_root:
-                with suppress(OSError):
-                    path.parent.rmdir()
         return removed

@@ -42,7 +42,7 @@ class ModelRepository:
         self._engine = db.create_repository_engine(self.settings.database_url)
         self.schema_version_found = db.ensure_schema(self._engine)
         # Saves that died long ago left staging folders; nobody else will remove them.
-        self.artifacts.collect_garbage(())
+        self.artifacts.sweep_staging()
 
     @classmethod
     def open(cls, home: str | os.PathLike[str] | None = None) -> ModelRepository:
