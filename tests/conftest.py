@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import _postgres as postgres
 import pandas as pd
 import pytest
 
@@ -50,6 +51,29 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ):
         monkeypatch.delenv(variable, raising=False)
     return home
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    bin_dir = postgres.find_bin_dir()
+    require_component(
+        "PostgreSQL", bin_dir is not None, "apt-get install postgresql (.ci/run does)"
+    )
+    assert bin_dir is not None
+    with postgres.postgres_server(bin_dir) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run the test on the default SQLite repository and on a fresh PostgreSQL database
+    (through SPARKSERVE_DATABASE_URL, so subprocesses use it too)."""
+    if request.param == "sqlite":
+        yield request.param
+        return
+    with postgres.fresh_database(request.getfixturevalue("postgres_server_url")) as url:
+        monkeypatch.setenv("SPARKSERVE_DATABASE_URL", url)
+        yield request.param
 
 
 @pytest.fixture

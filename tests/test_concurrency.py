@@ -9,10 +9,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from jupyter_sparkserve.config import Settings
 from jupyter_sparkserve.repository import ModelRepository
 
 WORKER = str(Path(__file__).with_name("_worker.py"))
+
+# Every test here runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("any_database")
 
 
 def _worker(*args: str) -> subprocess.Popen[str]:

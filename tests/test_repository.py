@@ -23,6 +23,9 @@ from jupyter_sparkserve.errors import (
 from jupyter_sparkserve.repository import ModelRepository
 from jupyter_sparkserve.repository.mlflow_uris import mlflow_store
 
+# Every test here runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("any_database")
+
 
 class RowSum(mlflow.pyfunc.PythonModel):
     """A custom pyfunc model: the sum of each row, times a factor."""
