@@ -329,6 +329,54 @@ def gc(min_age: float) -> None:
 
 
 @main.command()
+@click.argument("ref")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8080, show_default=True, help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, help="Worker processes on the port.")
+@click.option(
+    "--token",
+    envvar="SPARKSERVE_ENDPOINT_TOKEN",
+    help="Require 'Authorization: Bearer TOKEN' (prefer the SPARKSERVE_ENDPOINT_TOKEN variable: "
+    "a command line is visible to other users).",
+)
+@click.option("--no-batching", is_flag=True, help="Score each request on its own.")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds per request.")
+@click.option(
+    "--max-body-mb", default=50.0, show_default=True, help="Largest request body accepted."
+)
+def serve(
+    ref: str,
+    host: str,
+    port: int,
+    workers: int,
+    token: str | None,
+    no_batching: bool,
+    timeout: float,
+    max_body_mb: float,
+) -> None:
+    """Serve model REF over MLflow's REST scoring protocol, in the foreground."""
+    from .scoring.server import EndpointConfig
+    from .scoring.server import serve as run_endpoint
+
+    try:
+        path = _state().repository.model_path(ref)
+    except SparkserveError as error:
+        raise click.ClickException(error.message) from None
+    if workers < 1:
+        raise click.BadParameter("must be 1 or more", param_hint="--workers")
+    config = EndpointConfig(
+        model_path=str(path),
+        model_ref=ref,
+        batching=not no_batching,
+        timeout_seconds=timeout,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+    )
+    auth = "with a bearer token" if token else "without authentication"
+    click.echo(f"Serving {ref} on http://{host}:{port} ({workers} worker(s), {auth})", err=True)
+    run_endpoint(config, host=host, port=port, workers=workers, token=token)
+
+
+@main.command()
 @json_command
 def demo() -> None:
     """Train a small model, save it, alias it and score with it: the tour on this machine."""

@@ -1,0 +1,1 @@
+"""Scoring: the MLflow scoring protocol, the online endpoint and its micro-batcher."""
