@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from .config import Settings
+from .config import Settings, safe_uri
 from .errors import InvalidInput, SparkserveError
 from .repository import ModelDetails, ModelRef, ModelRepository, ModelVersion
 from .repository.names import parse_key_values
@@ -49,13 +49,21 @@ def json_command(function: F) -> F:
         try:
             return ctx.invoke(function, *args, **kwargs)
         except SparkserveError as error:
-            if as_json:
-                click.echo(_dumps({"error": error.code, "message": error.message}))
-            else:
-                click.secho(f"Error: {error.message}", fg="red", err=True)
-            ctx.exit(1)
+            _fail(as_json, error.code, error.message)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as error:  # a failure we did not foresee: still no traceback
+            _fail(as_json, "INTERNAL_ERROR", f"{type(error).__name__}: {error}")
 
     return wrapper  # type: ignore[return-value]
+
+
+def _fail(as_json: bool, code: str, message: str) -> None:
+    if as_json:
+        click.echo(_dumps({"error": code, "message": message}))
+    else:
+        click.secho(f"Error: {message}", fg="red", err=True)
+    click.get_current_context().exit(1)
 
 
 def _dumps(payload: Any) -> str:
@@ -152,9 +160,9 @@ def status() -> None:
     payload = {
         "version": __version__,
         "home": str(settings.home),
-        "database_url": settings.database_url,
+        "database_url": safe_uri(settings.database_url),
         "artifact_root": str(settings.artifact_root),
-        "mlflow_tracking_uri": settings.mlflow_tracking_uri,
+        "mlflow_tracking_uri": safe_uri(settings.mlflow_tracking_uri),
         "repository": repository.stats(),
     }
     if _as_json():
@@ -267,7 +275,10 @@ def delete(ref: str, yes: bool) -> None:
         details = repository.get_model(str(parsed.name))
         what = f"model {details.name} and its {len(details.versions)} version(s)"
     else:
-        what = f"version {repository.resolve(parsed).ref}"
+        # Delete the version the user confirmed, even if an alias moves meanwhile.
+        resolved = repository.resolve(parsed)
+        parsed = ModelRef(name=resolved.name, version=resolved.version)
+        what = f"version {resolved.ref}"
     if not yes:
         if _as_json() or not sys.stdin.isatty():
             raise InvalidInput(f"Deleting {what} needs --yes when nobody can be asked.")
@@ -314,7 +325,9 @@ def alias(ref: str, alias: str, remove: bool) -> None:
     "--min-age",
     default=3600.0,
     show_default=True,
-    help="Only remove leftovers older than this many seconds.",
+    type=click.FloatRange(min=60),
+    help="Only remove leftovers untouched for this many seconds (60 at least: a younger "
+    "folder may be a save in progress).",
 )
 @json_command
 def gc(min_age: float) -> None:

@@ -48,7 +48,7 @@ class Settings:
             home=home_path,
             database_url=database_url
             or env.get(DATABASE_URL_ENV)
-            or f"sqlite:///{home_path / 'repository.db'}",
+            or _sqlite_url(home_path / "repository.db"),
             artifact_root=(
                 Path(artifact_root).expanduser().resolve()
                 if artifact_root
@@ -56,6 +56,29 @@ class Settings:
             ),
             mlflow_tracking_uri=mlflow_tracking_uri
             or env.get(TRACKING_URI_ENV)
-            or f"sqlite:///{home_path / 'mlflow.db'}",
+            or _sqlite_url(home_path / "mlflow.db"),
             mlflow_registry_uri=env.get(REGISTRY_URI_ENV) or None,
         )
+
+
+def _sqlite_url(path: Path) -> str:
+    # URL.create quotes what a plain f-string would let through ('?' in a folder name).
+    from sqlalchemy.engine import URL
+
+    return URL.create("sqlite", database=str(path)).render_as_string()
+
+
+def safe_uri(uri: str) -> str:
+    """A URI or SQLAlchemy URL with its password (or whole user info) masked, for messages."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return "<unreadable URI>"
+    if parts.password is None:
+        return uri
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import _postgres as postgres
 import pytest
 from click.testing import CliRunner, Result
 
@@ -104,7 +105,31 @@ def test_status_and_gc(home: Path) -> None:
     status = sparkserve_json("status")
     assert status["home"] == str(home)
     assert status["repository"]["models"] == 0
-    assert sparkserve_json("models", "gc", "--min-age", "0") == {"removed": []}
+    assert sparkserve_json("models", "gc") == {"removed": []}
+    too_eager = sparkserve("models", "gc", "--min-age", "0")
+    assert too_eager.exit_code == 2 and "60" in too_eager.output
+
+
+def test_status_never_shows_a_password(postgres_server_url: str, monkeypatch) -> None:
+    with postgres.fresh_database(postgres_server_url) as url:
+        # Trust authentication ignores the password; the point is that it is never printed.
+        monkeypatch.setenv(
+            "SPARKSERVE_DATABASE_URL", url.replace("sparkserve@", "sparkserve:s3cret@")
+        )
+        human = sparkserve("status")
+        assert human.exit_code == 0, human.output
+        assert "s3cret" not in human.output and "***" in human.output
+        assert "s3cret" not in sparkserve("status", "--json").output
+
+
+def test_unreachable_database_is_a_message_even_in_json(monkeypatch) -> None:
+    monkeypatch.setenv("SPARKSERVE_DATABASE_URL", "postgresql+psycopg://nobody:pw@127.0.0.1:1/x")
+    result = sparkserve("models", "list", "--json")
+    assert result.exit_code == 1
+    error = json.loads(result.output)
+    assert error["error"] == "INVALID_INPUT"
+    assert "Cannot open the repository database" in error["message"]
+    assert "pw" not in error["message"]
 
 
 def test_home_option_overrides_the_environment(tmp_path: Path, mlflow_model_dir: Path) -> None:

@@ -22,7 +22,10 @@ def test_good_names_are_kept_as_they_are(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["", "a/b", "a\\b", "..", "a..b", ".hidden", "-dash", "a b", "a:b", "a@b", "x" * 129, None],
+    [
+        *["", "a/b", "a\\b", "..", "a..b", ".hidden", "-dash", "a b", "a:b", "a@b", "iris."],
+        *["x" * 129, None],
+    ],
 )
 def test_bad_names_are_rejected_with_the_rule(name: object) -> None:
     with pytest.raises(InvalidName) as caught:
@@ -65,6 +68,15 @@ def test_paths_become_absolute_uris(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert not ModelRef.parse("./model").in_repository
 
 
+def test_file_uris_and_path_objects() -> None:
+    assert ModelRef.parse("file:/tmp/models/iris").uri == "/tmp/models/iris"
+    assert ModelRef.parse("file://localhost/tmp/iris").uri == "/tmp/iris"
+    assert ModelRef.parse("file:///tmp/my%20model").uri == "/tmp/my model"
+    assert ModelRef.parse(Path("/tmp/x")).uri == "/tmp/x"
+    with pytest.raises(InvalidReference, match="on this machine"):
+        ModelRef.parse("file://otherhost/tmp/x")
+
+
 def test_references_print_back_as_written() -> None:
     for text in ["iris", "iris:3", "iris@champion", "runs:/abc/model"]:
         assert str(ModelRef.parse(text)) == text
@@ -76,6 +88,9 @@ def test_references_print_back_as_written() -> None:
         ("", "NAME:VERSION"),
         ("iris:0", "positive whole number"),
         ("iris:x", "positive whole number"),
+        ("iris:²", "positive whole number"),
+        ("iris:\u0661", "positive whole number"),  # ARABIC-INDIC DIGIT ONE
+        ("iris:\uff11", "positive whole number"),  # FULLWIDTH DIGIT ONE
         ("iris:", "positive whole number"),
         ("iris@", "alias"),
         ("iris@v2", "reserved"),
@@ -94,10 +109,9 @@ def test_tags_and_metrics_validation() -> None:
     assert validate_metrics({"acc": 1, "rmse": "0.5"}) == {"acc": 1.0, "rmse": 0.5}
     with pytest.raises(InvalidInput, match="tag values are strings"):
         validate_tags({"team": ["a"]})
-    with pytest.raises(InvalidInput, match="metrics are numbers"):
-        validate_metrics({"acc": "high"})
-    with pytest.raises(InvalidInput, match="metrics are numbers"):
-        validate_metrics({"acc": True})
+    for bad in ("high", True, float("nan"), float("-inf")):
+        with pytest.raises(InvalidInput, match="metrics are finite numbers"):
+            validate_metrics({"acc": bad})
     with pytest.raises(InvalidInput, match="mapping"):
         validate_tags(["team"])
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import uuid
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -14,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 
 from jupyter_sparkserve.config import Settings
 from jupyter_sparkserve.errors import (
+    Conflict,
     InvalidInput,
     InvalidName,
     NotAnMLflowModel,
@@ -319,42 +321,120 @@ def test_model_path_accepts_outside_references(repo, mlflow_model_dir: Path) -> 
     assert repo.load_pyfunc(str(mlflow_model_dir)) is not None
 
 
+def _age(folder: Path, seconds: float) -> None:
+    """Make every file and folder in the tree look untouched for `seconds`."""
+    then = time.time() - seconds
+    for directory, _subdirs, files in os.walk(folder):
+        for name in (directory, *(os.path.join(directory, f) for f in files)):
+            os.utime(name, (then, then))
+
+
 def test_collect_garbage_removes_only_unreferenced_folders(repo, mlflow_model_dir) -> None:
     kept = repo.import_model(mlflow_model_dir, "iris")
     orphan = repo.settings.artifact_root / "iris" / "v9-deadbeef0000"
     shutil.copytree(mlflow_model_dir, orphan)
-    staging = repo.settings.artifact_root / ".staging" / "abandoned"
+    staging = repo.settings.artifact_root / ".staging" / uuid.uuid4().hex
     staging.mkdir(parents=True)
+    stranger = repo.settings.artifact_root / "iris" / "notes"  # not a folder this store makes
+    stranger.mkdir()
+    for folder in (kept.path, orphan, staging, stranger):
+        _age(folder, 10)
     assert repo.collect_garbage() == []  # too young: could be a save in progress
-    removed = repo.collect_garbage(min_age_seconds=0)
+    removed = repo.collect_garbage(min_age_seconds=5)
     assert set(removed) == {orphan, staging}
-    assert kept.path.exists() and not orphan.exists() and not staging.exists()
+    assert kept.path.exists() and stranger.exists()
+    assert not orphan.exists() and not staging.exists()
 
 
-def test_mlflow_store_puts_the_global_uris_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlflow.tracking import _tracking_service
+def test_collect_garbage_keeps_old_folders_that_are_referenced(repo, tmp_path, mlflow_model_dir):
+    """An import copies a folder with its old timestamps: age alone must never decide."""
+    old_source = tmp_path / "old-model"
+    shutil.copytree(mlflow_model_dir, old_source)
+    _age(old_source, 30 * 24 * 3600)
+    version = repo.import_model(old_source, "iris")
+    assert repo.collect_garbage(min_age_seconds=0) == []
+    assert repo.resolve("iris:1").path == version.path and version.path.is_dir()
 
-    monkeypatch.setattr(_tracking_service.utils, "_tracking_uri", None)
-    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "sqlite:///user-registry.db")
-    with mlflow_store("sqlite:///repository-store.db"):
-        assert mlflow.get_tracking_uri() == "sqlite:///repository-store.db"
-        assert os.environ["MLFLOW_REGISTRY_URI"] == "sqlite:///repository-store.db"
-    assert _tracking_service.utils._tracking_uri is None
-    assert "MLFLOW_TRACKING_URI" not in os.environ
-    assert os.environ["MLFLOW_REGISTRY_URI"] == "sqlite:///user-registry.db"
+
+def test_collect_garbage_refuses_a_root_shared_with_another_repository(
+    home, tmp_path, mlflow_model_dir, monkeypatch
+) -> None:
+    """A teammate who forgot SPARKSERVE_DATABASE_URL must not delete the team's models."""
+    shared = tmp_path / "shared-artifacts"
+    monkeypatch.setenv("SPARKSERVE_ARTIFACT_ROOT", str(shared))
+    team = ModelRepository(Settings.from_env(database_url=f"sqlite:///{tmp_path / 'team.db'}"))
+    churn = team.import_model(mlflow_model_dir, "churn")
+    _age(churn.path, 7200)
+    mine = ModelRepository(Settings.from_env(database_url=f"sqlite:///{tmp_path / 'mine.db'}"))
+    with pytest.raises(Conflict, match="another repository"):
+        mine.collect_garbage(min_age_seconds=0)
+    assert churn.path.is_dir()
+    assert team.collect_garbage(min_age_seconds=0) == []
 
 
 def test_opening_sweeps_dead_staging_but_keeps_old_versions(repo, mlflow_model_dir) -> None:
     """Versions live for years; only a staging folder that old is a dead save's leftover."""
     old = repo.import_model(mlflow_model_dir, "iris")
-    dead_save = repo.settings.artifact_root / ".staging" / "dead"
-    dead_save.mkdir()
-    long_ago = time.time() - 3 * 24 * 3600
-    for path in (old.path, dead_save):
-        os.utime(path, (long_ago, long_ago))
+    dead_save = repo.settings.artifact_root / ".staging" / uuid.uuid4().hex
+    (dead_save / "model").mkdir(parents=True)
+    for folder in (old.path, dead_save):
+        _age(folder, 3 * 24 * 3600)
     repo.close()
     reopened = ModelRepository(Settings.from_env())
     assert not dead_save.exists()
     assert reopened.resolve("iris:1").path.is_dir()
     assert reopened.collect_garbage() == []  # referenced, however old
     assert old.path.is_dir()
+
+
+def test_names_are_unique_whatever_their_case(repo, mlflow_model_dir) -> None:
+    repo.import_model(mlflow_model_dir, "Iris")
+    with pytest.raises(Conflict, match="names differ by more than letter case"):
+        repo.import_model(mlflow_model_dir, "iris")
+    assert repo.import_model(mlflow_model_dir, "Iris").version == 2
+    with pytest.raises(NotFound, match="Did you mean 'Iris'"):
+        repo.resolve("iris")
+
+
+def test_deleting_every_version_keeps_the_numbering(repo, mlflow_model_dir) -> None:
+    """A notebook pinned to churn:1 must never load another model called churn:1."""
+    repo.import_model(mlflow_model_dir, "churn")
+    repo.delete_version("churn:1")
+    assert repo.list_models().total == 0
+    assert repo.stats()["models"] == 0
+    with pytest.raises(NotFound, match="no versions"):
+        repo.resolve("churn")
+    with pytest.raises(NotFound, match="no versions"):
+        repo.get_model("churn")
+    assert repo.import_model(mlflow_model_dir, "churn").version == 2
+    with pytest.raises(NotFound):
+        repo.resolve("churn:1")
+
+
+def test_deleting_a_version_that_is_already_gone_says_so(repo, mlflow_model_dir) -> None:
+    repo.import_model(mlflow_model_dir, "iris")
+    repo.import_model(mlflow_model_dir, "iris")
+    stale = repo.resolve("iris:1")
+    other = ModelRepository(Settings.from_env())
+    other.delete_version("iris:1")
+    with pytest.raises(NotFound):
+        repo.delete_version(f"{stale.name}:{stale.version}")
+    assert repo.resolve("iris").version == 2
+
+
+def test_metrics_must_be_finite(repo, mlflow_model_dir) -> None:
+    with pytest.raises(InvalidInput, match="finite numbers"):
+        repo.import_model(mlflow_model_dir, "iris", metrics={"rmse": float("nan")})
+    with pytest.raises(InvalidInput, match="finite numbers"):
+        repo.import_model(mlflow_model_dir, "iris", metrics={"rmse": float("inf")})
+    assert repo.stats()["versions"] == 0
+
+
+def test_a_path_object_is_a_folder_and_a_bare_folder_name_gets_a_hint(
+    repo, mlflow_model_dir, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(mlflow_model_dir, tmp_path / "iris_model")
+    assert repo.import_model(Path("iris_model"), "iris").version == 1
+    with pytest.raises(NotFound, match=r"write \./iris_model"):
+        repo.import_model("iris_model", "iris")

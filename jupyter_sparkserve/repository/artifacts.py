@@ -1,23 +1,32 @@
 """The artifact store: one MLflow model folder per model version.
 
-A version is written into `.staging/<id>/` and renamed into `<name>/v<version>-<id>` in the
-same transaction that inserts its row, so a reader never sees a half-written folder and a
-process killed halfway leaves at worst an unreferenced folder that `collect_garbage` removes.
+A version is written into `.staging/<id>/`, flushed to disk, and renamed into
+`<name>/v<version>-<id>` in the same transaction that inserts its row, so a reader never sees
+a half-written folder and a process killed halfway leaves at worst an unreferenced folder that
+`collect_garbage` removes. Garbage collection only ever touches folders shaped like the ones
+this store makes, never follows links, and refuses to run on an artifact root that another
+repository (another database) also writes to.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from ..errors import Conflict
+
 STAGING = ".staging"
-# A staging folder this old belongs to a save that died: nobody writes for that long.
+MARKER = ".sparkserve-repository"
+# Nobody writes a model for that long: a staging folder untouched this long is a dead save's.
 STALE_STAGING_SECONDS = 6 * 3600
+_VERSION_FOLDER = re.compile(r"v[0-9]+-[0-9a-f]{12}")
+_STAGING_FOLDER = re.compile(r"[0-9a-f]{32}")
 
 
 class ArtifactStore:
@@ -27,6 +36,23 @@ class ArtifactStore:
 
     def path(self, relative: str) -> Path:
         return self.root / relative
+
+    def claim(self, repository_id: str) -> None:
+        """Record which repository writes here (first come), so gc can tell a shared root."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        marker = self.root / MARKER
+        if not marker.exists():
+            temporary = self.root / f"{MARKER}.{uuid.uuid4().hex}"
+            temporary.write_text(repository_id + "\n")
+            with suppress(FileExistsError):
+                os.link(temporary, marker)  # atomic: fails if another process claimed it first
+            temporary.unlink()
+
+    def owner(self) -> str | None:
+        try:
+            return (self.root / MARKER).read_text().strip() or None
+        except FileNotFoundError:
+            return None
 
     @contextmanager
     def staging(self) -> Iterator[Path]:
@@ -42,57 +68,110 @@ class ArtifactStore:
         return f"{name}/v{version}-{uuid.uuid4().hex[:12]}"
 
     def promote(self, source: Path, relative: str) -> Path:
+        """Flush `source` to disk and rename it to `relative`: it appears whole or not at all."""
+        _fsync_tree(source)
         target = self.path(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(source, target)  # atomic on one file system: the folder appears whole
+        for attempt in range(3):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(source, target)
+                break
+            except FileNotFoundError:
+                # A delete of this model's last version removed the (empty) model folder
+                # between our mkdir and rename; make it again.
+                if attempt == 2:
+                    raise
+        _fsync_directory(target.parent)
         return target
 
     def remove(self, relative: str) -> None:
-        target = self.path(relative)
-        shutil.rmtree(target, ignore_errors=True)
-        with suppress(OSError):
-            target.parent.rmdir()  # the model's folder, once its last version is gone
+        shutil.rmtree(self.path(relative), ignore_errors=True)
 
-    def version_folders(self) -> Iterator[str]:
-        if not self.root.is_dir():
-            return
-        for model_dir in self.root.iterdir():
-            if model_dir.name == STAGING or not model_dir.is_dir():
-                continue
-            for version_dir in model_dir.iterdir():
-                yield f"{model_dir.name}/{version_dir.name}"
+    def candidates(self, min_age_seconds: float) -> tuple[list[str], list[Path]]:
+        """Version folders and staging folders untouched for `min_age_seconds`: what gc may
+        remove if nothing references it. Only names this store makes; links are skipped."""
+        cutoff = time.time() - min_age_seconds
+        versions: list[str] = []
+        if self.root.is_dir():
+            for model_dir in _real_dirs(self.root.iterdir()):
+                if model_dir.name.startswith("."):
+                    continue
+                for folder in _real_dirs(model_dir.iterdir()):
+                    if _VERSION_FOLDER.fullmatch(folder.name) and _last_touched(folder) < cutoff:
+                        versions.append(f"{model_dir.name}/{folder.name}")
+        return versions, self._stale_staging(cutoff)
 
     def sweep_staging(self, *, min_age_seconds: float = STALE_STAGING_SECONDS) -> list[Path]:
-        """Remove staging folders of saves that died (older than `min_age_seconds`)."""
+        """Remove staging folders of saves that died (untouched for `min_age_seconds`)."""
+        stale = self._stale_staging(time.time() - min_age_seconds)
+        for folder in stale:
+            shutil.rmtree(folder, ignore_errors=True)
+        return stale
+
+    def remove_unreferenced(
+        self, candidates: list[str], is_referenced: Callable[[str], bool]
+    ) -> list[Path]:
+        removed = []
+        for relative in candidates:
+            if is_referenced(relative):
+                continue
+            folder = self.path(relative)
+            shutil.rmtree(folder)
+            removed.append(folder)
+        return removed
+
+    def _stale_staging(self, cutoff: float) -> list[Path]:
         if not self.staging_root.is_dir():
             return []
-        return self._remove_older_than(list(self.staging_root.iterdir()), min_age_seconds)
-
-    def collect_garbage(
-        self, referenced: Iterable[str], *, min_age_seconds: float = STALE_STAGING_SECONDS
-    ) -> list[Path]:
-        """Remove staging folders and the version folders that no row in `referenced` (every
-        artifact_dir in the database) points at, when older than `min_age_seconds`."""
-        keep = set(referenced)
-        orphans = [
-            self.path(relative) for relative in self.version_folders() if relative not in keep
+        return [
+            folder
+            for folder in _real_dirs(self.staging_root.iterdir())
+            if _STAGING_FOLDER.fullmatch(folder.name) and _last_touched(folder) < cutoff
         ]
-        removed = self._remove_older_than(orphans, min_age_seconds)
-        for path in removed:
-            with suppress(OSError):
-                path.parent.rmdir()  # the model's folder, if that was its last version
-        return removed + self.sweep_staging(min_age_seconds=min_age_seconds)
 
-    @staticmethod
-    def _remove_older_than(paths: list[Path], min_age_seconds: float) -> list[Path]:
-        cutoff = time.time() - min_age_seconds
-        removed: list[Path] = []
-        for path in paths:
+
+def _real_dirs(entries: Iterable[Path]) -> Iterator[Path]:
+    for entry in entries:
+        if entry.is_dir() and not entry.is_symlink():
+            yield entry
+
+
+def _last_touched(folder: Path) -> float:
+    """The newest modification time in the tree: a save still writing keeps it fresh."""
+    newest = 0.0
+    for directory, _subdirs, files in os.walk(folder):
+        for name in (directory, *(os.path.join(directory, f) for f in files)):
+            with suppress(FileNotFoundError):
+                newest = max(newest, os.lstat(name).st_mtime)
+    return newest
+
+
+def _fsync_tree(folder: Path) -> None:
+    for directory, _subdirs, files in os.walk(folder):
+        for name in files:
+            descriptor = os.open(os.path.join(directory, name), os.O_RDONLY)
             try:
-                if path.stat().st_mtime > cutoff:
-                    continue
-            except FileNotFoundError:
-                continue
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-        return removed
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+        _fsync_directory(Path(directory))
+
+
+def _fsync_directory(directory: Path) -> None:
+    with suppress(OSError):  # not every file system lets a directory be fsynced
+        descriptor = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def ensure_same_owner(store: ArtifactStore, repository_id: str) -> None:
+    owner = store.owner()
+    if owner is not None and owner != repository_id:
+        raise Conflict(
+            f"The artifact folder {store.root} also holds models of another repository "
+            f"(id {owner}; this one is {repository_id}): collecting garbage here would delete "
+            "them. Use the database that owns this folder (SPARKSERVE_DATABASE_URL), or give "
+            "this repository its own SPARKSERVE_ARTIFACT_ROOT."
+        )

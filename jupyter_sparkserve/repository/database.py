@@ -8,6 +8,7 @@ across processes and avoids SQLite's deadlock on lock upgrade.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -29,12 +31,13 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    func,
     inspect,
     select,
     text,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from ..errors import InvalidInput, RepositoryTooNew
 
@@ -60,6 +63,8 @@ models = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+# Names are unique whatever their case: on macOS and Windows `Iris/` and `iris/` are one folder.
+Index("uq_models_name_folded", func.lower(models.c.name), unique=True)
 
 model_versions = Table(
     "model_versions",
@@ -118,20 +123,37 @@ def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
+def safe_url(url: str) -> str:
+    """The URL with any password masked, for messages and status output."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unreadable database URL>"
+
+
 def create_repository_engine(url: str) -> Engine:
+    advice = (
+        "use an SQLAlchemy URL such as sqlite:////path/to/repository.db or "
+        "postgresql+psycopg://user@host/db"
+    )
     try:
         parsed = make_url(url)
+        if parsed.get_backend_name() != "sqlite":
+            return create_engine(url, pool_pre_ping=True)
     except ArgumentError:
+        raise InvalidInput(f"Invalid database URL: {advice}.") from None
+    except ImportError as error:
         raise InvalidInput(
-            f"Invalid database URL {url!r}: use an SQLAlchemy URL such as "
-            "sqlite:////path/to/repository.db or postgresql://user@host/db."
+            f"No driver for the database URL {safe_url(url)} ({error}): install it, for "
+            "PostgreSQL with pip install 'jupyter_sparkserve[postgres]'."
         ) from None
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+    try:
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+    except (ArgumentError, TypeError) as error:
+        raise InvalidInput(f"Invalid database URL ({error}): {advice}.") from None
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -184,8 +206,14 @@ def ensure_schema(
 
     Returns the schema version the database had before (0 for a new one).
     """
-    with engine.connect() as connection, connection.begin():
-        current = read_schema_version(connection)
+    try:
+        with engine.connect() as connection, connection.begin():
+            current = read_schema_version(connection)
+    except OperationalError as error:
+        raise InvalidInput(
+            f"Cannot open the repository database {safe_url(str(engine.url))}: "
+            f"{str(error.orig).strip()}"
+        ) from None
     if current == target:
         return current
 
@@ -200,6 +228,9 @@ def ensure_schema(
                 )
             metadata.create_all(connection)
             _stamp(connection, target, insert=True)
+            connection.execute(
+                schema_info.insert().values(key="repository_id", value=uuid.uuid4().hex)
+            )
             return 0
         if current > target:
             raise RepositoryTooNew(
@@ -211,6 +242,16 @@ def ensure_schema(
             migrations[step](connection)
         _stamp(connection, target, insert=False)
         return current
+
+
+def repository_id(engine: Engine) -> str:
+    """A random id made with the database: tells which repository an artifact folder is for."""
+    with engine.connect() as connection, connection.begin():
+        return str(
+            connection.execute(
+                select(schema_info.c.value).where(schema_info.c.key == "repository_id")
+            ).scalar_one()
+        )
 
 
 def _stamp(connection: Connection, version: int, *, insert: bool) -> None:

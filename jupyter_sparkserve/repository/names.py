@@ -6,6 +6,7 @@ references, so they exclude path separators, `..`, `:` and `@`.
 
 from __future__ import annotations
 
+import math
 import re
 
 from ..errors import InvalidInput, InvalidName
@@ -22,7 +23,8 @@ _RESERVED_ALIAS = re.compile(r"latest|v\d+", re.IGNORECASE)
 
 NAME_RULE = (
     f"a model name is 1 to {MAX_NAME_LENGTH} characters: letters, digits, '.', '_' and '-', "
-    "starting with a letter or digit, with no '..' (so no '/', '\\', ':', '@' or spaces)"
+    "starting with a letter or digit, not ending with '.', with no '..' (so no '/', '\\', "
+    "':', '@' or spaces)"
 )
 ALIAS_RULE = (
     f"an alias is 1 to {MAX_ALIAS_LENGTH} characters: letters, digits, '_' and '-', starting "
@@ -37,7 +39,7 @@ def validate_model_name(name: object) -> str:
         raise InvalidName(
             f"Invalid model name '{name[:40]}...' ({len(name)} characters): {NAME_RULE}."
         )
-    if not _NAME.fullmatch(name) or ".." in name:
+    if not _NAME.fullmatch(name) or ".." in name or name.endswith("."):
         raise InvalidName(f"Invalid model name {name!r}: {NAME_RULE}.")
     return name
 
@@ -81,7 +83,8 @@ def validate_tags(tags: object) -> dict[str, str]:
 
 
 def validate_metrics(metrics: object) -> dict[str, float]:
-    """Metrics are named finite or non-finite numbers (accuracy, rmse, ...)."""
+    """Metrics are named finite numbers (accuracy, rmse, ...): NaN and infinities have no
+    JSON form, so they would break every API that shows the model."""
     if metrics is None:
         return {}
     if not isinstance(metrics, dict):
@@ -96,10 +99,13 @@ def validate_metrics(metrics: object) -> dict[str, float]:
         try:
             if isinstance(value, bool):
                 raise TypeError
-            clean[key] = float(value)  # type: ignore[arg-type]
+            number = float(value)  # type: ignore[arg-type]
+            if not math.isfinite(number):
+                raise ValueError
+            clean[key] = number
         except (TypeError, ValueError):
             raise InvalidInput(
-                f"Invalid value for metric {key!r}: metrics are numbers, got {value!r}."
+                f"Invalid value for metric {key!r}: metrics are finite numbers, got {value!r}."
             ) from None
     return clean
 

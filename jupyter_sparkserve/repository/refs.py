@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from ..errors import InvalidReference
 from .names import validate_alias, validate_model_name
@@ -33,12 +36,14 @@ class ModelRef:
 
     @classmethod
     def parse(cls, text: object) -> ModelRef:
+        if isinstance(text, os.PathLike):  # a Path is always a folder, never a model name
+            return cls(uri=str(Path(text).expanduser().resolve()))
         if not isinstance(text, str) or not text.strip():
             raise InvalidReference(f"A model reference is required: {REFERENCE_FORMS}.")
         text = text.strip()
+        if text.lower().startswith("file:"):
+            return cls(uri=_file_uri_path(text))
         if _URI.match(text):
-            if text.startswith("file:"):
-                return cls(uri=str(Path(text.removeprefix("file://")).expanduser().resolve()))
             return cls(uri=text)
         if "/" in text or "\\" in text or text.startswith((".", "~")):
             return cls(uri=str(Path(text).expanduser().resolve()))
@@ -78,8 +83,18 @@ def _alias(alias: str, text: str) -> str:
         raise InvalidReference(f"Invalid model reference {text!r}: {error}") from None
 
 
+def _file_uri_path(text: str) -> str:
+    parsed = urlparse(text)
+    if parsed.netloc not in ("", "localhost"):
+        raise InvalidReference(
+            f"Invalid model reference {text!r}: a file: URI names a folder on this machine "
+            "(file:///path/to/model)."
+        )
+    return str(Path(url2pathname(parsed.path)).expanduser().resolve())
+
+
 def _version(version: str, text: str) -> int:
-    if not version.isdigit() or int(version) < 1:
+    if not re.fullmatch(r"[0-9]+", version) or int(version) < 1:
         raise InvalidReference(
             f"Invalid model reference {text!r}: the version after ':' is a positive whole "
             f"number, as in {text.partition(':')[0]}:3."

@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,10 @@ from sqlalchemy import and_, delete, func, insert, select, true, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
-from ..config import Settings
-from ..errors import InvalidInput, NotAnMLflowModel, NotFound
+from ..config import Settings, safe_uri
+from ..errors import Conflict, InvalidInput, NotAnMLflowModel, NotFound
 from . import database as db
-from .artifacts import ArtifactStore
+from .artifacts import ArtifactStore, ensure_same_owner
 from .flavors import save_python_model
 from .mlflow_uris import mlflow_store
 from .names import validate_alias, validate_metrics, validate_model_name, validate_tags
@@ -41,6 +42,8 @@ class ModelRepository:
         self.artifacts = ArtifactStore(self.settings.artifact_root)
         self._engine = db.create_repository_engine(self.settings.database_url)
         self.schema_version_found = db.ensure_schema(self._engine)
+        self.repository_id = db.repository_id(self._engine)
+        self.artifacts.claim(self.repository_id)
         # Saves that died long ago left staging folders; nobody else will remove them.
         self.artifacts.sweep_staging()
 
@@ -118,7 +121,7 @@ class ModelRepository:
         name = validate_model_name(name)
         clean_tags = validate_tags(dict(tags) if tags is not None else None)
         clean_metrics = validate_metrics(dict(metrics) if metrics is not None else None)
-        ref = ModelRef.parse(os.fspath(source))
+        ref = ModelRef.parse(source)
         with self.artifacts.staging() as folder:
             model_dir = folder / "model"
             if ref.in_repository:
@@ -178,70 +181,90 @@ class ModelRepository:
                 )
 
     def delete_version(self, ref: str | ModelRef) -> ModelVersion:
-        """Delete one version (and the aliases on it). Deleting the last one deletes the model."""
+        """Delete one version and the aliases on it. The model keeps its numbering: the next
+        save after deleting version 3 is version 4, even if 3 was the last one."""
         target = self.resolve(ref)
+        relative = target.path.relative_to(self.artifacts.root).as_posix()
+        v = db.model_versions
         with db.write_transaction(self._engine) as conn:
             model_id = self._model_id(conn, target.name)
+            row = conn.execute(
+                select(v.c.id).where(
+                    v.c.model_id == model_id,
+                    v.c.version == target.version,
+                    v.c.artifact_dir == relative,
+                )
+            ).scalar()
+            if row is None:
+                raise NotFound(f"Version {target.ref} was deleted meanwhile; nothing changed.")
             conn.execute(
                 delete(db.model_aliases).where(
                     db.model_aliases.c.model_id == model_id,
                     db.model_aliases.c.version == target.version,
                 )
             )
-            version_ids = select(db.model_versions.c.id).where(
-                db.model_versions.c.model_id == model_id,
-                db.model_versions.c.version == target.version,
-            )
+            conn.execute(delete(db.version_tags).where(db.version_tags.c.version_id == row))
+            conn.execute(delete(v).where(v.c.id == row))
             conn.execute(
-                delete(db.version_tags).where(db.version_tags.c.version_id.in_(version_ids))
+                update(db.models).where(db.models.c.id == model_id).values(updated_at=db.utcnow())
             )
-            conn.execute(
-                delete(db.model_versions).where(
-                    db.model_versions.c.model_id == model_id,
-                    db.model_versions.c.version == target.version,
-                )
-            )
-            remaining = conn.execute(
-                select(func.count()).where(db.model_versions.c.model_id == model_id)
-            ).scalar_one()
-            if remaining == 0:
-                conn.execute(
-                    delete(db.model_aliases).where(db.model_aliases.c.model_id == model_id)
-                )
-                conn.execute(delete(db.models).where(db.models.c.id == model_id))
-            else:
-                conn.execute(
-                    update(db.models)
-                    .where(db.models.c.id == model_id)
-                    .values(updated_at=db.utcnow())
-                )
         # The row is gone first: a crash here leaves only an unreferenced folder.
-        self.artifacts.remove(target.path.relative_to(self.artifacts.root).as_posix())
+        self.artifacts.remove(relative)
         return target
 
     def delete_model(self, name: str) -> ModelDetails:
-        """Delete a model and every version of it."""
-        details = self.get_model(name)
+        """Delete a model and every version of it; its name is free again (numbering restarts)."""
+        name = validate_model_name(name)
         with db.write_transaction(self._engine) as conn:
-            model_id = self._model_id(conn, details.name)
+            model = conn.execute(select(db.models).where(db.models.c.name == name)).first()
+            if model is None:
+                raise NotFound(self._unknown_model_message(conn, name))
+            versions = self._versions(conn, model, None)
             version_ids = select(db.model_versions.c.id).where(
-                db.model_versions.c.model_id == model_id
+                db.model_versions.c.model_id == model.id
             )
             conn.execute(
                 delete(db.version_tags).where(db.version_tags.c.version_id.in_(version_ids))
             )
-            conn.execute(delete(db.model_versions).where(db.model_versions.c.model_id == model_id))
-            conn.execute(delete(db.model_aliases).where(db.model_aliases.c.model_id == model_id))
-            conn.execute(delete(db.models).where(db.models.c.id == model_id))
-        for version in details.versions:
+            conn.execute(delete(db.model_versions).where(db.model_versions.c.model_id == model.id))
+            conn.execute(delete(db.model_aliases).where(db.model_aliases.c.model_id == model.id))
+            conn.execute(delete(db.models).where(db.models.c.id == model.id))
+        for version in versions:
             self.artifacts.remove(version.path.relative_to(self.artifacts.root).as_posix())
-        return details
+        # Safe against a concurrent save of the same name: promote() makes the folder again.
+        with suppress(OSError):
+            (self.artifacts.root / model.name).rmdir()
+        return ModelDetails(
+            name=model.name,
+            aliases=self._alias_map(versions),
+            versions=tuple(versions),
+            created_at=db.as_utc(model.created_at),
+            updated_at=db.as_utc(model.updated_at),
+        )
 
     def collect_garbage(self, *, min_age_seconds: float = 3600) -> list[Path]:
-        """Remove artifact folders no version points at (left by processes that died)."""
-        with self._engine.connect() as conn, conn.begin():
-            referenced = conn.execute(select(db.model_versions.c.artifact_dir)).scalars().all()
-        return self.artifacts.collect_garbage(referenced, min_age_seconds=min_age_seconds)
+        """Remove artifact folders no version points at (left by processes that died), and
+        staging folders untouched for `min_age_seconds`."""
+        ensure_same_owner(self.artifacts, self.repository_id)
+        versions, staging = self.artifacts.candidates(min_age_seconds)
+        # Read the references under the write lock: a save that has renamed its folder into
+        # place but not committed yet holds that lock, so its row is visible once we get it.
+        with db.write_transaction(self._engine) as conn:
+            referenced = (
+                set(
+                    conn.execute(
+                        select(db.model_versions.c.artifact_dir).where(
+                            db.model_versions.c.artifact_dir.in_(versions)
+                        )
+                    ).scalars()
+                )
+                if versions
+                else set()
+            )
+        removed = self.artifacts.remove_unreferenced(versions, referenced.__contains__)
+        for folder in staging:
+            shutil.rmtree(folder, ignore_errors=True)
+        return removed + staging
 
     # ----------------------------------------------------------------------------- reading
 
@@ -268,12 +291,16 @@ class ModelRepository:
         if tag:
             key, has_value, value = tag.partition("=")
             tag_match = and_(t.c.key == key, t.c.value == value) if has_value else t.c.key == key
+            tagged = v.alias("tagged_version")
             conditions.append(
                 select(t.c.version_id)
-                .join(v, v.c.id == t.c.version_id)
-                .where(v.c.model_id == m.c.id, tag_match)
+                .join(tagged, tagged.c.id == t.c.version_id)
+                .where(tagged.c.model_id == m.c.id, tag_match)
                 .exists()
             )
+        # A model whose versions were all deleted keeps its row (and numbering) but is not listed.
+        any_version = v.alias("any_version")  # not the joined `v` of the page query below
+        conditions.append(select(any_version.c.id).where(any_version.c.model_id == m.c.id).exists())
         where = and_(true(), *conditions)
         with self._engine.connect() as conn, conn.begin():
             total = conn.execute(select(func.count()).select_from(m).where(where)).scalar_one()
@@ -331,6 +358,8 @@ class ModelRepository:
             if model is None:
                 raise NotFound(self._unknown_model_message(conn, name))
             versions = self._versions(conn, model, None)
+        if not versions:
+            raise NotFound(f"Model {name!r} has no versions: they were all deleted.")
         return ModelDetails(
             name=model.name,
             aliases=self._alias_map(versions),
@@ -371,6 +400,8 @@ class ModelRepository:
                         f"Model {name!r} has no alias {parsed.alias!r}"
                         f"{self._aliases_hint(conn, model.id)}."
                     )
+            if version is None:
+                raise NotFound(f"Model {name!r} has no versions: they were all deleted.")
             found = self._versions(conn, model, version)
             if not found:
                 numbers = conn.execute(
@@ -406,7 +437,9 @@ class ModelRepository:
     def stats(self) -> dict[str, int]:
         with self._engine.connect() as conn, conn.begin():
             return {
-                "models": conn.execute(select(func.count()).select_from(db.models)).scalar_one(),
+                "models": conn.execute(
+                    select(func.count(func.distinct(db.model_versions.c.model_id)))
+                ).scalar_one(),
                 "versions": conn.execute(
                     select(func.count()).select_from(db.model_versions)
                 ).scalar_one(),
@@ -466,15 +499,40 @@ class ModelRepository:
                 self.artifacts.promote(model_dir, relative)
                 promoted = relative
         except BaseException:
-            if promoted is not None:
+            # Remove the folder only if its row did not make it: an interrupt (Ctrl-C, a
+            # kernel interrupt) can arrive after the COMMIT while the connection closes.
+            if promoted is not None and not self._is_referenced(promoted):
                 self.artifacts.remove(promoted)
             raise
         return self.resolve(ModelRef(name=name, version=version))
+
+    def _is_referenced(self, relative: str) -> bool:
+        try:
+            with self._engine.connect() as conn, conn.begin():
+                return (
+                    conn.execute(
+                        select(db.model_versions.c.id).where(
+                            db.model_versions.c.artifact_dir == relative
+                        )
+                    ).first()
+                    is not None
+                )
+        except Exception:
+            return True  # cannot tell: leave the folder to collect_garbage
 
     def _get_or_create_model(self, conn: Connection, name: str, now: Any) -> int:
         existing = conn.execute(select(db.models.c.id).where(db.models.c.name == name)).scalar()
         if existing is not None:
             return int(existing)
+        other_case = conn.execute(
+            select(db.models.c.name).where(func.lower(db.models.c.name) == name.lower())
+        ).scalar()
+        if other_case is not None:
+            raise Conflict(
+                f"A model named {other_case!r} exists; names differ by more than letter case "
+                f"(on macOS and Windows {other_case!r} and {name!r} would share a folder). "
+                f"Save as {other_case!r} or choose another name."
+            )
         try:
             with conn.begin_nested():
                 return int(
@@ -569,8 +627,11 @@ class ModelRepository:
     def _unknown_model_message(self, conn: Connection, name: str) -> str:
         names = conn.execute(select(db.models.c.name)).scalars().all()
         message = f"No model named {name!r} in the repository at {self.settings.home}."
-        close = difflib.get_close_matches(name, names, n=3)
-        if close:
+        folded = {n.lower(): n for n in names}
+        close = [folded[n] for n in difflib.get_close_matches(name.lower(), list(folded), n=3)]
+        if Path(name).is_dir():
+            message += f" To use the folder {name!r} in the current directory, write ./{name}."
+        elif close:
             message += f" Did you mean {' or '.join(repr(c) for c in close)}?"
         elif not names:
             message += " The repository is empty: save a model first."
@@ -600,8 +661,7 @@ class ModelRepository:
                 )
         except MlflowException as error:
             raise NotFound(
-                f"Could not fetch {uri} from MLflow ({self.settings.mlflow_tracking_uri}): "
-                f"{error.message}"
+                f"Could not fetch {uri} from MLflow ({safe_uri(tracking_uri)}): {error.message}"
             ) from None
         _check_mlflow_model(Path(fetched), uri)
         os.rename(fetched, target)
