@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -234,13 +234,7 @@ class ModelRepository:
         # Safe against a concurrent save of the same name: promote() makes the folder again.
         with suppress(OSError):
             (self.artifacts.root / model.name).rmdir()
-        return ModelDetails(
-            name=model.name,
-            aliases=self._alias_map(versions),
-            versions=tuple(versions),
-            created_at=db.as_utc(model.created_at),
-            updated_at=db.as_utc(model.updated_at),
-        )
+        return self._details(model, versions)
 
     def collect_garbage(self, *, min_age_seconds: float = 3600) -> list[Path]:
         """Remove artifact folders no version points at (left by processes that died), and
@@ -360,13 +354,7 @@ class ModelRepository:
             versions = self._versions(conn, model, None)
         if not versions:
             raise NotFound(f"Model {name!r} has no versions: they were all deleted.")
-        return ModelDetails(
-            name=model.name,
-            aliases=self._alias_map(versions),
-            versions=tuple(versions),
-            created_at=db.as_utc(model.created_at),
-            updated_at=db.as_utc(model.updated_at),
-        )
+        return self._details(model, versions)
 
     def resolve(self, ref: str | ModelRef) -> ModelVersion:
         """The repository version a `NAME`, `NAME:VERSION` or `NAME@ALIAS` reference means."""
@@ -588,8 +576,14 @@ class ModelRepository:
         ]
 
     @staticmethod
-    def _alias_map(versions: Iterable[ModelVersion]) -> dict[str, int]:
-        return {alias: version.version for version in versions for alias in version.aliases}
+    def _details(model: Row[Any], versions: list[ModelVersion]) -> ModelDetails:
+        return ModelDetails(
+            name=model.name,
+            aliases={alias: v.version for v in versions for alias in v.aliases},
+            versions=tuple(versions),
+            created_at=db.as_utc(model.created_at),
+            updated_at=db.as_utc(model.updated_at),
+        )
 
     @staticmethod
     def _tags_by_version(conn: Connection, version_ids: list[int]) -> dict[int, dict[str, str]]:
