@@ -72,7 +72,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 def wrk(port: int, connections: int, seconds: int, script: Path) -> dict[str, float]:
     threads = 1 if connections == 1 else 2
     output = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+         "--timeout", "30s", "-s",
          str(script), f"http://127.0.0.1:{port}/invocations"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
@@ -80,8 +81,10 @@ def wrk(port: int, connections: int, seconds: int, script: Path) -> dict[str, fl
         raise SystemExit(f"errors during the run:\n{output}")
     latency = {
         match[0]: float(match[1]) * UNITS[match[2]]
-        for match in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", output, re.MULTILINE)
+        for match in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
     }
+    if set(latency) != {"50", "99"}:
+        raise SystemExit(f"could not read wrk's output:\n{output}")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])
     return {"rps": rate, "p50_ms": latency["50"], "p99_ms": latency["99"]}
 

@@ -375,6 +375,8 @@ def serve(
         path = _state().repository.model_path(ref)
     except SparkserveError as error:
         raise click.ClickException(error.message) from None
+    except Exception as error:  # an unusable repository: a message, not a traceback
+        raise click.ClickException(f"{type(error).__name__}: {error}") from None
     if workers < 1:
         raise click.BadParameter("must be 1 or more", param_hint="--workers")
     config = EndpointConfig(

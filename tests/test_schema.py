@@ -150,3 +150,18 @@ def test_settings_defaults_live_under_the_home(home: Path) -> None:
     assert settings.mlflow_tracking_uri == f"sqlite:///{home / 'mlflow.db'}"
     default = Settings.from_env({})
     assert default.home == Path("~/.sparkserve").expanduser()
+
+
+def test_a_repository_from_before_repository_ids_gets_one(
+    repo: ModelRepository, home: Path, mlflow_model_dir: Path
+) -> None:
+    repo.import_model(mlflow_model_dir, "iris")
+    first_id = repo.repository_id
+    repo.close()
+    with sqlite3.connect(home / "repository.db") as connection:
+        connection.execute("DELETE FROM sparkserve_schema WHERE key = 'repository_id'")
+    (home / "artifacts" / ".sparkserve-repository").unlink()
+    reopened = ModelRepository(Settings.from_env())
+    assert reopened.repository_id != first_id
+    assert reopened.resolve("iris:1").path.is_dir()
+    assert ModelRepository(Settings.from_env()).repository_id == reopened.repository_id

@@ -228,9 +228,6 @@ def ensure_schema(
                 )
             metadata.create_all(connection)
             _stamp(connection, target, insert=True)
-            connection.execute(
-                schema_info.insert().values(key="repository_id", value=uuid.uuid4().hex)
-            )
             return 0
         if current > target:
             raise RepositoryTooNew(
@@ -245,13 +242,19 @@ def ensure_schema(
 
 
 def repository_id(engine: Engine) -> str:
-    """A random id made with the database: tells which repository an artifact folder is for."""
+    """A random id made with the database: tells which repository an artifact folder is for.
+    A database from before ids existed gets one now."""
+    query = select(schema_info.c.value).where(schema_info.c.key == "repository_id")
     with engine.connect() as connection, connection.begin():
-        return str(
-            connection.execute(
-                select(schema_info.c.value).where(schema_info.c.key == "repository_id")
-            ).scalar_one()
-        )
+        found = connection.execute(query).scalar_one_or_none()
+    if found is not None:
+        return str(found)
+    with write_transaction(engine) as connection:
+        found = connection.execute(query).scalar_one_or_none()
+        if found is None:
+            found = uuid.uuid4().hex
+            connection.execute(schema_info.insert().values(key="repository_id", value=found))
+        return str(found)
 
 
 def _stamp(connection: Connection, version: int, *, insert: bool) -> None:
