@@ -7,6 +7,7 @@ from collections import Counter
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+ROUTES = frozenset({"/invocations", "/ping", "/health", "/version", "/metrics"})
 
 
 class Histogram:
@@ -47,7 +48,8 @@ class EndpointMetrics:
         )
 
     def record_request(self, path: str, status: int, seconds: float) -> None:
-        self.requests[(path, status)] += 1
+        # Labels only for the routes that exist: any client could invent paths without end.
+        self.requests[(path if path in ROUTES else "other", status)] += 1
         if path == "/invocations":
             self.latency.observe(seconds)
 

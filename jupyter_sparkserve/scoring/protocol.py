@@ -73,6 +73,7 @@ class ScoringInput:
     rows: list[Any] | None = None
     records: list[dict[str, Any]] | None = None
     data: Any = None
+    unwrapped: bool = False  # an LLM-style body: answered without the "predictions" wrapper
 
 
 class ModelInput:
@@ -119,7 +120,7 @@ class ModelInput:
         import pandas as pd
 
         names = self.numeric_columns
-        if names is None or len(set(columns)) != len(columns):
+        if names is None or not rows or len(set(columns)) != len(columns):
             return None
         try:
             positions = [columns.index(name) for name in names]
@@ -214,13 +215,22 @@ def _parse_json(body: bytes, model: ModelInput) -> ScoringInput:
                 f"Ensure that input is a valid JSON formatted string. Error: {error}",
             ) from None
     if isinstance(decoded, dict) and not model.type_hint_signature and not model.tensor_schema:
-        fast = _fast_json(decoded)
+        fast = _fast_json(decoded, model.input_schema)
         if fast is not None:
             return fast
     return _mlflow_json(body, decoded, model)
 
 
-def _fast_json(decoded: dict[str, Any]) -> ScoringInput | None:
+def _value_types(rows: list[Any], schema: Any) -> tuple[frozenset[type], ...] | None:
+    """Part of the merge key for a model without a signature: pandas infers a column's dtype
+    from all its values, so [[1]] merged with [[1.5]] would turn the first answer's 1 into
+    1.0. With a schema every column is cast to its declared type, alone or merged."""
+    if schema is not None:
+        return None
+    return tuple(frozenset(map(type, column)) for column in zip(*rows, strict=True))
+
+
+def _fast_json(decoded: dict[str, Any], schema: Any) -> ScoringInput | None:
     """`dataframe_split` without an index, or `dataframe_records` whose records share their
     keys: rows that can join other requests' rows. None when the body is anything else."""
     formats = [key for key in decoded if key in SUPPORTED_FORMATS]
@@ -239,8 +249,8 @@ def _fast_json(decoded: dict[str, Any]) -> ScoringInput | None:
             return None
         if not isinstance(columns, list) or any(len(row) != len(columns) for row in rows):
             return None
-        key = ("split", tuple(map(str, columns)), params_key)
-        return ScoringInput(len(rows), params, key, columns=columns, rows=rows)
+        key = ("split", tuple(map(str, columns)), params_key, _value_types(rows, schema))
+        return ScoringInput(len(rows), params, key if rows else None, columns=columns, rows=rows)
     if formats[0] == DF_RECORDS:
         if not isinstance(payload, list) or not payload:
             return None
@@ -249,7 +259,10 @@ def _fast_json(decoded: dict[str, Any]) -> ScoringInput | None:
         keys = tuple(payload[0])
         if any(tuple(record) != keys for record in payload):
             return None
-        return ScoringInput(len(payload), params, ("records", keys, params_key), records=payload)
+        types = _value_types([list(record.values()) for record in payload], schema)
+        return ScoringInput(
+            len(payload), params, ("records", keys, params_key, types), records=payload
+        )
     return None
 
 
@@ -266,23 +279,30 @@ def _mlflow_json(body: bytes, decoded: Any, model: ModelInput) -> ScoringInput:
     parsed = _parse_json_data(json.dumps(decoded), model.metadata, model.input_schema)
     if parsed.is_unified_llm_input:
         return ScoringInput(
-            n_rows=1, params=parsed.params or None, data=parsed.data, merge_key=None
+            n_rows=1, params=parsed.params or None, data=parsed.data, unwrapped=True
         )
     data = parsed.data
     n_rows = len(data) if hasattr(data, "__len__") else 1
     return ScoringInput(n_rows=n_rows, params=parsed.params, data=data)
 
 
-def predictions_body(predictions: Any) -> bytes:
-    """`{"predictions": ...}` as MLflow writes it (DataFrames as records)."""
-    from mlflow.utils.proto_json_utils import _get_jsonable_obj
+def predictions_body(predictions: Any, *, unwrapped: bool = False) -> bytes:
+    """`{"predictions": ...}` as MLflow writes it (DataFrames as records); the bare value for
+    an LLM-style request, as MLflow answers those."""
+    from mlflow.utils.proto_json_utils import NumpyEncoder, _get_jsonable_obj
 
     jsonable = _get_jsonable_obj(predictions, pandas_orient="records")
-    return orjson.dumps(
-        {"predictions": jsonable},
+    document = jsonable if unwrapped else {"predictions": jsonable}
+    body = orjson.dumps(
+        document,
         option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS,
         default=_json_default,
     )
+    if b"null" in body:
+        # orjson writes NaN and Infinity as null; MLflow (and its clients) use the NaN and
+        # Infinity literals. Rare, so the slow exact path is fine here.
+        return json.dumps(document, cls=NumpyEncoder).encode()
+    return body
 
 
 def _json_default(value: Any) -> Any:

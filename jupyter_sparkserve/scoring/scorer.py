@@ -12,7 +12,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from .protocol import ModelInput, ScoringError, ScoringInput, predictions_body
+
+# Prediction types that hold one entry per input row and can be cut by row ranges.
+_SLICEABLE = (np.ndarray, pd.Series, pd.DataFrame, list)
 
 Outcome = bytes | ScoringError
 
@@ -40,8 +46,6 @@ class Scorer:
 
     def _predict(self, items: Sequence[ScoringInput]) -> Any:
         """One predict call over the rows of `items`, which share a merge key (or are one)."""
-        import pandas as pd
-
         first, model_input = items[0], self.model_input
         if first.rows is not None:
             rows = [row for item in items for row in item.rows or ()]
@@ -61,23 +65,27 @@ class Scorer:
         return model_input.model.predict(data, params=first.params)
 
     def _score_merged(self, group: list[ScoringInput]) -> list[bytes] | None:
+        """None when the group must be scored one by one: the merged call failed, or its
+        predictions cannot be cut back into one slice per request."""
         try:
             predictions = self._predict(group)
+            if not isinstance(predictions, _SLICEABLE) or len(predictions) != sum(
+                item.n_rows for item in group
+            ):
+                return None
+            bodies, start = [], 0
+            for item in group:
+                bodies.append(predictions_body(_rows(predictions, start, start + item.n_rows)))
+                start += item.n_rows
+            return bodies
         except Exception:
-            return None  # score them one by one: each gets its own answer or error
-        if _length(predictions) != sum(item.n_rows for item in group):
-            return None
-        bodies, start = [], 0
-        for item in group:
-            bodies.append(predictions_body(_rows(predictions, start, start + item.n_rows)))
-            start += item.n_rows
-        return bodies
+            return None  # each request gets its own answer or error
 
     def _score_one(self, item: ScoringInput) -> Outcome:
         from mlflow.exceptions import MlflowException
 
         try:
-            return predictions_body(self._predict([item]))
+            return predictions_body(self._predict([item]), unwrapped=item.unwrapped)
         except ScoringError as error:
             return error
         except MlflowException as error:
@@ -89,13 +97,6 @@ class Scorer:
                 "input is compatible with the model for inference. "
                 f"{type(error).__name__}: {error}",
             )
-
-
-def _length(predictions: Any) -> int | None:
-    try:
-        return len(predictions)
-    except TypeError:
-        return None
 
 
 def _rows(predictions: Any, start: int, stop: int) -> Any:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .batcher import MicroBatcher
-from .metrics import EndpointMetrics
+from .metrics import ROUTES, EndpointMetrics
 from .protocol import ModelInput, ScoringError, parse_request
 from .scorer import Scorer
 
@@ -107,7 +107,7 @@ class ScoringApp:
             return error.status, [*JSON_HEADERS, (b"www-authenticate", b"Bearer")], error.body()
         if path == "/invocations":
             if method != "POST":
-                return _error(405, "BAD_REQUEST", "Use POST for /invocations.")
+                return _not_allowed("POST", "/invocations")
             try:
                 async with _deadline(self.config.timeout_seconds):
                     return await self._invocation(scope, receive)
@@ -117,8 +117,8 @@ class ScoringApp:
                     "DEADLINE_EXCEEDED",
                     f"Scoring took longer than the {self.config.timeout_seconds:g} s limit.",
                 )
-        if method != "GET":
-            return _error(405, "BAD_REQUEST", f"Use GET for {path}.")
+        if method != "GET" and path in ROUTES:
+            return _not_allowed("GET", path)
         if path in OPEN_PATHS:
             return 200, JSON_HEADERS, b"\n"
         if path == "/version":
@@ -205,6 +205,11 @@ class _WaitForDeadline:
 
 def _error(status: int, code: str, message: str):
     return status, JSON_HEADERS, ScoringError(code, message, status).body()
+
+
+def _not_allowed(allowed: str, path: str):
+    status, headers, body = _error(405, "BAD_REQUEST", f"Use {allowed} for {path}.")
+    return status, [*headers, (b"allow", allowed.encode())], body
 
 
 def _too_large(limit: int):
