@@ -17,7 +17,7 @@ import click
 
 from . import __version__
 from .config import Settings, safe_uri
-from .errors import InvalidInput, SparkserveError
+from .errors import Conflict, InvalidInput, SparkserveError
 from .repository import ModelDetails, ModelRef, ModelRepository, ModelVersion
 from .repository.names import parse_key_values
 
@@ -339,6 +339,63 @@ def gc(min_age: float) -> None:
         click.echo(f"Removed {len(removed)} leftover folder(s).")
         for path in removed:
             click.echo(f"  {path}")
+
+
+@main.command()
+@click.argument("ref")
+@json_command
+def register(ref: str) -> None:
+    """Register model version REF in MLflow (models:/NAME/N)."""
+    from .deploy.mlflow import MlflowRegistry
+
+    registration = MlflowRegistry(_state().repository).register(ref)
+    if _as_json():
+        click.echo(_dumps(registration.to_dict()))
+    else:
+        click.echo(
+            f"Registered {registration.name}:{registration.version} as {registration.model_uri}"
+        )
+
+
+@main.command()
+@click.argument("ref")
+@json_command
+def reregister(ref: str) -> None:
+    """Register model version REF in MLflow again, as a new MLflow version."""
+    from .deploy.mlflow import MlflowRegistry
+
+    registration = MlflowRegistry(_state().repository).reregister(ref)
+    if _as_json():
+        click.echo(_dumps(registration.to_dict()))
+    else:
+        click.echo(
+            f"Re-registered {registration.name}:{registration.version} as {registration.model_uri}"
+        )
+
+
+@main.command()
+@click.argument("ref")
+@json_command
+def snippets(ref: str) -> None:
+    """Ready-to-run code for model version REF (offline scoring of a registered version)."""
+    from .deploy.mlflow import MlflowRegistry
+    from .snippets import offline_python
+
+    repository = _state().repository
+    version = repository.resolve(ref)
+    registrations = MlflowRegistry(repository).registrations(version.ref)
+    if not registrations:
+        raise Conflict(
+            f"{version.ref} has no snippets yet: register it first (sparkserve register "
+            f"{version.ref})."
+        )
+    found = [offline_python(version, registrations[0], repository.settings.mlflow_tracking_uri)]
+    if _as_json():
+        click.echo(_dumps([snippet.to_dict() for snippet in found]))
+        return
+    for snippet in found:
+        click.secho(f"# {snippet.title}", bold=True)
+        click.echo(snippet.code)
 
 
 @main.command()

@@ -107,6 +107,20 @@ model_aliases = Table(
     Column("version", Integer, nullable=False),
 )
 
+# Each Register / Re-register of a version: which MLflow model version it became.
+mlflow_registrations = Table(
+    "mlflow_registrations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("mlflow_name", String(256), nullable=False),
+    Column("mlflow_version", Integer, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 Migration = Callable[[Connection], None]
 
 # MIGRATIONS[n] upgrades a database at schema n-1 to schema n. A fresh database is created

@@ -204,6 +204,12 @@ class ModelRepository:
                 )
             )
             conn.execute(delete(db.version_tags).where(db.version_tags.c.version_id == row))
+            conn.execute(
+                delete(db.mlflow_registrations).where(
+                    db.mlflow_registrations.c.model_id == model_id,
+                    db.mlflow_registrations.c.version == target.version,
+                )
+            )
             conn.execute(delete(v).where(v.c.id == row))
             conn.execute(
                 update(db.models).where(db.models.c.id == model_id).values(updated_at=db.utcnow())
@@ -228,6 +234,11 @@ class ModelRepository:
             )
             conn.execute(delete(db.model_versions).where(db.model_versions.c.model_id == model.id))
             conn.execute(delete(db.model_aliases).where(db.model_aliases.c.model_id == model.id))
+            conn.execute(
+                delete(db.mlflow_registrations).where(
+                    db.mlflow_registrations.c.model_id == model.id
+                )
+            )
             conn.execute(delete(db.models).where(db.models.c.id == model.id))
         for version in versions:
             self.artifacts.remove(version.path.relative_to(self.artifacts.root).as_posix())
@@ -534,6 +545,14 @@ class ModelRepository:
             return int(
                 conn.execute(select(db.models.c.id).where(db.models.c.name == name)).scalar_one()
             )
+
+    def model_id(self, conn: Connection, name: str) -> int:
+        """The row id of model `name` (for modules that keep records about its versions)."""
+        return self._model_id(conn, name)
+
+    @property
+    def engine(self) -> Any:
+        return self._engine
 
     def _model_id(self, conn: Connection, name: str) -> int:
         model_id = conn.execute(select(db.models.c.id).where(db.models.c.name == name)).scalar()

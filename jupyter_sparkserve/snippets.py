@@ -1,0 +1,62 @@
+"""Ready-to-run code for a model version: what the magics insert as cells and the sidebar
+shows. Snippets name no secret: a password in a tracking URI is replaced by a reference to
+the environment variable that holds it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from .config import safe_uri
+from .deploy.mlflow import Registration
+from .repository import ModelVersion
+
+
+@dataclass(frozen=True)
+class Snippet:
+    language: str  # "python" or "shell"
+    title: str
+    code: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"language": self.language, "title": self.title, "code": self.code}
+
+
+def example_rows(version: ModelVersion, limit: int = 5) -> dict[str, list] | None:
+    """The version's saved input example in `dataframe_split` form (columns, data)."""
+    path = version.path / "input_example.json"
+    if not path.is_file():
+        return None
+    example = json.loads(path.read_text())
+    if isinstance(example, dict) and "data" in example:
+        return {"columns": example.get("columns", []), "data": example["data"][:limit]}
+    return None
+
+
+def offline_python(version: ModelVersion, registration: Registration, tracking_uri: str) -> Snippet:
+    """Load the registered `models:/` URI from the MLflow store and score a DataFrame."""
+    rows = example_rows(version)
+    imports = ["import mlflow", "import pandas as pd"]
+    if safe_uri(tracking_uri) != tracking_uri:  # it holds a password: read it from the env
+        imports = ["import os", "", *imports]
+        store = 'mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])'
+    else:
+        store = f"mlflow.set_tracking_uri({tracking_uri!r})"
+    if rows is None:
+        frame = "data = pd.DataFrame()  # your rows here, with the model's input columns"
+    else:
+        frame = f"data = pd.DataFrame(\n    {rows['data']!r},\n    columns={rows['columns']!r},\n)"
+    code = "\n".join(
+        [
+            *imports,
+            "",
+            store,
+            f"model = mlflow.pyfunc.load_model({registration.model_uri!r})",
+            frame,
+            "predictions = model.predict(data)",
+            "print(predictions)",
+        ]
+    )
+    return Snippet(
+        "python", f"Score {version.ref} offline from MLflow ({registration.model_uri})", code
+    )
