@@ -1,0 +1,1 @@
+"""Deployments: model versions served as endpoints (local processes for now)."""
