@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -146,8 +147,9 @@ def _show_model(details: ModelDetails) -> None:
 @click.pass_context
 def main(ctx: click.Context, home: str | None) -> None:
     """Model serving for Jupyter: a model repository you score and deploy from."""
-    # MLflow's schema hints are advice for notebook authors, noise in a terminal.
+    # MLflow's schema hints and store set-up notes are for notebook authors, noise here.
     warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\.|$)")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     ctx.obj = CliState(home)
 
 
@@ -374,28 +376,126 @@ def reregister(ref: str) -> None:
 
 
 @main.command()
-@click.argument("ref")
+@click.argument("ref_or_id")
 @json_command
-def snippets(ref: str) -> None:
-    """Ready-to-run code for model version REF (offline scoring of a registered version)."""
+def snippets(ref_or_id: str) -> None:
+    """Ready-to-run code: python and curl for a deployment ID, offline python for a
+    registered model version REF."""
+    from .deploy.deployments import Deployments
     from .deploy.mlflow import MlflowRegistry
-    from .snippets import offline_python
+    from .snippets import endpoint_curl, endpoint_python, offline_python
 
     repository = _state().repository
-    version = repository.resolve(ref)
-    registrations = MlflowRegistry(repository).registrations(version.ref)
-    if not registrations:
-        raise Conflict(
-            f"{version.ref} has no snippets yet: register it first (sparkserve register "
-            f"{version.ref})."
-        )
-    found = [offline_python(version, registrations[0], repository.settings.mlflow_tracking_uri)]
+    deployments = Deployments(repository)
+    if deployments.exists(ref_or_id):
+        deployment = deployments.get(ref_or_id)
+        if not deployment.active:
+            raise Conflict(f"Deployment {deployment.id} is {deployment.status}: no endpoint.")
+        version = repository.resolve(deployment.ref)
+        found = [endpoint_python(version, deployment), endpoint_curl(version, deployment)]
+    else:
+        version = repository.resolve(ref_or_id)
+        registrations = MlflowRegistry(repository).registrations(version.ref)
+        if not registrations:
+            raise Conflict(
+                f"{version.ref} has no snippets yet: register it first (sparkserve register "
+                f"{version.ref})."
+            )
+        tracking_uri = repository.settings.mlflow_tracking_uri
+        found = [offline_python(version, registrations[0], tracking_uri)]
     if _as_json():
         click.echo(_dumps([snippet.to_dict() for snippet in found]))
         return
     for snippet in found:
         click.secho(f"# {snippet.title}", bold=True)
-        click.echo(snippet.code)
+        click.echo(snippet.code + "\n")
+
+
+def _show_deployment(deployment: Any) -> None:
+    click.secho(f"{deployment.id}  {deployment.ref}  {deployment.status}", bold=True)
+    click.echo(f"  target     {deployment.target}")
+    click.echo(f"  url        {deployment.url or '-'}")
+    click.echo(f"  model uri  {deployment.model_uri}")
+    if deployment.error:
+        click.echo(f"  error      {deployment.error}")
+
+
+@main.command()
+@click.argument("ref")
+@click.option("--target", default="local", show_default=True, help="Where to serve it.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=int, help="Port (default: a free one).")
+@click.option(
+    "--token",
+    envvar="SPARKSERVE_ENDPOINT_TOKEN",
+    help="Require this bearer token (prefer the SPARKSERVE_ENDPOINT_TOKEN variable).",
+)
+@json_command
+def deploy(ref: str, target: str, host: str, port: int | None, token: str | None) -> None:
+    """Deploy registered model version REF as a REST endpoint; prints its id and URL."""
+    from .deploy.deployments import Deployments
+
+    deployment = Deployments(_state().repository).deploy(
+        ref, target, host=host, port=port, token=token
+    )
+    if _as_json():
+        click.echo(_dumps(deployment.to_dict()))
+    else:
+        click.echo(f"Deployed {deployment.ref} as {deployment.id} at {deployment.url}")
+        click.echo(f"  sparkserve snippets {deployment.id}")
+
+
+@main.command()
+@click.argument("deployment_id")
+@json_command
+def undeploy(deployment_id: str) -> None:
+    """Stop deployment DEPLOYMENT_ID."""
+    from .deploy.deployments import Deployments
+
+    deployment = Deployments(_state().repository).undeploy(deployment_id)
+    if _as_json():
+        click.echo(_dumps(deployment.to_dict()))
+    else:
+        click.echo(f"Undeployed {deployment.ref} ({deployment.id}).")
+
+
+@main.group("deployments")
+def deployments_group() -> None:
+    """List and inspect deployments."""
+
+
+@deployments_group.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include stopped and failed ones.")
+@json_command
+def deployments_list(show_all: bool) -> None:
+    """Deployments, newest first (running ones unless --all)."""
+    from .deploy.deployments import Deployments
+
+    found = Deployments(_state().repository).list(active_only=not show_all)
+    if _as_json():
+        click.echo(_dumps([d.to_dict() for d in found]))
+        return
+    if not found:
+        click.echo("No deployments." if show_all else "No running deployments (--all for all).")
+        return
+    _table(
+        ["ID", "MODEL", "TARGET", "STATUS", "URL"],
+        [[d.id, d.ref, d.target, d.status, d.url or "-"] for d in found],
+    )
+
+
+@deployments_group.command("show")
+@click.argument("deployment_id")
+@json_command
+def deployments_show(deployment_id: str) -> None:
+    """One deployment, its endpoint checked now."""
+    from .deploy.deployments import Deployments
+
+    deployment = Deployments(_state().repository).get(deployment_id)
+    if _as_json():
+        click.echo(_dumps(deployment.to_dict()))
+    else:
+        _show_deployment(deployment)
 
 
 @main.command()
@@ -449,9 +549,10 @@ def serve(
 
 
 @main.command()
+@click.option("--keep-running", is_flag=True, help="Leave the demo's endpoint up at the end.")
 @json_command
-def demo() -> None:
-    """Train a small model, save it, alias it and score with it: the tour on this machine."""
+def demo(keep_running: bool) -> None:
+    """The tour on this machine: train, save, alias, register, deploy, score, snippets."""
     from .demo import DEMO_ALIAS, DEMO_MODEL, run_demo
 
     as_json = _as_json()
@@ -460,7 +561,7 @@ def demo() -> None:
         if not as_json:
             click.echo(f"{click.style('✓', fg='green')} {message}")
 
-    result = run_demo(_state().repository, report)
+    result = run_demo(_state().repository, report, keep_running=keep_running)
     if as_json:
         click.echo(_dumps(result.to_dict()))
         return
@@ -469,7 +570,16 @@ def demo() -> None:
         ["#", "PREDICTED", "ACTUAL"],
         [[i + 1, row["predicted"], row["actual"]] for i, row in enumerate(result.scored)],
     )
+    if not keep_running:
+        click.echo("\nThe snippets below ran against the demo's endpoint, now stopped; with")
+        click.echo("`sparkserve demo --keep-running` you can paste them while it is up.")
+    for snippet in result.snippets:
+        click.echo()
+        click.secho(f"# {snippet['title']}", bold=True)
+        click.echo(snippet["code"])
     click.echo()
     click.echo("Next:")
     click.echo("  sparkserve models list")
     click.echo(f"  sparkserve models show {DEMO_MODEL}@{DEMO_ALIAS}")
+    if keep_running:
+        click.echo(f"  sparkserve undeploy {result.deployment['id']}")

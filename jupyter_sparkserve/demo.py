@@ -2,7 +2,8 @@
 
 It trains a small classifier on a dataset that ships with scikit-learn (nothing is
 downloaded), saves it to the repository, points the `champion` alias at it, loads it back by
-alias and scores rows it has not seen.
+alias and scores rows it has not seen, registers it in MLflow, deploys it as a local REST
+endpoint, scores the same rows over REST, shows the python and curl snippets, and undeploys.
 """
 
 from __future__ import annotations
@@ -11,7 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import requests
+
+from .deploy.deployments import Deployments
+from .deploy.mlflow import MlflowRegistry
 from .repository import ModelRepository, ModelVersion
+from .snippets import endpoint_curl, endpoint_python
 
 DEMO_MODEL = "iris-classifier"
 DEMO_ALIAS = "champion"
@@ -22,6 +28,10 @@ class DemoResult:
     version: ModelVersion
     accuracy: float
     scored: list[dict[str, Any]] = field(default_factory=list)
+    registration: dict[str, Any] = field(default_factory=dict)
+    deployment: dict[str, Any] = field(default_factory=dict)
+    rest_predictions: list[Any] = field(default_factory=list)
+    snippets: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -29,11 +39,18 @@ class DemoResult:
             "alias": DEMO_ALIAS,
             "accuracy": self.accuracy,
             "scored": self.scored,
+            "registration": self.registration,
+            "deployment": self.deployment,
+            "rest_predictions": self.rest_predictions,
+            "snippets": self.snippets,
         }
 
 
 def run_demo(
-    repository: ModelRepository, report: Callable[[str], None] = lambda _message: None
+    repository: ModelRepository,
+    report: Callable[[str], None] = lambda _message: None,
+    *,
+    keep_running: bool = False,
 ) -> DemoResult:
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
@@ -82,4 +99,37 @@ def run_demo(
         )
     ]
     report(f"Loaded {DEMO_MODEL}@{DEMO_ALIAS} back and scored {len(scored)} new rows")
-    return DemoResult(version=repository.resolve(version.ref), accuracy=accuracy, scored=scored)
+
+    registration = MlflowRegistry(repository).register(version.ref)
+    report(f"Registered it in MLflow as {registration.model_uri}")
+
+    deployments = Deployments(repository)
+    deployment = deployments.deploy(version.ref)
+    report(f"Deployed it as a REST endpoint at {deployment.url} (deployment {deployment.id})")
+    try:
+        response = requests.post(
+            f"{deployment.url}/invocations",
+            json={"dataframe_split": sample.to_dict(orient="split", index=False)},
+            timeout=60,
+        )
+        response.raise_for_status()
+        rest_predictions = response.json()["predictions"]
+        agreed = rest_predictions == predictions.tolist()
+        report(
+            f"Scored the same {len(rest_predictions)} rows over REST: "
+            + ("the same answers" if agreed else f"DIFFERENT answers: {rest_predictions}")
+        )
+        found = [endpoint_python(version, deployment), endpoint_curl(version, deployment)]
+    finally:
+        if not keep_running:
+            deployment = deployments.undeploy(deployment.id)
+            report("Undeployed it (run with --keep-running to keep the endpoint up)")
+    return DemoResult(
+        version=repository.resolve(version.ref),
+        accuracy=accuracy,
+        scored=scored,
+        registration=registration.to_dict(),
+        deployment=deployment.to_dict(),
+        rest_predictions=rest_predictions,
+        snippets=[snippet.to_dict() for snippet in found],
+    )

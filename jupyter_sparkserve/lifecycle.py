@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 
 class Action(str, Enum):
@@ -40,3 +41,16 @@ def enabled_actions(state: VersionState) -> list[Action]:
     if not state.deployed:
         actions.append(Action.DELETE)  # never pull a model out from under a live endpoint
     return actions
+
+
+def version_actions(repository: Any, ref: str) -> list[Action]:
+    """The actions enabled for the repository version `ref` as things are now."""
+    from .deploy.deployments import Deployments
+    from .deploy.mlflow import MlflowRegistry
+
+    version = repository.resolve(ref)
+    state = VersionState(
+        registered=bool(MlflowRegistry(repository).registrations(version.ref)),
+        deployed=Deployments(repository).active_for(version) is not None,
+    )
+    return enabled_actions(state)

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 
 from .config import safe_uri
+from .deploy.deployments import Deployment
 from .deploy.mlflow import Registration
 from .repository import ModelVersion
 
@@ -60,3 +61,43 @@ def offline_python(version: ModelVersion, registration: Registration, tracking_u
     return Snippet(
         "python", f"Score {version.ref} offline from MLflow ({registration.model_uri})", code
     )
+
+
+def endpoint_python(version: ModelVersion, deployment: Deployment) -> Snippet:
+    """Score the version's input example against the live endpoint with `requests`."""
+    rows = example_rows(version) or {"columns": [], "data": []}
+    payload = {"dataframe_split": rows}
+    lines = ["import requests", ""]
+    headers = '{"Content-Type": "application/json"}'
+    if deployment.details.get("token_required"):
+        lines = ["import os", "", *lines]
+        headers = (
+            '{"Content-Type": "application/json",\n'
+            '           "Authorization": f"Bearer {os.environ[\'SPARKSERVE_ENDPOINT_TOKEN\']}"}'
+        )
+    lines += [
+        f"payload = {payload!r}",
+        "response = requests.post(",
+        f"    {deployment.url + '/invocations'!r},",
+        "    json=payload,",
+        f"    headers={headers},",
+        "    timeout=60,",
+        ")",
+        "response.raise_for_status()",
+        'print(response.json()["predictions"])',
+    ]
+    return Snippet("python", f"Score {version.ref} at {deployment.url}", "\n".join(lines))
+
+
+def endpoint_curl(version: ModelVersion, deployment: Deployment) -> Snippet:
+    """The same request with curl (the token, if any, from $SPARKSERVE_ENDPOINT_TOKEN)."""
+    rows = example_rows(version) or {"columns": [], "data": []}
+    body = json.dumps({"dataframe_split": rows}).replace("'", "'\\''")
+    parts = [
+        f"curl -sS -X POST {deployment.url}/invocations",
+        "-H 'Content-Type: application/json'",
+    ]
+    if deployment.details.get("token_required"):
+        parts.append('-H "Authorization: Bearer $SPARKSERVE_ENDPOINT_TOKEN"')
+    parts.append(f"-d '{body}'")
+    return Snippet("shell", f"Score {version.ref} with curl", " \\\n  ".join(parts))

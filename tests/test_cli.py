@@ -156,10 +156,20 @@ def test_installed_command_runs_the_demo(home: Path) -> None:
     assert result["accuracy"] > 0.9
     assert len(result["scored"]) == 5
     assert sum(row["predicted"] == row["actual"] for row in result["scored"]) >= 4
+    # Registered, deployed, scored over REST with the same answers, then undeployed.
+    assert result["registration"]["model_uri"] == "models:/iris-classifier/1"
+    assert result["deployment"]["status"] == "stopped"
+    names = ["setosa", "versicolor", "virginica"]
+    assert [names[p] for p in result["rest_predictions"]] == [
+        row["predicted"] for row in result["scored"]
+    ]
+    assert [s["language"] for s in result["snippets"]] == ["python", "shell"]
 
     human = subprocess.run([executable, "demo"], capture_output=True, text=True, timeout=300)
     assert human.returncode == 0, human.stderr
     assert "Saved it as iris-classifier:2" in human.stdout
+    assert "Scored the same 5 rows over REST: the same answers" in human.stdout
+    assert "curl -sS -X POST" in human.stdout
     assert "sparkserve models show iris-classifier@champion" in human.stdout
     listed = subprocess.run(
         [executable, "models", "list", "--json"], capture_output=True, text=True, check=True

@@ -121,6 +121,24 @@ mlflow_registrations = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# A model version served somewhere: a local endpoint process, a container, a cloud endpoint.
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("target", String(32), nullable=False),
+    # starting -> running -> stopped, or failed at any point
+    Column("status", String(16), nullable=False),
+    Column("url", Text, nullable=False, default=""),
+    Column("model_uri", Text, nullable=False, default=""),
+    Column("details", JSON, nullable=False),
+    Column("error", Text, nullable=False, default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 Migration = Callable[[Connection], None]
 
 # MIGRATIONS[n] upgrades a database at schema n-1 to schema n. A fresh database is created

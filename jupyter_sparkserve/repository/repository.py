@@ -188,6 +188,7 @@ class ModelRepository:
         v = db.model_versions
         with db.write_transaction(self._engine) as conn:
             model_id = self._model_id(conn, target.name)
+            _refuse_if_deployed(conn, model_id, target.version, target.ref)
             row = conn.execute(
                 select(v.c.id).where(
                     v.c.model_id == model_id,
@@ -225,6 +226,7 @@ class ModelRepository:
             model = conn.execute(select(db.models).where(db.models.c.name == name)).first()
             if model is None:
                 raise NotFound(self._unknown_model_message(conn, name))
+            _refuse_if_deployed(conn, model.id, None, name)
             versions = self._versions(conn, model, None)
             version_ids = select(db.model_versions.c.id).where(
                 db.model_versions.c.model_id == model.id
@@ -234,6 +236,7 @@ class ModelRepository:
             )
             conn.execute(delete(db.model_versions).where(db.model_versions.c.model_id == model.id))
             conn.execute(delete(db.model_aliases).where(db.model_aliases.c.model_id == model.id))
+            conn.execute(delete(db.deployments).where(db.deployments.c.model_id == model.id))
             conn.execute(
                 delete(db.mlflow_registrations).where(
                     db.mlflow_registrations.c.model_id == model.id
@@ -678,6 +681,21 @@ class ModelRepository:
             ) from None
         _check_mlflow_model(Path(fetched), uri)
         os.rename(fetched, target)
+
+
+def _refuse_if_deployed(conn: Connection, model_id: int, version: int | None, what: str) -> None:
+    """Never pull a model out from under a live endpoint."""
+    d = db.deployments
+    query = select(d.c.id).where(d.c.model_id == model_id, d.c.status.in_(("starting", "running")))
+    if version is not None:
+        query = query.where(d.c.version == version)
+    live = conn.execute(query).scalars().all()
+    if live:
+        raise Conflict(
+            f"{what} is deployed ({', '.join(live)}): undeploy first (sparkserve undeploy "
+            f"{live[0]}), or if its endpoint died, `sparkserve deployments show {live[0]}` "
+            "records that."
+        )
 
 
 def _check_mlflow_model(path: Path, shown_as: str) -> None:

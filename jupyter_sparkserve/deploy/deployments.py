@@ -1,0 +1,221 @@
+"""Deployments: model versions served somewhere, recorded in the repository database.
+
+Deploy serves the version's registered MLflow model (`models:/NAME/N`) and is refused for a
+version that is not registered; Undeploy is refused for a deployment that is not up. Reading
+a deployment checks its endpoint: one whose process died is marked `failed` with the tail of
+its log. The only target so far is `local` (a detached endpoint process on this machine).
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from ..errors import Conflict, InvalidInput, NotFound
+from ..repository import ModelRef, ModelRepository, ModelVersion
+from ..repository import database as db
+from . import local
+from .mlflow import MlflowRegistry
+
+TARGETS = ("local",)
+ACTIVE = ("starting", "running")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: str
+    name: str
+    version: int
+    target: str
+    status: str
+    url: str
+    model_uri: str
+    details: dict[str, Any]
+    error: str
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "ref": self.ref,
+            "name": self.name,
+            "version": self.version,
+            "target": self.target,
+            "status": self.status,
+            "url": self.url,
+            "model_uri": self.model_uri,
+            "details": self.details,
+            "error": self.error,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+class Deployments:
+    def __init__(self, repository: ModelRepository) -> None:
+        self.repository = repository
+        self.root = repository.settings.home / "deployments"
+
+    def deploy(
+        self,
+        ref: str | ModelRef,
+        target: str = "local",
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        token: str | None = None,
+    ) -> Deployment:
+        if target not in TARGETS:
+            raise InvalidInput(f"Unknown target {target!r}: choose one of {', '.join(TARGETS)}.")
+        version = self.repository.resolve(ref)
+        registrations = MlflowRegistry(self.repository).registrations(version.ref)
+        if not registrations:
+            raise Conflict(
+                f"{version.ref} is not registered in MLflow, and Deploy serves the registered "
+                f"model: register it first (sparkserve register {version.ref})."
+            )
+        if self.active_for(version) is not None:
+            raise Conflict(f"{version.ref} is already deployed; undeploy it first.")
+        model_uri = registrations[0].model_uri
+        deployment_id = uuid.uuid4().hex[:12]
+        folder = self.root / deployment_id
+        self._insert(deployment_id, version, target, model_uri, {"log_file": str(folder / "log")})
+        try:
+            model_dir = self.repository.model_path(model_uri)  # fetched from the MLflow store
+            served = folder / "model"
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(model_dir), served)
+            endpoint = local.start_endpoint(
+                served, log_file=folder / "log", host=host, port=port, token=token
+            )
+        except Exception as error:
+            message = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
+            self._update(deployment_id, status="failed", error=message)
+            raise
+        details = {**endpoint.to_details(), "token_required": token is not None}
+        return self._update(deployment_id, status="running", url=endpoint.url, details=details)
+
+    def undeploy(self, deployment_id: str) -> Deployment:
+        deployment = self.get(deployment_id)
+        if not deployment.active:
+            raise Conflict(
+                f"Deployment {deployment_id} of {deployment.ref} is {deployment.status}, not "
+                "deployed: there is nothing to undeploy."
+            )
+        local.stop_endpoint(local.LocalEndpoint.from_details(deployment.details))
+        shutil.rmtree(self.root / deployment_id / "model", ignore_errors=True)
+        return self._update(deployment_id, status="stopped", error="")
+
+    def get(self, deployment_id: str) -> Deployment:
+        """The deployment as it is now: a running one whose endpoint died becomes failed."""
+        deployment = self._read(deployment_id)
+        if deployment.status == "running":
+            state = local.endpoint_state(local.LocalEndpoint.from_details(deployment.details))
+            if state.status == "failed":
+                deployment = self._update(deployment_id, status="failed", error=state.message)
+        return deployment
+
+    def exists(self, deployment_id: str) -> bool:
+        with self.repository.engine.connect() as conn, conn.begin():
+            found = conn.execute(
+                select(db.deployments.c.id).where(db.deployments.c.id == deployment_id)
+            ).first()
+        return found is not None
+
+    def list(self, *, active_only: bool = False) -> list[Deployment]:
+        d = db.deployments
+        query = select(d.c.id).order_by(d.c.created_at.desc())
+        if active_only:
+            query = query.where(d.c.status.in_(ACTIVE))
+        with self.repository.engine.connect() as conn, conn.begin():
+            ids = conn.execute(query).scalars().all()
+        return [self.get(deployment_id) for deployment_id in ids]
+
+    def active_for(self, version: ModelVersion) -> Deployment | None:
+        d = db.deployments
+        with self.repository.engine.connect() as conn, conn.begin():
+            model_id = self.repository.model_id(conn, version.name)
+            ids = (
+                conn.execute(
+                    select(d.c.id).where(
+                        d.c.model_id == model_id,
+                        d.c.version == version.version,
+                        d.c.status.in_(ACTIVE),
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        for deployment_id in ids:
+            deployment = self.get(deployment_id)
+            if deployment.active:
+                return deployment
+        return None
+
+    def _insert(
+        self, deployment_id: str, version: ModelVersion, target: str, uri: str, details: dict
+    ) -> None:
+        now = db.utcnow()
+        with db.write_transaction(self.repository.engine) as conn:
+            conn.execute(
+                insert(db.deployments).values(
+                    id=deployment_id,
+                    model_id=self.repository.model_id(conn, version.name),
+                    version=version.version,
+                    target=target,
+                    status="starting",
+                    url="",
+                    model_uri=uri,
+                    details=details,
+                    error="",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+
+    def _update(self, deployment_id: str, **values: Any) -> Deployment:
+        with db.write_transaction(self.repository.engine) as conn:
+            conn.execute(
+                update(db.deployments)
+                .where(db.deployments.c.id == deployment_id)
+                .values(**values, updated_at=db.utcnow())
+            )
+        return self._read(deployment_id)
+
+    def _read(self, deployment_id: str) -> Deployment:
+        d, m = db.deployments, db.models
+        with self.repository.engine.connect() as conn, conn.begin():
+            row = conn.execute(
+                select(d, m.c.name).join(m, m.c.id == d.c.model_id).where(d.c.id == deployment_id)
+            ).first()
+        if row is None:
+            raise NotFound(
+                f"No deployment {deployment_id!r}: `sparkserve deployments list` shows them."
+            )
+        return Deployment(
+            id=row.id,
+            name=row.name,
+            version=row.version,
+            target=row.target,
+            status=row.status,
+            url=row.url,
+            model_uri=row.model_uri,
+            details=dict(row.details),
+            error=row.error,
+            created_at=db.as_utc(row.created_at),
+            updated_at=db.as_utc(row.updated_at),
+        )

@@ -1,0 +1,166 @@
+"""Deploy / Undeploy as a user does it: real MLflow store, real endpoint processes, the
+generated python and curl snippets executed against the live endpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+import requests
+from click.testing import CliRunner
+
+from jupyter_sparkserve.cli import main
+from jupyter_sparkserve.deploy.deployments import Deployments
+from jupyter_sparkserve.deploy.mlflow import MlflowRegistry
+from jupyter_sparkserve.errors import Conflict
+from jupyter_sparkserve.lifecycle import version_actions
+from jupyter_sparkserve.repository import ModelRepository
+from jupyter_sparkserve.snippets import endpoint_curl, endpoint_python, example_rows
+
+
+def _refused(url: str) -> bool:
+    parts = urlsplit(url)
+    with socket.socket() as probe:
+        return probe.connect_ex((parts.hostname, parts.port)) != 0
+
+
+def _expected(repo: ModelRepository, ref: str) -> list:
+    version = repo.resolve(ref)
+    rows = example_rows(version)
+    import pandas as pd
+
+    frame = pd.DataFrame(rows["data"], columns=rows["columns"])
+    return repo.load_pyfunc(ref).predict(frame).tolist()
+
+
+@pytest.fixture
+def deployments(repo: ModelRepository) -> Deployments:
+    service = Deployments(repo)
+    yield service
+    for deployment in service.list(active_only=True):  # never leave an endpoint behind
+        service.undeploy(deployment.id)
+
+
+def test_the_whole_lifecycle(repo, deployments: Deployments, mlflow_model_dir: Path, tmp_path):
+    repo.import_model(mlflow_model_dir, "iris")
+    assert [a.value for a in version_actions(repo, "iris")] == ["register", "score", "delete"]
+    with pytest.raises(Conflict, match="register it first"):
+        deployments.deploy("iris")
+
+    MlflowRegistry(repo).register("iris")
+    assert "deploy" in [a.value for a in version_actions(repo, "iris")]
+    deployment = deployments.deploy("iris")
+    assert deployment.status == "running" and deployment.model_uri == "models:/iris/1"
+    assert deployment.url.startswith("http://127.0.0.1:")
+    assert [a.value for a in version_actions(repo, "iris")] == [
+        "reregister", "undeploy", "score", "snippets",
+    ]  # fmt: skip
+    with pytest.raises(Conflict, match="already deployed"):
+        deployments.deploy("iris:1")
+    with pytest.raises(Conflict, match="undeploy first"):
+        repo.delete_version("iris:1")
+
+    expected = _expected(repo, "iris:1")
+    python = endpoint_python(repo.resolve("iris"), deployment)
+    (tmp_path / "score.py").write_text(python.code)
+    ran = subprocess.run(
+        [sys.executable, str(tmp_path / "score.py")], capture_output=True, text=True, timeout=60
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout.strip()) == expected
+    curl = endpoint_curl(repo.resolve("iris"), deployment)
+    ran = subprocess.run(["bash", "-c", curl.code], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["predictions"] == expected
+
+    stopped = deployments.undeploy(deployment.id)
+    assert stopped.status == "stopped" and _refused(deployment.url)
+    with pytest.raises(Conflict, match="nothing to undeploy"):
+        deployments.undeploy(deployment.id)
+    assert "deploy" in [a.value for a in version_actions(repo, "iris")]
+    repo.delete_version("iris:1")  # allowed again once nothing serves it
+
+
+def test_a_killed_endpoint_shows_failed_with_its_log(repo, deployments, mlflow_model_dir):
+    repo.import_model(mlflow_model_dir, "iris")
+    MlflowRegistry(repo).register("iris")
+    deployment = deployments.deploy("iris")
+    os.killpg(deployment.details["pid"], signal.SIGKILL)
+    seen = deployments.get(deployment.id)
+    assert seen.status == "failed"
+    assert "Serving" in seen.error  # the tail of the endpoint's log
+    assert deployments.list(active_only=True) == []
+    assert [a.value for a in version_actions(repo, "iris")][:2] == ["reregister", "deploy"]
+
+
+def test_token_guards_the_endpoint_and_stays_out_of_snippets(
+    repo, deployments, mlflow_model_dir, tmp_path
+):
+    repo.import_model(mlflow_model_dir, "iris")
+    MlflowRegistry(repo).register("iris")
+    token = "t0k3n-" + os.urandom(8).hex()
+    deployment = deployments.deploy("iris", token=token)
+    body = {"dataframe_split": example_rows(repo.resolve("iris"))}
+    assert requests.post(f"{deployment.url}/invocations", json=body, timeout=30).status_code == 401
+
+    python = endpoint_python(repo.resolve("iris"), deployment)
+    curl = endpoint_curl(repo.resolve("iris"), deployment)
+    assert token not in python.code and token not in curl.code
+    assert token not in json.dumps(deployment.to_dict())
+    (tmp_path / "score.py").write_text(python.code)
+    env = {**os.environ, "SPARKSERVE_ENDPOINT_TOKEN": token}
+    ran = subprocess.run(
+        [sys.executable, str(tmp_path / "score.py")],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout.strip()) == _expected(repo, "iris")
+    ran = subprocess.run(["bash", "-c", curl.code], capture_output=True, text=True, env=env)
+    assert json.loads(ran.stdout)["predictions"] == _expected(repo, "iris")
+
+
+def test_ten_deploy_undeploy_cycles_leave_nothing_behind(repo, deployments, mlflow_model_dir):
+    repo.import_model(mlflow_model_dir, "iris")
+    MlflowRegistry(repo).register("iris")
+    urls, pids = [], []
+    for _ in range(10):
+        deployment = deployments.deploy("iris")
+        assert requests.get(f"{deployment.url}/ping", timeout=10).status_code == 200
+        deployments.undeploy(deployment.id)
+        urls.append(deployment.url)
+        pids.append(deployment.details["pid"])
+    assert all(_refused(url) for url in urls)
+    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+    assert deployments.list(active_only=True) == []
+    assert not any((repo.settings.home / "deployments").glob("*/model"))
+
+
+def test_cli_deploy_show_snippets_undeploy(mlflow_model_dir: Path) -> None:
+    def run(*args: str):
+        result = CliRunner().invoke(main, [*args, "--json"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    run("models", "import", str(mlflow_model_dir), "--name", "iris")
+    refused = CliRunner().invoke(main, ["deploy", "iris", "--json"])
+    assert refused.exit_code == 1 and "register it first" in json.loads(refused.stdout)["message"]
+    run("register", "iris")
+    deployment = run("deploy", "iris")
+    try:
+        assert run("deployments", "show", deployment["id"])["status"] == "running"
+        assert [d["id"] for d in run("deployments", "list")] == [deployment["id"]]
+        languages = [s["language"] for s in run("snippets", deployment["id"])]
+        assert languages == ["python", "shell"]
+    finally:
+        assert run("undeploy", deployment["id"])["status"] == "stopped"
+    assert run("deployments", "list") == []
+    assert run("deployments", "list", "--all")[0]["status"] == "stopped"
+    np.testing.assert_equal(_refused(deployment["url"]), True)
