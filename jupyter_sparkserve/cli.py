@@ -343,20 +343,24 @@ def gc(min_age: float) -> None:
             click.echo(f"  {path}")
 
 
+def _register(ref: str, *, again: bool) -> None:
+    from .deploy.mlflow import MlflowRegistry
+
+    registry = MlflowRegistry(_state().repository)
+    registration = registry.reregister(ref) if again else registry.register(ref)
+    if _as_json():
+        click.echo(_dumps(registration.to_dict()))
+    else:
+        verb = "Re-registered" if again else "Registered"
+        click.echo(f"{verb} {registration.name}:{registration.version} as {registration.model_uri}")
+
+
 @main.command()
 @click.argument("ref")
 @json_command
 def register(ref: str) -> None:
     """Register model version REF in MLflow (models:/NAME/N)."""
-    from .deploy.mlflow import MlflowRegistry
-
-    registration = MlflowRegistry(_state().repository).register(ref)
-    if _as_json():
-        click.echo(_dumps(registration.to_dict()))
-    else:
-        click.echo(
-            f"Registered {registration.name}:{registration.version} as {registration.model_uri}"
-        )
+    _register(ref, again=False)
 
 
 @main.command()
@@ -364,15 +368,7 @@ def register(ref: str) -> None:
 @json_command
 def reregister(ref: str) -> None:
     """Register model version REF in MLflow again, as a new MLflow version."""
-    from .deploy.mlflow import MlflowRegistry
-
-    registration = MlflowRegistry(_state().repository).reregister(ref)
-    if _as_json():
-        click.echo(_dumps(registration.to_dict()))
-    else:
-        click.echo(
-            f"Re-registered {registration.name}:{registration.version} as {registration.model_uri}"
-        )
+    _register(ref, again=True)
 
 
 @main.command()
@@ -383,16 +379,12 @@ def snippets(ref_or_id: str) -> None:
     registered model version REF."""
     from .deploy.deployments import Deployments
     from .deploy.mlflow import MlflowRegistry
-    from .snippets import endpoint_curl, endpoint_python, offline_python
+    from .snippets import offline_python
 
     repository = _state().repository
     deployments = Deployments(repository)
     if deployments.exists(ref_or_id):
-        deployment = deployments.get(ref_or_id)
-        if not deployment.active:
-            raise Conflict(f"Deployment {deployment.id} is {deployment.status}: no endpoint.")
-        version = repository.resolve(deployment.ref)
-        found = [endpoint_python(version, deployment), endpoint_curl(version, deployment)]
+        found = deployments.snippets(ref_or_id)
     else:
         version = repository.resolve(ref_or_id)
         registrations = MlflowRegistry(repository).registrations(version.ref)

@@ -17,7 +17,6 @@ import requests
 from .deploy.deployments import Deployments
 from .deploy.mlflow import MlflowRegistry
 from .repository import ModelRepository, ModelVersion
-from .snippets import endpoint_curl, endpoint_python
 
 DEMO_MODEL = "iris-classifier"
 DEMO_ALIAS = "champion"
@@ -119,7 +118,7 @@ def run_demo(
             f"Scored the same {len(rest_predictions)} rows over REST: "
             + ("the same answers" if agreed else f"DIFFERENT answers: {rest_predictions}")
         )
-        found = [endpoint_python(version, deployment), endpoint_curl(version, deployment)]
+        found = deployments.snippets(deployment.id)
     finally:
         if not keep_running:
             deployment = deployments.undeploy(deployment.id)

@@ -8,7 +8,6 @@ import json
 from dataclasses import dataclass
 
 from .config import safe_uri
-from .deploy.deployments import Deployment
 from .deploy.mlflow import Registration
 from .repository import ModelVersion
 
@@ -63,13 +62,13 @@ def offline_python(version: ModelVersion, registration: Registration, tracking_u
     )
 
 
-def endpoint_python(version: ModelVersion, deployment: Deployment) -> Snippet:
+def endpoint_python(version: ModelVersion, url: str, token_required: bool) -> Snippet:
     """Score the version's input example against the live endpoint with `requests`."""
     rows = example_rows(version) or {"columns": [], "data": []}
     payload = {"dataframe_split": rows}
     lines = ["import requests", ""]
     headers = '{"Content-Type": "application/json"}'
-    if deployment.details.get("token_required"):
+    if token_required:
         lines = ["import os", "", *lines]
         headers = (
             '{"Content-Type": "application/json",\n'
@@ -78,7 +77,7 @@ def endpoint_python(version: ModelVersion, deployment: Deployment) -> Snippet:
     lines += [
         f"payload = {payload!r}",
         "response = requests.post(",
-        f"    {deployment.url + '/invocations'!r},",
+        f"    {url + '/invocations'!r},",
         "    json=payload,",
         f"    headers={headers},",
         "    timeout=60,",
@@ -86,18 +85,18 @@ def endpoint_python(version: ModelVersion, deployment: Deployment) -> Snippet:
         "response.raise_for_status()",
         'print(response.json()["predictions"])',
     ]
-    return Snippet("python", f"Score {version.ref} at {deployment.url}", "\n".join(lines))
+    return Snippet("python", f"Score {version.ref} at {url}", "\n".join(lines))
 
 
-def endpoint_curl(version: ModelVersion, deployment: Deployment) -> Snippet:
+def endpoint_curl(version: ModelVersion, url: str, token_required: bool) -> Snippet:
     """The same request with curl (the token, if any, from $SPARKSERVE_ENDPOINT_TOKEN)."""
     rows = example_rows(version) or {"columns": [], "data": []}
     body = json.dumps({"dataframe_split": rows}).replace("'", "'\\''")
     parts = [
-        f"curl -sS -X POST {deployment.url}/invocations",
+        f"curl -sS -X POST {url}/invocations",
         "-H 'Content-Type: application/json'",
     ]
-    if deployment.details.get("token_required"):
+    if token_required:
         parts.append('-H "Authorization: Bearer $SPARKSERVE_ENDPOINT_TOKEN"')
     parts.append(f"-d '{body}'")
     return Snippet("shell", f"Score {version.ref} with curl", " \\\n  ".join(parts))

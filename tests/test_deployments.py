@@ -23,7 +23,7 @@ from jupyter_sparkserve.deploy.mlflow import MlflowRegistry
 from jupyter_sparkserve.errors import Conflict
 from jupyter_sparkserve.lifecycle import version_actions
 from jupyter_sparkserve.repository import ModelRepository
-from jupyter_sparkserve.snippets import endpoint_curl, endpoint_python, example_rows
+from jupyter_sparkserve.snippets import example_rows
 
 
 def _refused(url: str) -> bool:
@@ -69,14 +69,13 @@ def test_the_whole_lifecycle(repo, deployments: Deployments, mlflow_model_dir: P
         repo.delete_version("iris:1")
 
     expected = _expected(repo, "iris:1")
-    python = endpoint_python(repo.resolve("iris"), deployment)
+    python, curl = deployments.snippets(deployment.id)
     (tmp_path / "score.py").write_text(python.code)
     ran = subprocess.run(
         [sys.executable, str(tmp_path / "score.py")], capture_output=True, text=True, timeout=60
     )
     assert ran.returncode == 0, ran.stderr
     assert json.loads(ran.stdout.strip()) == expected
-    curl = endpoint_curl(repo.resolve("iris"), deployment)
     ran = subprocess.run(["bash", "-c", curl.code], capture_output=True, text=True, timeout=60)
     assert ran.returncode == 0, ran.stderr
     assert json.loads(ran.stdout)["predictions"] == expected
@@ -111,8 +110,7 @@ def test_token_guards_the_endpoint_and_stays_out_of_snippets(
     body = {"dataframe_split": example_rows(repo.resolve("iris"))}
     assert requests.post(f"{deployment.url}/invocations", json=body, timeout=30).status_code == 401
 
-    python = endpoint_python(repo.resolve("iris"), deployment)
-    curl = endpoint_curl(repo.resolve("iris"), deployment)
+    python, curl = deployments.snippets(deployment.id)
     assert token not in python.code and token not in curl.code
     assert token not in json.dumps(deployment.to_dict())
     (tmp_path / "score.py").write_text(python.code)

@@ -672,3 +672,21 @@ def test_binds_loopback_by_default(fleet: Fleet) -> None:
     addresses = _listening_addresses(server.port)
     if addresses is not None:
         assert addresses == {"127.0.0.1"}
+
+
+def test_a_model_can_opt_out_of_batching_in_its_metadata(tmp_path: Path, iris_model) -> None:
+    import mlflow.sklearn
+
+    from jupyter_sparkserve.scoring.server import EndpointConfig, ScoringApp
+
+    opted_out = tmp_path / "opted-out"
+    mlflow.sklearn.save_model(
+        iris_model,
+        str(opted_out),
+        pip_requirements=["scikit-learn"],
+        metadata={"sparkserve": {"batching": False}},
+    )
+    assert ScoringApp(EndpointConfig(model_path=str(opted_out))).batching is False
+    plain = tmp_path / "plain"
+    mlflow.sklearn.save_model(iris_model, str(plain), pip_requirements=["scikit-learn"])
+    assert ScoringApp(EndpointConfig(model_path=str(plain))).batching is True

@@ -19,10 +19,10 @@ from sqlalchemy import insert, select, update
 from ..errors import Conflict, InvalidInput, NotFound
 from ..repository import ModelRef, ModelRepository, ModelVersion
 from ..repository import database as db
-from . import local
+from ..snippets import Snippet
 from .mlflow import MlflowRegistry
+from .targets import TARGETS
 
-TARGETS = ("local",)
 ACTIVE = ("starting", "running")
 
 
@@ -81,6 +81,7 @@ class Deployments:
     ) -> Deployment:
         if target not in TARGETS:
             raise InvalidInput(f"Unknown target {target!r}: choose one of {', '.join(TARGETS)}.")
+        runner = TARGETS[target]
         version = self.repository.resolve(ref)
         registrations = MlflowRegistry(self.repository).registrations(version.ref)
         if not registrations:
@@ -94,20 +95,19 @@ class Deployments:
         deployment_id = uuid.uuid4().hex[:12]
         folder = self.root / deployment_id
         self._insert(deployment_id, version, target, model_uri, {"log_file": str(folder / "log")})
+        served = folder / "model"
         try:
-            model_dir = self.repository.model_path(model_uri)  # fetched from the MLflow store
-            served = folder / "model"
-            folder.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(model_dir), served)
-            endpoint = local.start_endpoint(
-                served, log_file=folder / "log", host=host, port=port, token=token
-            )
+            # Fetched from the MLflow store: the deployment serves what MLflow registered.
+            self.repository.fetch_model(model_uri, served)
+            started = runner.start(served, folder, {"host": host, "port": port}, token)
         except Exception as error:
+            shutil.rmtree(served, ignore_errors=True)  # the log stays, to read what went wrong
             message = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
             self._update(deployment_id, status="failed", error=message)
             raise
-        details = {**endpoint.to_details(), "token_required": token is not None}
-        return self._update(deployment_id, status="running", url=endpoint.url, details=details)
+        return self._update(
+            deployment_id, status="running", url=started.url, details=started.details
+        )
 
     def undeploy(self, deployment_id: str) -> Deployment:
         deployment = self.get(deployment_id)
@@ -116,7 +116,7 @@ class Deployments:
                 f"Deployment {deployment_id} of {deployment.ref} is {deployment.status}, not "
                 "deployed: there is nothing to undeploy."
             )
-        local.stop_endpoint(local.LocalEndpoint.from_details(deployment.details))
+        TARGETS[deployment.target].stop(deployment.details)
         shutil.rmtree(self.root / deployment_id / "model", ignore_errors=True)
         return self._update(deployment_id, status="stopped", error="")
 
@@ -124,10 +124,18 @@ class Deployments:
         """The deployment as it is now: a running one whose endpoint died becomes failed."""
         deployment = self._read(deployment_id)
         if deployment.status == "running":
-            state = local.endpoint_state(local.LocalEndpoint.from_details(deployment.details))
-            if state.status == "failed":
+            state = TARGETS[deployment.target].state(deployment.details)
+            if not state.serving:
                 deployment = self._update(deployment_id, status="failed", error=state.message)
         return deployment
+
+    def snippets(self, deployment_id: str) -> list[Snippet]:
+        """Code that scores the version's input example against the deployment."""
+        deployment = self.get(deployment_id)
+        if not deployment.active:
+            raise Conflict(f"Deployment {deployment.id} is {deployment.status}: no endpoint.")
+        version = self.repository.resolve(deployment.ref)
+        return TARGETS[deployment.target].snippets(version, deployment.url, deployment.details)
 
     def exists(self, deployment_id: str) -> bool:
         with self.repository.engine.connect() as conn, conn.begin():

@@ -431,6 +431,12 @@ class ModelRepository:
         self._fetch(uri, target)
         return target
 
+    def fetch_model(self, uri: str, target: Path) -> Path:
+        """Copy the MLflow model at `uri` (any MLflow URI or folder) to `target` (new)."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self._fetch(uri, target)
+        return target
+
     def load_pyfunc(self, ref: str | ModelRef) -> Any:
         import mlflow.pyfunc
 
