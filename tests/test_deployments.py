@@ -162,3 +162,28 @@ def test_cli_deploy_show_snippets_undeploy(mlflow_model_dir: Path) -> None:
     assert run("deployments", "list") == []
     assert run("deployments", "list", "--all")[0]["status"] == "stopped"
     np.testing.assert_equal(_refused(deployment["url"]), True)
+
+
+def test_a_deploy_that_died_while_starting_does_not_block_the_version(
+    repo, deployments: Deployments, mlflow_model_dir: Path
+) -> None:
+    """A notebook interrupted mid-deploy leaves a 'starting' row; it must not pin the
+    version as deployed forever."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from jupyter_sparkserve.repository import database as db
+
+    version = repo.import_model(mlflow_model_dir, "iris")
+    deployments._insert("deadbeef0001", version, "local", "models:/iris/1", {})
+    with pytest.raises(Conflict, match="already deployed"):
+        deployments._insert("deadbeef0002", version, "local", "models:/iris/1", {})
+    with pytest.raises(Conflict, match="undeploy first"):
+        repo.delete_version("iris:1")
+    with db.write_transaction(repo.engine) as conn:
+        conn.execute(update(db.deployments).values(updated_at=db.utcnow() - timedelta(minutes=20)))
+    seen = deployments.get("deadbeef0001")
+    assert seen.status == "failed" and "stopped before the endpoint came up" in seen.error
+    assert deployments.active_for(version) is None
+    repo.delete_version("iris:1")

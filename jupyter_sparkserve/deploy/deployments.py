@@ -24,6 +24,9 @@ from .mlflow import MlflowRegistry
 from .targets import TARGETS
 
 ACTIVE = ("starting", "running")
+# Longer than any start takes (the endpoint has 120 s to answer /ping): a row still
+# 'starting' after this belongs to a deploy whose process died.
+STARTING_LIMIT_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ class Deployments:
                 f"{version.ref} is not registered in MLflow, and Deploy serves the registered "
                 f"model: register it first (sparkserve register {version.ref})."
             )
-        if self.active_for(version) is not None:
+        if self.active_for(version) is not None:  # refreshes a dead one to failed first
             raise Conflict(f"{version.ref} is already deployed; undeploy it first.")
         model_uri = registrations[0].model_uri
         deployment_id = uuid.uuid4().hex[:12]
@@ -100,7 +103,7 @@ class Deployments:
             # Fetched from the MLflow store: the deployment serves what MLflow registered.
             self.repository.fetch_model(model_uri, served)
             started = runner.start(served, folder, {"host": host, "port": port}, token)
-        except Exception as error:
+        except BaseException as error:  # an interrupt too: never leave a row 'starting'
             shutil.rmtree(served, ignore_errors=True)  # the log stays, to read what went wrong
             message = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
             self._update(deployment_id, status="failed", error=message)
@@ -123,6 +126,13 @@ class Deployments:
     def get(self, deployment_id: str) -> Deployment:
         """The deployment as it is now: a running one whose endpoint died becomes failed."""
         deployment = self._read(deployment_id)
+        age = (db.utcnow() - deployment.updated_at).total_seconds()
+        if deployment.status == "starting" and age > STARTING_LIMIT_SECONDS:
+            return self._update(
+                deployment_id,
+                status="failed",
+                error="The process deploying it stopped before the endpoint came up.",
+            )
         if deployment.status == "running":
             state = TARGETS[deployment.target].state(deployment.details)
             if not state.serving:
@@ -178,11 +188,23 @@ class Deployments:
         self, deployment_id: str, version: ModelVersion, target: str, uri: str, details: dict
     ) -> None:
         now = db.utcnow()
+        d = db.deployments
         with db.write_transaction(self.repository.engine) as conn:
+            model_id = self.repository.model_id(conn, version.name)
+            # Checked again under the write lock: two deploys of one version cannot both win.
+            live = conn.execute(
+                select(d.c.id).where(
+                    d.c.model_id == model_id,
+                    d.c.version == version.version,
+                    d.c.status.in_(ACTIVE),
+                )
+            ).first()
+            if live is not None:
+                raise Conflict(f"{version.ref} is already deployed; undeploy it first.")
             conn.execute(
                 insert(db.deployments).values(
                     id=deployment_id,
-                    model_id=self.repository.model_id(conn, version.name),
+                    model_id=model_id,
                     version=version.version,
                     target=target,
                     status="starting",
