@@ -1,0 +1,131 @@
+"""Offline scoring, one call for every face: files on the local engine or on Spark, and
+DataFrames in-process.
+
+The model is any reference (`NAME`, `NAME:VERSION`, `NAME@ALIAS`, an MLflow URI or folder);
+the run is planned and checked (`batch.plan_run`) before either engine starts, so both
+engines refuse the same bad inputs with the same messages.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInput
+from ..repository import ModelRef, ModelRepository
+from . import batch
+from .batch import BatchModel, BatchResult, ProgressCallback
+
+ENGINES = ("local", "spark")
+
+
+def score(
+    model: str | ModelRef,
+    input: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    engine: str = "local",
+    input_format: str | None = None,
+    output_format: str | None = None,
+    keep_columns: Sequence[str] | None = None,
+    prediction_column: str = "prediction",
+    spark_config: dict[str, str] | None = None,
+    lib_jars: Sequence[str] | None = None,
+    repository: ModelRepository | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> BatchResult:
+    """Score a file, folder or glob into an output file or folder; see `batch.plan_run`."""
+    if engine not in ENGINES:
+        raise InvalidInput(f"Unknown engine {engine!r}: use one of {', '.join(ENGINES)}.")
+    if engine == "local" and (spark_config or lib_jars):
+        raise InvalidInput("Spark settings and jars apply to engine 'spark' only.")
+    repository = repository or ModelRepository()
+    model_path = repository.model_path(model)
+    plan = batch.plan_run(
+        input,
+        output,
+        input_format=input_format,
+        output_format=output_format,
+        keep_columns=keep_columns,
+        prediction_column=prediction_column,
+        input_schema=_input_schema(model_path),
+    )
+    if engine == "spark":
+        from . import spark
+
+        return spark.score_files(
+            model_path,
+            plan,
+            spark_config=spark_config,
+            lib_jars=list(lib_jars or []),
+            progress=progress,
+            cancel=cancel,
+        )
+    return batch.run(load_batch_model(model_path), plan, progress=progress, cancel=cancel)
+
+
+def score_dataframe(
+    model: str | ModelRef,
+    frame: Any,
+    *,
+    keep_columns: Sequence[str] | None = None,
+    prediction_column: str = "prediction",
+    repository: ModelRepository | None = None,
+    progress: ProgressCallback | None = None,
+) -> Any:
+    """The frame's kept columns (default all) plus the prediction column(s), scored
+    in-process in chunks so that `progress` can follow a large frame."""
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame):
+        raise InvalidInput(f"Expected a pandas DataFrame, got {type(frame).__name__}.")
+    kept = list(frame.columns) if keep_columns is None else list(keep_columns)
+    absent = [name for name in kept if name not in frame.columns]
+    if absent:
+        raise InvalidInput(f"The DataFrame has no column {', '.join(map(repr, absent))}.")
+    if prediction_column in kept:
+        raise InvalidInput(
+            f"The DataFrame already has a column {prediction_column!r}: choose another "
+            "prediction column name."
+        )
+    repository = repository or ModelRepository()
+    scorer = load_batch_model(repository.model_path(model))
+    missing = [c for c in batch.required_columns(scorer.input_schema) if c not in frame.columns]
+    if missing:
+        raise InvalidInput(
+            f"The DataFrame has no column {', '.join(map(repr, missing))}, which the model needs."
+        )
+    parts = []
+    total = len(frame)
+    for start in range(0, max(total, 1), batch.BATCH_ROWS):
+        chunk = frame.iloc[start : start + batch.BATCH_ROWS]
+        predictions = scorer.predict_frame(chunk)
+        parts.append(batch.prediction_frame(predictions, len(chunk), prediction_column))
+        if progress is not None:
+            done = start + len(chunk)
+            progress(batch.BatchProgress(done, total, 0, 0, int(done == total), 1))
+    predicted = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    predicted.index = frame.index
+    return pd.concat([frame[kept], predicted], axis=1)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str, modified: float) -> BatchModel:
+    return BatchModel.load(path)
+
+
+def load_batch_model(model_path: Path) -> BatchModel:
+    """A loaded model, kept for the next call: repository versions never change in place,
+    and an outside folder is reloaded when its MLmodel changes."""
+    return _load_cached(str(model_path), (model_path / "MLmodel").stat().st_mtime)
+
+
+def _input_schema(model_path: Path) -> Any:
+    from mlflow.models import Model
+
+    return Model.load(str(model_path)).get_input_schema()
