@@ -11,6 +11,7 @@ from tornado.httpclient import HTTPClientError
 from jupyter_sparkserve import __version__
 from jupyter_sparkserve.config import Settings
 from jupyter_sparkserve.repository import ModelRepository
+from jupyter_sparkserve.repository import database as db
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ async def test_status_reports_the_shared_repository(jp_fetch, home: Path, mlflow
     body = json.loads(response.body)
     assert body["version"] == __version__
     assert body["home"] == str(home)
-    assert body["repository"] == {"models": 1, "versions": 1, "schema_version": 1}
+    assert body["repository"] == {"models": 1, "versions": 1, "schema_version": db.SCHEMA_VERSION}
 
 
 async def test_every_handler_refuses_anonymous_requests(jp_fetch):
