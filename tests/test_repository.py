@@ -23,6 +23,7 @@ from jupyter_sparkserve.errors import (
     UnsupportedModel,
 )
 from jupyter_sparkserve.repository import ModelRepository
+from jupyter_sparkserve.repository import database as db
 from jupyter_sparkserve.repository.mlflow_uris import mlflow_store
 
 # Every test here runs on SQLite and on PostgreSQL.
@@ -245,7 +246,7 @@ def test_delete_model_removes_every_version(repo, mlflow_model_dir) -> None:
     assert [v.version for v in deleted.versions] == [2, 1]
     assert not any(path.exists() for path in paths)
     assert not (repo.settings.artifact_root / "iris").exists()
-    assert repo.stats() == {"models": 0, "versions": 0, "schema_version": 1}
+    assert repo.stats() == {"models": 0, "versions": 0, "schema_version": db.SCHEMA_VERSION}
     # The name is free again and starts over.
     assert repo.import_model(mlflow_model_dir, "iris").version == 1
 
