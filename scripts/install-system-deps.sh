@@ -5,6 +5,7 @@ set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)   # Playwright drives it (UI tests)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)     # builds the labextension
+command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)  # Spark engine tests
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)  # team repository tests
 
 if ((${#missing[@]})); then
