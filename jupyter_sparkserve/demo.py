@@ -80,8 +80,8 @@ def run_demo(
     )
     report(
         f"Saved it as {version.ref} ({version.flavor} flavor, signature with "
-        f"{len(version.signature['inputs']) if version.signature else 0} inputs) in "
-        f"{repository.settings.home}"
+        f"{len(version.signature['inputs']) if version.signature else 0} inputs) in the "
+        f"repository at {repository.settings.home}; its model folder is {version.path}"
     )
 
     repository.set_alias(version.ref, DEMO_ALIAS)

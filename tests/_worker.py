@@ -1,13 +1,18 @@
 """Repository work done in a separate process, for the cross-process tests.
 
-python tests/_worker.py import SOURCE NAME COUNT GO_FILE
-    says "ready", waits for GO_FILE so that all workers start together, then prints
-    each version it got
+python tests/_worker.py save NAME COUNT GO_FILE
+    trains a small scikit-learn model, says "ready", waits for GO_FILE so that all workers
+    start together, then saves it COUNT times and prints each version it got
 python tests/_worker.py save-forever MARKER        a save that never finishes writing
+
+With SPARKSERVE_WORKER_STALL_AFTER_PROMOTE=MARKER in the environment, a save renames its
+folder into place, writes MARKER and then hangs before the database commit, for a test to
+kill it exactly there. The hook lives here only: the package has no test hooks.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,6 +20,11 @@ from pathlib import Path
 import mlflow.pyfunc
 
 from jupyter_sparkserve.repository import ModelRepository
+from jupyter_sparkserve.repository.artifacts import ArtifactStore
+
+STALL_AFTER_PROMOTE = "SPARKSERVE_WORKER_STALL_AFTER_PROMOTE"
+# Pinned requirements: inferring them loads the model in a subprocess, which is what is slow.
+FAST_SAVE = {"pip_requirements": ["scikit-learn", "pandas"]}
 
 
 class NeverFinishesWriting(mlflow.pyfunc.PythonModel):
@@ -32,15 +42,44 @@ class NeverFinishesWriting(mlflow.pyfunc.PythonModel):
         return model_input
 
 
+def _stall_after_promote(marker: str) -> None:
+    """Make ArtifactStore.promote hang once the folder is in place: `_add_version` calls it
+    as the last step inside its write transaction, so the row is not committed yet."""
+    promote = ArtifactStore.promote
+
+    def promote_then_hang(self: ArtifactStore, source: Path, relative: str) -> Path:
+        target = promote(self, source, relative)
+        Path(marker).write_text(relative)
+        time.sleep(600)
+        return target
+
+    ArtifactStore.promote = promote_then_hang  # type: ignore[method-assign]
+
+
+def _small_model():
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    features, target = load_iris(return_X_y=True, as_frame=True)
+    return LogisticRegression(max_iter=500).fit(features, target)
+
+
+def _wait_for(go_file: str) -> None:
+    print("ready", flush=True)
+    while not Path(go_file).exists():
+        time.sleep(0.005)
+
+
 def main(action: str, *args: str) -> None:
+    if os.environ.get(STALL_AFTER_PROMOTE):
+        _stall_after_promote(os.environ[STALL_AFTER_PROMOTE])
     repository = ModelRepository()
-    if action == "import":
-        source, name, count, go_file = args
-        print("ready", flush=True)
-        while not Path(go_file).exists():
-            time.sleep(0.005)
+    if action == "save":
+        name, count, go_file = args
+        model = _small_model()
+        _wait_for(go_file)
         for _ in range(int(count)):
-            print(repository.import_model(source, name).version, flush=True)
+            print(repository.save(model, name, **FAST_SAVE).version, flush=True)
     elif action == "save-forever":
         (marker,) = args
         repository.save(NeverFinishesWriting(marker), "crashy", pip_requirements=["pandas"])

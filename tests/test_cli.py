@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -175,6 +176,33 @@ def test_installed_command_runs_the_demo(home: Path) -> None:
         [executable, "models", "list", "--json"], capture_output=True, text=True, check=True
     )
     assert json.loads(listed.stdout)["items"][0]["latest_version"] == 2
+
+
+def test_demo_on_a_machine_with_no_configuration(tmp_path: Path) -> None:
+    """A newcomer's first command: no SPARKSERVE_*, no MLflow URI, just a HOME. The model
+    lands in ~/.sparkserve and the output says where."""
+    executable = shutil.which("sparkserve", path=str(Path(sys.executable).parent))
+    assert executable, "the sparkserve console script is not installed next to this Python"
+    user_home = tmp_path.resolve() / "newcomer"
+    user_home.mkdir()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SPARKSERVE_", "MLFLOW_", "XDG_"))
+    }
+    env["HOME"] = str(user_home)
+    completed = subprocess.run(
+        [executable, "demo"], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    repository = user_home / ".sparkserve"
+    assert (repository / "repository.db").is_file()
+    (saved,) = (repository / "artifacts" / "iris-classifier").iterdir()
+    assert (saved / "MLmodel").is_file()
+    assert f"in the repository at {repository};" in completed.stdout
+    assert f"its model folder is {saved}" in completed.stdout
+    # Nothing outside ~/.sparkserve: no mlruns/ or mlflow.db in the working folder.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["newcomer"]
 
 
 @pytest.mark.parametrize("command", [["--help"], ["models", "--help"], ["--version"]])

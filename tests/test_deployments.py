@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from jupyter_sparkserve.cli import main
 from jupyter_sparkserve.deploy.deployments import Deployments
 from jupyter_sparkserve.deploy.mlflow import MlflowRegistry
-from jupyter_sparkserve.errors import Conflict
+from jupyter_sparkserve.errors import Conflict, NotFound
 from jupyter_sparkserve.lifecycle import version_actions
 from jupyter_sparkserve.repository import ModelRepository
 from jupyter_sparkserve.snippets import example_rows
@@ -98,6 +98,29 @@ def test_a_killed_endpoint_shows_failed_with_its_log(repo, deployments, mlflow_m
     assert "Serving" in seen.error  # the tail of the endpoint's log
     assert deployments.list(active_only=True) == []
     assert [a.value for a in version_actions(repo, "iris")][:2] == ["reregister", "deploy"]
+
+
+def test_undeploy_of_an_unknown_id_is_not_found(deployments: Deployments) -> None:
+    with pytest.raises(NotFound, match="No deployment 'nope0000'"):
+        deployments.undeploy("nope0000")
+    refused = CliRunner().invoke(main, ["undeploy", "nope0000", "--json"])
+    assert refused.exit_code == 1, refused.output
+    error = json.loads(refused.stdout)
+    assert error["error"] == "NOT_FOUND" and "sparkserve deployments list" in error["message"]
+
+
+def test_undeploy_of_a_failed_deployment_is_refused(repo, deployments, mlflow_model_dir):
+    repo.import_model(mlflow_model_dir, "iris")
+    MlflowRegistry(repo).register("iris")
+    deployment = deployments.deploy("iris")
+    os.killpg(deployment.details["pid"], signal.SIGKILL)
+    with pytest.raises(Conflict, match="is failed, not deployed: there is nothing to undeploy"):
+        deployments.undeploy(deployment.id)
+    assert deployments.get(deployment.id).status == "failed"  # refused, so left as it was
+    refused = CliRunner().invoke(main, ["undeploy", deployment.id, "--json"])
+    assert refused.exit_code == 1 and json.loads(refused.stdout)["error"] == "CONFLICT"
+    # The version is free again: a new deploy of it is allowed.
+    assert deployments.deploy("iris").status == "running"
 
 
 def test_token_guards_the_endpoint_and_stays_out_of_snippets(

@@ -4,12 +4,16 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import FAST_SAVE
 from sqlalchemy import inspect, text
 
 from jupyter_sparkserve.config import Settings
+from jupyter_sparkserve.deploy.mlflow import MlflowRegistry
 from jupyter_sparkserve.errors import InvalidInput, RepositoryTooNew
 from jupyter_sparkserve.repository import ModelRepository
 from jupyter_sparkserve.repository import database as db
+
+V1_DUMP = Path(__file__).with_name("data") / "repository-v1.sql"
 
 
 def _schema_version(database: Path) -> int:
@@ -165,3 +169,64 @@ def test_a_repository_from_before_repository_ids_gets_one(
     assert reopened.repository_id != first_id
     assert reopened.resolve("iris:1").path.is_dir()
     assert ModelRepository(Settings.from_env()).repository_id == reopened.repository_id
+
+
+def test_a_repository_written_at_schema_version_1_opens_with_everything_intact(
+    home: Path, iris, iris_model
+) -> None:
+    """A real database from the first release (commit 6c1381c, see the dump's header): it is
+    migrated on open, keeps every row, and the features whose tables came later work on it."""
+    import mlflow.sklearn
+
+    home.mkdir(parents=True)
+    database = home / "repository.db"
+    with sqlite3.connect(database) as connection:
+        connection.executescript(V1_DUMP.read_text())
+        folders = connection.execute(
+            "SELECT version, artifact_dir FROM model_versions ORDER BY version"
+        ).fetchall()
+    assert [version for version, _ in folders] == [1, 2]
+    # The dump keeps no artifacts: put a model folder where each row says its version lives.
+    for _version, relative in folders:
+        mlflow.sklearn.save_model(iris_model, str(home / "artifacts" / relative), **FAST_SAVE)
+
+    repository = ModelRepository(Settings.from_env())
+    try:
+        assert repository.schema_version_found == 1
+        assert _schema_version(database) == db.SCHEMA_VERSION
+        with sqlite3.connect(database) as connection:
+            query = "SELECT name FROM sqlite_master WHERE type = 'table'"
+            tables = {name for (name,) in connection.execute(query)}
+            query = "SELECT name FROM sqlite_master WHERE type = 'index'"
+            indexes = {name for (name,) in connection.execute(query)}
+        assert {"mlflow_registrations", "deployments", "workflows", "jobs"} <= tables
+        assert "uq_models_name_folded" in indexes  # the first release had no such index
+
+        details = repository.get_model("iris")
+        assert details.aliases == {"champion": 1}
+        second, first = details.versions
+        assert (first.version, first.description, dict(first.tags), dict(first.metrics)) == (
+            1, "first cut", {"team": "risk", "stage": "dev"}, {"accuracy": 0.96},
+        )  # fmt: skip
+        assert (second.version, second.description, dict(second.tags), dict(second.metrics)) == (
+            2, "retrained", {"team": "risk"}, {"accuracy": 0.97, "f1": 0.965},
+        )  # fmt: skip
+        assert first.flavors == ("sklearn", "python_function") and first.has_input_example
+        assert [c["name"] for c in first.signature["inputs"]] == list(iris[0].columns)
+        assert first.aliases == ("champion",) and second.aliases == ()
+        assert repository.list_models(tag="stage=dev").total == 1
+
+        champion = repository.resolve("iris@champion")
+        assert champion.ref == "iris:1" and champion.path == home / "artifacts" / folders[0][1]
+        features = iris[0].head(10)
+        predictions = repository.load_pyfunc("iris@champion").predict(features)
+        assert list(predictions) == list(iris_model.predict(features))
+
+        # Register writes mlflow_registrations, a table schema 1 did not have.
+        registration = MlflowRegistry(repository).register("iris@champion")
+        assert registration.model_uri == "models:/iris/1"
+        assert [r.mlflow_version for r in MlflowRegistry(repository).registrations("iris:1")] == [1]
+        # Numbering carries on from the old rows.
+        assert repository.import_model(first.path, "iris").version == 3
+    finally:
+        repository.close()

@@ -43,7 +43,7 @@ from ..errors import InvalidInput, RepositoryTooNew
 
 # Bump with every change to the tables below, and add the step that upgrades to it.
 #   1: models, versions, tags, aliases (the first release)
-#   2: mlflow_registrations, deployments
+#   2: mlflow_registrations, deployments, the case-folded name index
 #   3: workflows, jobs
 SCHEMA_VERSION = 3
 
@@ -67,7 +67,7 @@ models = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 # Names are unique whatever their case: on macOS and Windows `Iris/` and `iris/` are one folder.
-Index("uq_models_name_folded", func.lower(models.c.name), unique=True)
+names_folded = Index("uq_models_name_folded", func.lower(models.c.name), unique=True)
 
 model_versions = Table(
     "model_versions",
@@ -198,8 +198,14 @@ def _create_tables(*tables: Table) -> Migration:
 
 # MIGRATIONS[n] upgrades a database at schema n-1 to schema n. A fresh database is created
 # from `metadata` directly and stamped with SCHEMA_VERSION.
+def _schema_2(connection: Connection) -> None:
+    _create_tables(mlflow_registrations, deployments)(connection)
+    # The first release enforced case-insensitive names in code only.
+    names_folded.create(connection, checkfirst=True)
+
+
 MIGRATIONS: dict[int, Migration] = {
-    2: _create_tables(mlflow_registrations, deployments),
+    2: _schema_2,
     3: _create_tables(workflows, jobs),
 }
 
