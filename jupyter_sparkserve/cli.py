@@ -11,7 +11,9 @@ import json
 import logging
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -575,3 +577,426 @@ def demo(keep_running: bool) -> None:
     click.echo(f"  sparkserve models show {DEMO_MODEL}@{DEMO_ALIAS}")
     if keep_running:
         click.echo(f"  sparkserve undeploy {result.deployment['id']}")
+
+
+# ---------------------------------------------------------------- offline scoring and jobs
+
+
+@contextmanager
+def _progress_bar(label: str) -> Iterator[Callable[[float | None, str], None]]:
+    """A progress bar on standard error; yields show(fraction or None, text)."""
+    steps = 1000
+    with click.progressbar(
+        length=steps, label=label, file=sys.stderr, item_show_func=lambda text: text
+    ) as bar:
+        shown = 0
+
+        def show(fraction: float | None, text: str) -> None:
+            nonlocal shown
+            target = int((fraction or 0.0) * steps)
+            bar.update(max(target - shown, 0), text)
+            shown = max(shown, target)
+
+        yield show
+
+
+def _spec_options(function: F) -> F:
+    """The workflow settings `score`, `workflows create` and `workflows update` share."""
+    options = [
+        click.option("--input-format", help="csv, parquet or jsonl (default: by extension)."),
+        click.option(
+            "--format",
+            "--output-format",
+            "output_format",
+            help="csv, parquet or jsonl (default: the output's extension, else the input's).",
+        ),
+        click.option(
+            "--keep-columns",
+            metavar="A,B",
+            help="Input columns copied to the output (default all, also '*'; '' for none).",
+        ),
+        click.option("--engine", help="local (default) or spark."),
+        click.option("--prediction-column", help="Name of the prediction column."),
+        click.option(
+            "--spark-config",
+            metavar="'KEY=VALUE ...'",
+            help="Spark settings, such as 'spark.master=local[2] spark.executor.memory=4g'.",
+        ),
+        click.option("--lib-jars", metavar="A.jar,B.jar", help="Jars added to the Spark session."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _email_options(function: F) -> F:
+    function = click.option(
+        "--email-on-failure", metavar="ADDRESSES", help="Comma-separated: told of a failure."
+    )(function)
+    return click.option(
+        "--email-on-success", metavar="ADDRESSES", help="Comma-separated: told of a success."
+    )(function)
+
+
+def _spec_changes(settings: dict[str, Any]) -> dict[str, Any]:
+    """WorkflowSpec settings from command-line options; options not given are left out."""
+    from .workflows import parse_lib_jars, parse_spark_config
+
+    changes = {name: value for name, value in settings.items() if value is not None}
+    if "spark_config" in changes:
+        changes["spark_config"] = parse_spark_config(changes["spark_config"])
+    if "lib_jars" in changes:
+        changes["lib_jars"] = list(parse_lib_jars(changes["lib_jars"]))
+    return changes
+
+
+@main.command("score")
+@click.argument("ref")
+@click.argument("input")
+@click.argument("output")
+@_spec_options
+@json_command
+def score_command(ref: str, input: str, output: str, **settings: Any) -> None:
+    """Score INPUT (a file, folder or glob of CSV, Parquet or JSON Lines) with model REF into
+    OUTPUT (a file or folder), in the foreground with a progress bar."""
+    from .workflows import WorkflowSpec
+    from .workflows.definitions import run_spec
+
+    spec = WorkflowSpec.from_dict(
+        {"model": ref, "input": input, "output": output, **_spec_changes(settings)}
+    )
+    repository = _state().repository
+    if _as_json():
+        result = run_spec(spec, repository=repository)
+        click.echo(_dumps(result.to_dict()))
+        return
+    with _progress_bar(f"Scoring {Path(spec.input).name}") as show:
+        result = run_spec(
+            spec,
+            repository=repository,
+            progress=lambda p: show(p.fraction, f"{p.rows_done:,} rows"),
+        )
+        show(1.0, f"{result.rows:,} rows")
+    click.echo(
+        f"Scored {result.rows:,} rows from {result.files} file(s) into {result.output} in "
+        f"{result.seconds:.1f} s (predictions: {', '.join(result.prediction_columns)})."
+    )
+
+
+def _show_workflow(workflow: Any) -> None:
+    spec = workflow.spec
+    click.secho(f"workflow {workflow.id}  {workflow.name or '-'}", bold=True)
+    columns = "all" if spec.keep_columns is None else ", ".join(spec.keep_columns) or "none"
+    fields = [
+        ("model", spec.model),
+        ("input", spec.input + (f" ({spec.input_format})" if spec.input_format else "")),
+        ("output", spec.output + (f" ({spec.output_format})" if spec.output_format else "")),
+        ("keep columns", columns),
+        ("prediction", spec.prediction_column),
+        ("engine", spec.engine),
+        ("spark config", " ".join(f"{k}={v}" for k, v in spec.spark_config.items()) or "-"),
+        ("lib jars", ", ".join(spec.lib_jars) or "-"),
+        ("email on success", ", ".join(spec.email_on_success) or "-"),
+        ("email on failure", ", ".join(spec.email_on_failure) or "-"),
+        ("updated", workflow.updated_at.strftime("%Y-%m-%d %H:%M:%S UTC")),
+    ]
+    width = max(len(label) for label, _ in fields)
+    for label, value in fields:
+        click.echo(f"  {label.ljust(width)}  {value}")
+
+
+@main.group("workflows")
+def workflows_group() -> None:
+    """Saved score workflows: create, list, show, update, delete and execute them."""
+
+
+@workflows_group.command("create")
+@click.argument("ref")
+@click.argument("input")
+@click.argument("output")
+@click.option("--name", default="", help="What the workflow is for.")
+@_spec_options
+@_email_options
+@json_command
+def workflows_create(ref: str, input: str, output: str, name: str, **settings: Any) -> None:
+    """Save a workflow scoring INPUT with model REF into OUTPUT; prints its id."""
+    from .workflows import Workflows
+
+    workflow = Workflows(_state().repository).create(
+        {"model": ref, "input": input, "output": output, **_spec_changes(settings)}, name=name
+    )
+    if _as_json():
+        click.echo(_dumps(workflow.to_dict()))
+    else:
+        click.echo(f"Created workflow {workflow.id}.")
+        click.echo(f"  sparkserve workflows execute {workflow.id}")
+
+
+@workflows_group.command("list")
+@json_command
+def workflows_list() -> None:
+    """Workflows, by id."""
+    from .workflows import Workflows
+
+    found = Workflows(_state().repository).list()
+    if _as_json():
+        click.echo(_dumps([workflow.to_dict() for workflow in found]))
+        return
+    if not found:
+        click.echo("No workflows: sparkserve workflows create REF INPUT OUTPUT makes one.")
+        return
+    _table(
+        ["ID", "NAME", "MODEL", "ENGINE", "INPUT", "OUTPUT"],
+        [
+            [w.id, w.name or "-", w.spec.model, w.spec.engine, w.spec.input, w.spec.output]
+            for w in found
+        ],
+    )
+
+
+@workflows_group.command("show")
+@click.argument("workflow_id", type=int)
+@json_command
+def workflows_show(workflow_id: int) -> None:
+    """One workflow's settings."""
+    from .workflows import Workflows
+
+    workflow = Workflows(_state().repository).get(workflow_id)
+    if _as_json():
+        click.echo(_dumps(workflow.to_dict()))
+    else:
+        _show_workflow(workflow)
+
+
+@workflows_group.command("update")
+@click.argument("workflow_id", type=int)
+@click.option("--model", help="Model reference.")
+@click.option("--input", "input_", help="File, folder or glob to score.")
+@click.option("--output", help="File or folder to write.")
+@click.option("--name", help="What the workflow is for.")
+@_spec_options
+@_email_options
+@json_command
+def workflows_update(
+    workflow_id: int,
+    model: str | None,
+    input_: str | None,
+    output: str | None,
+    name: str | None,
+    **settings: Any,
+) -> None:
+    """Change the settings given; the others stay ('' resets one to its default)."""
+    from .workflows import Workflows
+
+    changes = _spec_changes({"model": model, "input": input_, "output": output, **settings})
+    for option in ("input_format", "output_format", "engine", "prediction_column"):
+        if changes.get(option) == "":
+            changes[option] = None  # None resets to the default
+    workflow = Workflows(_state().repository).update(workflow_id, changes, name=name)
+    if _as_json():
+        click.echo(_dumps(workflow.to_dict()))
+    else:
+        _show_workflow(workflow)
+
+
+@workflows_group.command("delete")
+@click.argument("workflow_id", type=int)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@json_command
+def workflows_delete(workflow_id: int, yes: bool) -> None:
+    """Delete a workflow (its jobs stay)."""
+    from .workflows import Workflows
+
+    workflows = Workflows(_state().repository)
+    workflow = workflows.get(workflow_id)
+    if not yes:
+        if _as_json() or not sys.stdin.isatty():
+            raise InvalidInput(
+                f"Deleting workflow {workflow.id} needs --yes when nobody can be asked."
+            )
+        click.confirm(f"Delete workflow {workflow.id} ({workflow.spec.model})?", abort=True)
+    workflows.delete(workflow.id)
+    if _as_json():
+        click.echo(_dumps({"deleted": workflow.id}))
+    else:
+        click.echo(f"Deleted workflow {workflow.id}.")
+
+
+@workflows_group.command("execute")
+@click.argument("workflow_id", type=int)
+@click.option(
+    "--program-parameters",
+    metavar="'--KEY VALUE ...'",
+    help="Override settings for this run, such as '--input may.csv --output may.parquet'.",
+)
+@click.option(
+    "--spark-config", metavar="'KEY=VALUE ...'", help="Spark settings added for this run."
+)
+@click.option("--lib-jars", metavar="A.jar,B.jar", help="Jars added for this run.")
+@_email_options
+@click.option("--wait", is_flag=True, help="Wait for the job to end (exit 1 unless it succeeds).")
+@json_command
+def workflows_execute(
+    workflow_id: int,
+    program_parameters: str | None,
+    spark_config: str | None,
+    lib_jars: str | None,
+    email_on_success: str | None,
+    email_on_failure: str | None,
+    wait: bool,
+) -> None:
+    """Run a workflow as a job in the background; prints the job id."""
+    from .workflows import JobRunner, execution_request
+
+    body = {
+        "workflowId": workflow_id,
+        "programParameters": program_parameters,
+        "sparkConfig": spark_config,
+        "libJars": lib_jars,
+        "emailOnSuccess": email_on_success,
+        "emailOnFailure": email_on_failure,
+    }
+    request = execution_request({key: value for key, value in body.items() if value is not None})
+    runner = JobRunner(_state().repository)
+    job = runner.execute(request)
+    if wait:
+        _wait_for_job(runner, job)
+        return
+    if _as_json():
+        click.echo(_dumps(job.to_dict()))
+    else:
+        click.echo(f"Job {job.id} queued (workflow {workflow_id}).")
+        click.echo(f"  sparkserve jobs show {job.id}")
+
+
+def _wait_for_job(runner: Any, job: Any) -> None:
+    """Wait for `job` with a progress bar, show how it ended; exit 1 unless it succeeded."""
+    try:
+        if _as_json():
+            job = runner.wait(job.id)
+            click.echo(_dumps(job.to_dict()))
+        else:
+            with _progress_bar(f"Job {job.id}") as show:
+                job = runner.wait(
+                    job.id,
+                    on_update=lambda j: show(j.fraction, f"{j.status}, {j.rows_done:,} rows"),
+                )
+            _show_job(job)
+    except KeyboardInterrupt:
+        click.echo(
+            f"\nJob {job.id} goes on in the background; sparkserve jobs cancel {job.id} stops it.",
+            err=True,
+        )
+        click.get_current_context().exit(130)
+    if job.status != "succeeded":
+        click.get_current_context().exit(1)
+
+
+def _show_job(job: Any) -> None:
+    click.secho(f"job {job.id}  {job.status}", bold=True)
+    what = "one-off score" if job.workflow_id is None else f"workflow {job.workflow_id}"
+    rows = f"{job.rows_done:,}" + (f" of {job.rows_total:,}" if job.rows_total else "")
+    fields = [
+        ("what", what + (f" ({job.workflow_name})" if job.workflow_name else "")),
+        ("model", job.spec.model),
+        ("input", job.spec.input),
+        ("output", job.output_path),
+        ("engine", job.spec.engine),
+        ("rows", rows + (f" ({job.fraction:.0%})" if job.fraction is not None else "")),
+        ("created", job.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")),
+        ("duration", "-" if job.seconds is None else f"{job.seconds:.1f} s"),
+        ("log", str(job.log_file)),
+    ]
+    width = max(len(label) for label, _ in fields)
+    for label, value in fields:
+        click.echo(f"  {label.ljust(width)}  {value}")
+    if job.error:
+        click.echo(f"  {'error'.ljust(width)}  {job.error}")
+
+
+@main.group("jobs")
+def jobs_group() -> None:
+    """Jobs running workflows: list, show, log and cancel them."""
+
+
+@jobs_group.command("list")
+@click.option("--status", help="Only jobs in this status (queued, running, succeeded, ...).")
+@click.option("--workflow", "workflow_id", type=int, help="Only jobs of this workflow.")
+@click.option("--limit", default=50, show_default=True, help="Jobs to show.")
+@json_command
+def jobs_list(status: str | None, workflow_id: int | None, limit: int) -> None:
+    """Jobs, newest first."""
+    from .workflows import JobRunner
+
+    found = JobRunner(_state().repository).list(status=status, workflow_id=workflow_id, limit=limit)
+    if _as_json():
+        click.echo(_dumps([job.to_dict() for job in found]))
+        return
+    if not found:
+        click.echo("No jobs.")
+        return
+    _table(
+        ["ID", "WORKFLOW", "MODEL", "STATUS", "ROWS", "PROGRESS", "CREATED"],
+        [
+            [
+                job.id,
+                "-" if job.workflow_id is None else job.workflow_id,
+                job.spec.model,
+                job.status,
+                f"{job.rows_done:,}",
+                "-" if job.fraction is None else f"{job.fraction:.0%}",
+                job.created_at.strftime("%Y-%m-%d %H:%M"),
+            ]
+            for job in found
+        ],
+    )
+
+
+@jobs_group.command("show")
+@click.argument("job_id")
+@json_command
+def jobs_show(job_id: str) -> None:
+    """One job, its process checked now."""
+    from .workflows import JobRunner
+
+    job = JobRunner(_state().repository).get(job_id)
+    if _as_json():
+        click.echo(_dumps(job.to_dict()))
+    else:
+        _show_job(job)
+
+
+@jobs_group.command("log")
+@click.argument("job_id")
+@click.option("--tail", type=click.IntRange(min=1), help="Only the last N lines.")
+@json_command
+def jobs_log(job_id: str, tail: int | None) -> None:
+    """A job's log."""
+    from .workflows import JobRunner
+
+    text = JobRunner(_state().repository).log(job_id, tail=tail)
+    if _as_json():
+        click.echo(_dumps({"id": job_id, "log": text}))
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+
+
+@jobs_group.command("cancel")
+@click.argument("job_id")
+@click.option(
+    "--timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds to wait after SIGTERM before killing it.",
+)
+@json_command
+def jobs_cancel(job_id: str, timeout: float) -> None:
+    """Cancel a job: a queued one never runs; a running one stops, leaving no output."""
+    from .workflows import JobRunner
+
+    job = JobRunner(_state().repository).cancel(job_id, timeout=timeout)
+    if _as_json():
+        click.echo(_dumps(job.to_dict()))
+    else:
+        click.echo(f"Job {job.id} is {job.status}.")

@@ -1,0 +1,346 @@
+"""Score workflows: saved definitions of what to score with which model, run again and again
+as jobs.
+
+A workflow has an integer id, an optional name and a `WorkflowSpec`, checked whenever one is
+made (from keyword arguments, a JSON body, the command line) so that a stored workflow is
+always runnable as far as can be told without reading the data. Paths (input, output, jars,
+a model folder) are stored absolute, resolved against the current folder of the process that
+creates or updates the workflow: a workflow means the same files wherever it runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+
+from ..errors import InvalidInput, NotFound
+from ..repository import ModelRef, ModelRepository
+from ..repository import database as db
+from ..scoring.batch import FORMATS, BatchResult, ProgressCallback
+from ..scoring.offline import ENGINES, score
+from .email import parse_addresses
+
+MAX_WORKFLOW_NAME_LENGTH = 128
+ALL_COLUMNS = "*"  # keep_columns written as text: every input column
+
+
+@dataclass(frozen=True)
+class WorkflowSpec:
+    """What a score run does. `keep_columns` None keeps every input column, () none."""
+
+    model: str
+    input: str
+    output: str
+    input_format: str | None = None
+    output_format: str | None = None
+    keep_columns: tuple[str, ...] | None = None
+    engine: str = "local"
+    prediction_column: str = "prediction"
+    spark_config: Mapping[str, str] = field(default_factory=dict)
+    lib_jars: tuple[str, ...] = ()
+    email_on_success: tuple[str, ...] = ()
+    email_on_failure: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Normalise in place (the dataclass is frozen only to its users), then check.
+        def set_(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        set_("model", _text(self.model, "model", "a model reference such as churn@champion"))
+        ModelRef.parse(self.model)  # a malformed reference fails now, not in the job
+        set_("input", _text(self.input, "input", "a file, folder or glob to score"))
+        set_("output", _text(self.output, "output", "a file or folder to write"))
+        if _same_path(self.input, self.output):
+            raise InvalidInput(f"The output {self.output} is the input: choose another output.")
+        set_("input_format", _format(self.input_format, "input"))
+        set_("output_format", _format(self.output_format, "output"))
+        set_("keep_columns", _columns(self.keep_columns))
+        if self.engine not in ENGINES:
+            raise InvalidInput(f"Unknown engine {self.engine!r}: use one of {', '.join(ENGINES)}.")
+        set_(
+            "prediction_column",
+            _text(self.prediction_column, "prediction_column", "the name of the output column"),
+        )
+        if self.keep_columns and self.prediction_column in self.keep_columns:
+            raise InvalidInput(
+                f"The prediction column {self.prediction_column!r} is also a kept input column: "
+                "choose another prediction column name."
+            )
+        set_("spark_config", spark_settings(self.spark_config))
+        set_("lib_jars", split_list(self.lib_jars, "lib_jars"))
+        if self.engine != "spark" and (self.spark_config or self.lib_jars):
+            raise InvalidInput(
+                "Spark settings and jars apply to engine 'spark' only: set the engine to spark "
+                "or leave them out."
+            )
+        set_("email_on_success", parse_addresses(self.email_on_success, "email_on_success"))
+        set_("email_on_failure", parse_addresses(self.email_on_failure, "email_on_failure"))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WorkflowSpec:
+        """A spec from JSON-like data (a REST body, a stored row). Unknown keys are refused;
+        a missing or null optional setting takes its default."""
+        if not isinstance(data, Mapping):
+            raise InvalidInput(
+                f"A workflow is an object of settings, got {type(data).__name__}; settings: "
+                f"{', '.join(SPEC_FIELDS)}."
+            )
+        unknown = sorted(set(data) - set(SPEC_FIELDS))
+        if unknown:
+            raise InvalidInput(
+                f"Unknown workflow setting(s) {', '.join(map(repr, unknown))}: the settings are "
+                f"{', '.join(SPEC_FIELDS)}."
+            )
+        missing = [name for name in ("model", "input", "output") if data.get(name) is None]
+        if missing:
+            raise InvalidInput(f"A workflow needs {', '.join(missing)}.")
+        return cls(**{name: value for name, value in data.items() if value is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "input": self.input,
+            "output": self.output,
+            "input_format": self.input_format,
+            "output_format": self.output_format,
+            "keep_columns": None if self.keep_columns is None else list(self.keep_columns),
+            "engine": self.engine,
+            "prediction_column": self.prediction_column,
+            "spark_config": dict(self.spark_config),
+            "lib_jars": list(self.lib_jars),
+            "email_on_success": list(self.email_on_success),
+            "email_on_failure": list(self.email_on_failure),
+        }
+
+    def changed(self, changes: Mapping[str, Any]) -> WorkflowSpec:
+        """This spec with some settings changed (None resets one to its default), checked."""
+        return WorkflowSpec.from_dict({**self.to_dict(), **changes})
+
+    def absolute(self) -> WorkflowSpec:
+        """Relative paths made absolute against the current folder (URIs stay as they are)."""
+        model = ModelRef.parse(self.model)
+        return dataclasses.replace(
+            self,
+            model=self.model if model.in_repository else str(model),
+            input=_absolute(self.input),
+            output=_absolute(self.output),
+            lib_jars=tuple(_absolute(jar) for jar in self.lib_jars),
+        )
+
+
+SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(WorkflowSpec))
+
+
+def run_spec(
+    spec: WorkflowSpec,
+    *,
+    repository: ModelRepository,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> BatchResult:
+    """Score what `spec` says, in this process (a job's process, or `sparkserve score`)."""
+    return score(
+        spec.model,
+        spec.input,
+        spec.output,
+        engine=spec.engine,
+        input_format=spec.input_format,
+        output_format=spec.output_format,
+        keep_columns=None if spec.keep_columns is None else list(spec.keep_columns),
+        prediction_column=spec.prediction_column,
+        spark_config=dict(spec.spark_config) or None,
+        lib_jars=list(spec.lib_jars) or None,
+        repository=repository,
+        progress=progress,
+        cancel=cancel,
+    )
+
+
+@dataclass(frozen=True)
+class Workflow:
+    id: int
+    name: str
+    spec: WorkflowSpec
+    created_at: datetime
+    updated_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "spec": self.spec.to_dict(),
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+class Workflows:
+    """Create, list, read, update and delete score workflows."""
+
+    def __init__(self, repository: ModelRepository) -> None:
+        self.repository = repository
+
+    def create(self, spec: WorkflowSpec | Mapping[str, Any], *, name: str = "") -> Workflow:
+        spec = _spec(spec).absolute()
+        now = db.utcnow()
+        with db.write_transaction(self.repository.engine) as conn:
+            workflow_id = conn.execute(
+                insert(db.workflows).values(
+                    name=_name(name), spec=spec.to_dict(), created_at=now, updated_at=now
+                )
+            ).inserted_primary_key[0]
+        return self.get(workflow_id)
+
+    def list(self) -> list[Workflow]:
+        with self.repository.engine.connect() as conn, conn.begin():
+            rows = conn.execute(select(db.workflows).order_by(db.workflows.c.id)).all()
+        return [_workflow(row) for row in rows]
+
+    def get(self, workflow_id: int | str) -> Workflow:
+        number = workflow_number(workflow_id)
+        with self.repository.engine.connect() as conn, conn.begin():
+            row = conn.execute(select(db.workflows).where(db.workflows.c.id == number)).first()
+        if row is None:
+            raise NotFound(f"No workflow {number}: `sparkserve workflows list` shows them.")
+        return _workflow(row)
+
+    def update(
+        self,
+        workflow_id: int | str,
+        changes: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+    ) -> Workflow:
+        """Change some settings (a None value resets one to its default) and/or the name."""
+        current = self.get(workflow_id)
+        spec = current.spec.changed(changes or {}).absolute()
+        values: dict[str, Any] = {"spec": spec.to_dict(), "updated_at": db.utcnow()}
+        if name is not None:
+            values["name"] = _name(name)
+        with db.write_transaction(self.repository.engine) as conn:
+            conn.execute(update(db.workflows).where(db.workflows.c.id == current.id).values(values))
+        return self.get(current.id)
+
+    def delete(self, workflow_id: int | str) -> Workflow:
+        """Delete the workflow; its jobs, finished or not, stay."""
+        workflow = self.get(workflow_id)
+        with db.write_transaction(self.repository.engine) as conn:
+            conn.execute(delete(db.workflows).where(db.workflows.c.id == workflow.id))
+        return workflow
+
+
+def workflow_number(value: object) -> int:
+    """A workflow id from an int or a string of digits."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInput(f"A workflow id is a positive integer, got {value!r}.")
+    return value
+
+
+def split_list(value: object, what: str) -> tuple[str, ...]:
+    """Non-empty strings from a comma-separated string or a list of strings."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        items: Sequence[object] = value.split(",")
+    elif isinstance(value, (list, tuple)):
+        items = value
+    else:
+        raise InvalidInput(f"{what} must be a list or a comma-separated string.")
+    if not all(isinstance(item, str) for item in items):
+        raise InvalidInput(f"{what} must hold strings only.")
+    return tuple(item.strip() for item in items if isinstance(item, str) and item.strip())
+
+
+def _spec(spec: WorkflowSpec | Mapping[str, Any]) -> WorkflowSpec:
+    return spec if isinstance(spec, WorkflowSpec) else WorkflowSpec.from_dict(spec)
+
+
+def _workflow(row: Any) -> Workflow:
+    return Workflow(
+        id=row.id,
+        name=row.name,
+        spec=WorkflowSpec.from_dict(row.spec),
+        created_at=db.as_utc(row.created_at),
+        updated_at=db.as_utc(row.updated_at),
+    )
+
+
+def _name(name: object) -> str:
+    if not isinstance(name, str):
+        raise InvalidInput(f"A workflow name is text, got {type(name).__name__}.")
+    name = name.strip()
+    if len(name) > MAX_WORKFLOW_NAME_LENGTH:
+        raise InvalidInput(
+            f"A workflow name is at most {MAX_WORKFLOW_NAME_LENGTH} characters; this one has "
+            f"{len(name)}."
+        )
+    return name
+
+
+def _text(value: object, what: str, meaning: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"The workflow's {what} is empty: give {meaning}.")
+    return value.strip()
+
+
+def _format(value: object, which: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or value.strip().lower() not in FORMATS:
+        raise InvalidInput(
+            f"Unknown {which} format {value!r}: use one of {', '.join(FORMATS)}, or leave it "
+            "out to go by the file extension."
+        )
+    return value.strip().lower()
+
+
+def _columns(value: object) -> tuple[str, ...] | None:
+    if value is None or (isinstance(value, str) and value.strip() == ALL_COLUMNS):
+        return None
+    columns = split_list(value, "keep_columns")
+    repeated = sorted({name for name in columns if columns.count(name) > 1})
+    if repeated:
+        raise InvalidInput(f"keep_columns names {', '.join(map(repr, repeated))} twice.")
+    return columns
+
+
+def spark_settings(value: object) -> dict[str, str]:
+    """Spark settings checked: a mapping of setting names to text (numbers become text)."""
+    if not isinstance(value, Mapping):
+        raise InvalidInput(
+            "spark_config must map Spark settings to values, such as "
+            '{"spark.executor.memory": "4g"}.'
+        )
+    config: dict[str, str] = {}
+    for key, setting in value.items():
+        if not isinstance(key, str) or not key.strip() or any(c.isspace() or c == "=" for c in key):
+            raise InvalidInput(
+                f"Invalid Spark setting name {key!r}: a name such as spark.executor.memory."
+            )
+        if isinstance(setting, bool):
+            setting = str(setting).lower()
+        elif isinstance(setting, (int, float)):
+            setting = str(setting)
+        if not isinstance(setting, str):
+            raise InvalidInput(f"The Spark setting {key} must be text, got {setting!r}.")
+        config[key] = setting
+    return config
+
+
+def _absolute(path: str) -> str:
+    if "://" in path:
+        return path
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _same_path(first: str, second: str) -> bool:
+    return _absolute(first) == _absolute(second)

@@ -1,0 +1,644 @@
+"""Jobs: score runs, each in a process of its own, recorded in the repository database.
+
+A job goes queued -> running -> succeeded | failed | cancelled. Submitting one records it and
+starts `python -m jupyter_sparkserve.workflows.job_process JOB_ID` detached (its own session,
+output to SPARKSERVE_HOME/jobs/ID/log), so that a crash cannot take down the process that
+submitted it, such as the Jupyter server.
+
+At most `max_jobs` (SPARKSERVE_MAX_JOBS, default 2) run at once across every process sharing
+the repository: a queued job's process waits until, under the database write lock, fewer jobs
+with a live process run than the bound and no older queued job waits; then it marks itself
+running with its pid and the pid's start time (which tells it from a recycled pid).
+
+Cancel marks the job, then SIGTERMs its process, which turns the signal into the engine's
+cancel event (the engine drops its temporary output) and records `cancelled`; one that has
+not stopped after the grace period is killed with its whole process group, its partial output
+removed. A queued job cancelled before it runs never runs.
+
+Reading a job checks its process, as reading a deployment does: a job whose process is gone
+becomes `failed` with how the process ended (when this process started it) and the end of its
+log, and its partial output is removed. A runner does that for every job when it is created.
+Processes are recognised through /proc (Linux); a job started on another host of a shared
+PostgreSQL repository is left to that host.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+
+from ..config import (
+    ARTIFACT_ROOT_ENV,
+    DATABASE_URL_ENV,
+    HOME_ENV,
+    REGISTRY_URI_ENV,
+    TRACKING_URI_ENV,
+    Settings,
+)
+from ..deploy.local import _describe_exit, _group_members, _signal_group, _with_log_tail, log_tail
+from ..errors import Conflict, InvalidInput, NotFound, SparkserveError
+from ..repository import ModelRef, ModelRepository
+from ..repository import database as db
+from ..scoring.batch import BatchProgress, remove_partial_outputs
+from .definitions import Workflow, Workflows, WorkflowSpec
+from .email import EmailNotSent, SmtpSettings, send_job_report
+from .parameters import ExecutionRequest
+
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+ACTIVE = ("queued", "running")
+MAX_JOBS_ENV = "SPARKSERVE_MAX_JOBS"
+DEFAULT_MAX_JOBS = 2
+CANCEL_GRACE_SECONDS = 10.0
+# A queued job still without a process after this: whoever submitted it died before starting it.
+SPAWN_LIMIT_SECONDS = 120.0
+POLL_SECONDS = 0.25
+JOB_MODULE = "jupyter_sparkserve.workflows.job_process"
+HOST = socket.gethostname()
+
+
+class JobStillRunning(SparkserveError):
+    code = "JOB_STILL_RUNNING"
+    http_status = 504
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    kind: str
+    workflow_id: int | None
+    workflow_name: str
+    spec: WorkflowSpec
+    status: str
+    host: str
+    pid: int | None
+    pid_start: int | None
+    cancel_requested: bool
+    rows_done: int
+    rows_total: int | None
+    progress: dict[str, Any] | None  # the engine's latest BatchProgress, as a dict
+    output_path: str
+    log_file: Path
+    error: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in ACTIVE
+
+    @property
+    def fraction(self) -> float | None:
+        if self.status == "succeeded":
+            return 1.0
+        return None if self.progress is None else self.progress.get("fraction")
+
+    @property
+    def seconds(self) -> float | None:
+        """Time spent running (so far, while it runs)."""
+        if self.started_at is None:
+            return None
+        return ((self.finished_at or db.utcnow()) - self.started_at).total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        def stamp(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat()
+
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "workflow_id": self.workflow_id,
+            "workflow_name": self.workflow_name,
+            "spec": self.spec.to_dict(),
+            "status": self.status,
+            "host": self.host,
+            "pid": self.pid,
+            "cancel_requested": self.cancel_requested,
+            "rows_done": self.rows_done,
+            "rows_total": self.rows_total,
+            "fraction": self.fraction,
+            "progress": self.progress,
+            "output_path": self.output_path,
+            "log_file": str(self.log_file),
+            "error": self.error,
+            "seconds": self.seconds,
+            "created_at": stamp(self.created_at),
+            "started_at": stamp(self.started_at),
+            "finished_at": stamp(self.finished_at),
+            "updated_at": stamp(self.updated_at),
+        }
+
+
+class JobRunner:
+    """Submit, watch, cancel and recover jobs. Creating one recovers dead jobs."""
+
+    def __init__(
+        self,
+        repository: ModelRepository,
+        *,
+        max_jobs: int | None = None,
+        python: str = sys.executable,
+    ) -> None:
+        self.repository = repository
+        self.root = repository.settings.home / "jobs"
+        self.max_jobs = max_jobs_setting(max_jobs)
+        self.python = python
+        self.recover()
+
+    # ---------------------------------------------------------------------------- starting
+
+    def execute(self, request: ExecutionRequest) -> Job:
+        """Run a saved workflow with this execution's overrides."""
+        workflow = Workflows(self.repository).get(request.workflow_id)
+        return self.submit(request.apply(workflow.spec), workflow=workflow)
+
+    def submit(self, spec: WorkflowSpec, *, workflow: Workflow | None = None) -> Job:
+        """Queue a score run and start its process. The model reference is pinned now:
+        `churn@champion` runs the version that is champion at submission."""
+        spec = self._pinned(spec.absolute())
+        j = db.jobs
+        writers = self._active_ids(j.c.output_path == spec.output)
+        for job_id in writers:
+            self._refresh(job_id)  # a dead writer must not block
+        job_id = uuid.uuid4().hex[:12]
+        log_file = self.root / job_id / "log"
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        now = db.utcnow()
+        with db.write_transaction(self.repository.engine) as conn:
+            busy = conn.execute(
+                select(j.c.id).where(j.c.status.in_(ACTIVE), j.c.output_path == spec.output)
+            ).scalar()
+            if busy is not None:
+                raise Conflict(
+                    f"Job {busy} is already writing {spec.output}: wait for it, or cancel it "
+                    f"(sparkserve jobs cancel {busy})."
+                )
+            conn.execute(
+                insert(j).values(
+                    id=job_id,
+                    kind="score",
+                    workflow_id=None if workflow is None else workflow.id,
+                    workflow_name="" if workflow is None else workflow.name,
+                    spec=spec.to_dict(),
+                    status="queued",
+                    host=HOST,
+                    cancel_requested=False,
+                    rows_done=0,
+                    output_path=spec.output,
+                    log_file=str(log_file),
+                    error="",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        try:
+            self._spawn(job_id, log_file)
+        except BaseException as error:  # an interrupt too: never leave a job queued for nothing
+            self.finish(job_id, "failed", error=f"Could not start its process: {error}")
+            raise
+        return self._read(job_id)
+
+    def _pinned(self, spec: WorkflowSpec) -> WorkflowSpec:
+        ref = ModelRef.parse(spec.model)
+        if ref.in_repository:
+            return dataclasses.replace(spec, model=self.repository.resolve(ref).ref)
+        if Path(str(ref.uri)).is_absolute():
+            self.repository.model_path(ref)  # checks the folder is an MLflow model
+        return spec
+
+    def _spawn(self, job_id: str, log_file: Path) -> None:
+        command = [self.python, "-m", JOB_MODULE, job_id, "--max-jobs", str(self.max_jobs)]
+        env = {**os.environ, **settings_env(self.repository.settings), "PYTHONUNBUFFERED": "1"}
+        with open(log_file, "ab") as log:
+            log.write(f"{_stamp()} starting: {shlex.join(command)}\n".encode())
+            log.flush()
+            child = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=log_file.parent,  # Spark's derby.log and the like land in the job's folder
+                close_fds=True,
+                start_new_session=True,  # no terminal signals; stopped as a group
+            )
+        start = process_start(child.pid)
+        _reap_in_background(child, start)
+        j = db.jobs
+        with db.write_transaction(self.repository.engine) as conn:
+            conn.execute(
+                update(j)
+                .where(j.c.id == job_id, j.c.pid.is_(None))
+                .values(pid=child.pid, pid_start=start, updated_at=db.utcnow())
+            )
+
+    # ----------------------------------------------------------------------------- reading
+
+    def get(self, job_id: str) -> Job:
+        """The job as it is now: one whose process is gone becomes failed."""
+        return self._refresh(job_id)
+
+    def list(
+        self, *, status: str | None = None, workflow_id: int | None = None, limit: int = 100
+    ) -> list[Job]:
+        """Jobs, newest first."""
+        j = db.jobs
+        query = select(j.c.id).order_by(j.c.created_at.desc(), j.c.id).limit(limit)
+        if status is not None:
+            if status not in STATUSES:
+                known = ", ".join(STATUSES)
+                raise InvalidInput(f"Unknown job status {status!r}: use one of {known}.")
+            query = query.where(j.c.status == status)
+        if workflow_id is not None:
+            query = query.where(j.c.workflow_id == workflow_id)
+        with self.repository.engine.connect() as conn, conn.begin():
+            ids = conn.execute(query).scalars().all()
+        jobs = [self._refresh(job_id) for job_id in ids]
+        return [job for job in jobs if status is None or job.status == status]
+
+    def log(self, job_id: str, *, tail: int | None = None) -> str:
+        """The job's log, or its last `tail` lines."""
+        job = self._read(job_id)
+        if tail is not None:
+            return log_tail(job.log_file, tail)
+        try:
+            return job.log_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait(
+        self,
+        job_id: str,
+        timeout: float | None = None,
+        *,
+        on_update: Callable[[Job], None] | None = None,
+    ) -> Job:
+        """Wait until the job has ended (JobStillRunning after `timeout` seconds)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.get(job_id)
+            if on_update is not None:
+                on_update(job)
+            if job.finished:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise JobStillRunning(f"Job {job_id} is still {job.status} after {timeout:g} s.")
+            time.sleep(POLL_SECONDS)
+
+    # --------------------------------------------------------------------- stopping, recovery
+
+    def cancel(self, job_id: str, *, timeout: float = CANCEL_GRACE_SECONDS) -> Job:
+        """Stop the job: a queued one never runs; a running one gets SIGTERM, and `timeout`
+        seconds later SIGKILL (its process group) with its partial output removed."""
+        job = self._refresh(job_id)
+        if job.finished:
+            raise Conflict(f"Job {job_id} is {job.status}: there is nothing to cancel.")
+        ended = self.finish(
+            job_id,
+            "cancelled",
+            error="Cancelled before it started.",
+            statuses=("queued",),
+            cancel_requested=True,
+        )
+        if ended is not None:
+            _signal_process(ended, signal.SIGTERM)  # its process, waiting for a slot, leaves
+            return ended
+        j = db.jobs
+        with db.write_transaction(self.repository.engine) as conn:
+            asked = conn.execute(
+                update(j)
+                .where(j.c.id == job_id, j.c.status == "running")
+                .values(cancel_requested=True, updated_at=db.utcnow())
+            ).rowcount
+        job = self._read(job_id)
+        if not asked:
+            raise Conflict(f"Job {job_id} is {job.status}: there is nothing to cancel.")
+        if job.host != HOST:
+            return job  # its process sees the request at its next progress report
+        _signal_process(job, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self._refresh(job_id)
+            if job.finished:
+                return job
+            time.sleep(POLL_SECONDS / 2)
+        if job.pid is not None and process_alive(job.pid, job.pid_start):
+            _signal_group(job.pid, signal.SIGKILL)  # with whatever it started (a Spark JVM)
+            stop_by = time.monotonic() + 10
+            while _group_members(job.pid) and time.monotonic() < stop_by:
+                time.sleep(0.05)
+        ended = self.finish(
+            job_id,
+            "cancelled",
+            error=f"It did not stop within {timeout:g} s of SIGTERM and was killed.",
+            remove_partial=True,
+        )
+        return ended or self._read(job_id)
+
+    def recover(self) -> list[Job]:
+        """Mark every job of this host whose process is gone as failed; return them."""
+        ended = [self._refresh(job_id) for job_id in self._active_ids(db.jobs.c.host == HOST)]
+        return [job for job in ended if job.finished]
+
+    def _refresh(self, job_id: str) -> Job:
+        job = self._read(job_id)
+        if job.finished or job.host != HOST:
+            return job
+        problem = _dead_process_problem(job)
+        if problem is None:
+            return job
+        status = "cancelled" if job.cancel_requested else "failed"
+        ended = self.finish(job_id, status, error=problem, remove_partial=True)
+        return ended or self._read(job_id)  # it ended on its own meanwhile
+
+    # ---------------------------------------------------------- the job's own process side
+
+    def claim(self, job_id: str, cancel: threading.Event) -> Job | None:
+        """In the job's process: wait for a free slot, then mark the job running with this
+        process. None when the job was cancelled or ended before it could run."""
+        pid = os.getpid()
+        start = process_start(pid)
+        j = db.jobs
+        waiting = False
+        while True:
+            with db.write_transaction(self.repository.engine) as conn:
+                row = conn.execute(select(j).where(j.c.id == job_id)).first()
+                if row is None:
+                    raise NotFound(f"No job {job_id!r}.")
+                if row.status != "queued":
+                    return None
+                free = not cancel.is_set() and _busy(conn, row) < self.max_jobs
+                if free:
+                    now = db.utcnow()
+                    conn.execute(
+                        update(j)
+                        .where(j.c.id == job_id)
+                        .values(
+                            status="running",
+                            host=HOST,
+                            pid=pid,
+                            pid_start=start,
+                            started_at=now,
+                            updated_at=now,
+                        )
+                    )
+            if free:
+                return self._read(job_id)
+            if cancel.is_set():  # SIGTERM from outside a cancel: the machine is stopping
+                self.finish(job_id, "failed", error="Its process was stopped before it ran.")
+                return None
+            if not waiting:
+                waiting = True
+                self._append_log(
+                    self._read(job_id),
+                    f"Waiting for a free slot: at most {self.max_jobs} job(s) run at once.",
+                )
+            cancel.wait(POLL_SECONDS)
+
+    def report_progress(self, job_id: str, progress: BatchProgress) -> bool:
+        """In the job's process: record progress; True when a cancel was asked for."""
+        j = db.jobs
+        with db.write_transaction(self.repository.engine) as conn:
+            conn.execute(
+                update(j)
+                .where(j.c.id == job_id, j.c.status == "running")
+                .values(
+                    rows_done=progress.rows_done,
+                    rows_total=progress.rows_total,
+                    progress=progress.to_dict(),
+                    updated_at=db.utcnow(),
+                )
+            )
+            return bool(conn.execute(select(j.c.cancel_requested).where(j.c.id == job_id)).scalar())
+
+    def finish(
+        self,
+        job_id: str,
+        status: str,
+        *,
+        error: str = "",
+        statuses: tuple[str, ...] = ACTIVE,
+        remove_partial: bool = False,
+        **values: Any,
+    ) -> Job | None:
+        """Record the end of a job that is in one of `statuses`, then send its e-mail report.
+        None when it was not (it ended otherwise meanwhile). `remove_partial`: its process
+        died or was killed, so its engine could not remove its temporary output."""
+        j = db.jobs
+        now = db.utcnow()
+        with db.write_transaction(self.repository.engine) as conn:
+            changed = conn.execute(
+                update(j)
+                .where(j.c.id == job_id, j.c.status.in_(statuses))
+                .values(status=status, error=error, finished_at=now, updated_at=now, **values)
+            ).rowcount
+        if not changed:
+            return None
+        job = self._read(job_id)
+        if remove_partial:
+            for path in remove_partial_outputs(job.spec.output):
+                self._append_log(job, f"Removed the partial output {path}.")
+        summary = error.splitlines()[0] if error else ""
+        self._append_log(job, f"Job {job_id} {status}." + (f" {summary}" if summary else ""))
+        self._notify(job)
+        return job
+
+    # ------------------------------------------------------------------------------ helpers
+
+    def _notify(self, job: Job) -> None:
+        spec = job.spec
+        recipients = spec.email_on_success if job.status == "succeeded" else spec.email_on_failure
+        if not recipients:
+            return
+        try:
+            settings = SmtpSettings.from_env()
+            if settings is None:
+                raise EmailNotSent("SPARKSERVE_SMTP_HOST is not set, so no mail can be sent.")
+            send_job_report(job, recipients, settings)
+        except SparkserveError as error:  # never changes the job's status
+            self._append_log(job, f"The e-mail report was not sent: {error.message}")
+        else:
+            self._append_log(job, f"Sent the report to {', '.join(recipients)}.")
+
+    def _append_log(self, job: Job, message: str) -> None:
+        with suppress(OSError), open(job.log_file, "a", encoding="utf-8") as log:
+            log.write(f"{_stamp()} {message}\n")
+
+    def _active_ids(self, *conditions: Any) -> list[str]:
+        j = db.jobs
+        with self.repository.engine.connect() as conn, conn.begin():
+            return list(
+                conn.execute(select(j.c.id).where(j.c.status.in_(ACTIVE), *conditions)).scalars()
+            )
+
+    def _read(self, job_id: str) -> Job:
+        with self.repository.engine.connect() as conn, conn.begin():
+            row = conn.execute(select(db.jobs).where(db.jobs.c.id == job_id)).first()
+        if row is None:
+            raise NotFound(f"No job {job_id!r}: `sparkserve jobs list` shows them.")
+        return Job(
+            id=row.id,
+            kind=row.kind,
+            workflow_id=row.workflow_id,
+            workflow_name=row.workflow_name,
+            spec=WorkflowSpec.from_dict(row.spec),
+            status=row.status,
+            host=row.host,
+            pid=row.pid,
+            pid_start=row.pid_start,
+            cancel_requested=bool(row.cancel_requested),
+            rows_done=row.rows_done,
+            rows_total=row.rows_total,
+            progress=row.progress,
+            output_path=row.output_path,
+            log_file=Path(row.log_file),
+            error=row.error,
+            created_at=db.as_utc(row.created_at),
+            started_at=_utc(row.started_at),
+            finished_at=_utc(row.finished_at),
+            updated_at=db.as_utc(row.updated_at),
+        )
+
+
+def max_jobs_setting(value: int | None = None) -> int:
+    """How many jobs may run at once: `value`, else SPARKSERVE_MAX_JOBS, else 2."""
+    if value is None:
+        text = os.environ.get(MAX_JOBS_ENV, "").strip()
+        if not text:
+            return DEFAULT_MAX_JOBS
+        try:
+            value = int(text)
+        except ValueError:
+            raise InvalidInput(
+                f"{MAX_JOBS_ENV} must be a whole number of jobs (1 or more), got {text!r}."
+            ) from None
+    if value < 1:
+        raise InvalidInput(f"At least one job must be allowed to run at once, not {value}.")
+    return value
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process open the same repository."""
+    env = {
+        HOME_ENV: str(settings.home),
+        DATABASE_URL_ENV: settings.database_url,
+        ARTIFACT_ROOT_ENV: str(settings.artifact_root),
+        TRACKING_URI_ENV: settings.mlflow_tracking_uri,
+    }
+    if settings.mlflow_registry_uri:
+        env[REGISTRY_URI_ENV] = settings.mlflow_registry_uri
+    return env
+
+
+# ---------------------------------------------------------------------------- processes
+
+# Job processes this process started, by (pid, start time): how each ended, filled in by a
+# thread that waits for it (so none lingers as a zombie).
+_EXITS: dict[tuple[int, int | None], str] = {}
+_WAITERS: dict[tuple[int, int | None], threading.Thread] = {}
+
+
+def _reap_in_background(child: subprocess.Popen[bytes], start: int | None) -> None:
+    key = (child.pid, start)
+
+    def wait() -> None:
+        _EXITS[key] = _describe_exit(child.wait())
+        _WAITERS.pop(key, None)
+
+    waiter = threading.Thread(target=wait, name=f"sparkserve-job-{child.pid}", daemon=True)
+    _WAITERS[key] = waiter
+    waiter.start()
+
+
+def _process_stat(pid: int) -> tuple[str, int] | None:
+    """(state, start time in clock ticks after boot) of a process; None when there is none."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    fields = text.rpartition(")")[2].split()  # the command name in (...) may hold spaces
+    return fields[0], int(fields[19])
+
+
+def process_start(pid: int) -> int | None:
+    stat = _process_stat(pid)
+    return None if stat is None else stat[1]
+
+
+def process_alive(pid: int, start: int | None) -> bool:
+    """Whether `pid` is alive and is the process that had started at `start`."""
+    stat = _process_stat(pid)
+    return stat is not None and stat[0] not in ("Z", "X") and stat[1] == start
+
+
+def _dead_process_problem(job: Job) -> str | None:
+    """Why the job cannot progress any more, None while its process lives (or may yet)."""
+    if job.pid is None:
+        age = (db.utcnow() - job.created_at).total_seconds()
+        if job.status == "queued" and age < SPAWN_LIMIT_SECONDS:
+            return None  # its process is being started
+        return "Its process never started: whatever submitted it stopped first."
+    if process_alive(job.pid, job.pid_start):
+        return None
+    key = (job.pid, job.pid_start)
+    waiter = _WAITERS.get(key)
+    if waiter is not None:
+        waiter.join(2.0)  # a zombie of ours: its exit status is a moment away
+    how = _EXITS.get(key, "is gone (another process started it, so how it ended is unknown)")
+    return _with_log_tail(f"The job's process {job.pid} {how} before the job ended.", job.log_file)
+
+
+def _busy(conn: Connection, me: Any) -> int:
+    """Jobs that hold or wait ahead of `me` for a slot: running ones with a live process,
+    and older queued ones."""
+    j = db.jobs
+    rows = conn.execute(
+        select(j.c.id, j.c.status, j.c.host, j.c.pid, j.c.pid_start, j.c.created_at).where(
+            j.c.status.in_(ACTIVE), j.c.id != me.id
+        )
+    ).all()
+    mine = (db.as_utc(me.created_at), me.id)
+    count = 0
+    for row in rows:
+        if row.status == "queued" and (db.as_utc(row.created_at), row.id) > mine:
+            continue  # behind me
+        if row.host != HOST:
+            count += 1  # another machine's process: assume it lives
+        elif row.pid is None:
+            age = (db.utcnow() - db.as_utc(row.created_at)).total_seconds()
+            count += row.status == "queued" and age < SPAWN_LIMIT_SECONDS
+        else:
+            count += process_alive(row.pid, row.pid_start)
+    return count
+
+
+def _signal_process(job: Job, signum: signal.Signals) -> None:
+    if job.host == HOST and job.pid is not None and process_alive(job.pid, job.pid_start):
+        with suppress(ProcessLookupError):
+            os.kill(job.pid, signum)
+
+
+def _stamp() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else db.as_utc(value)

@@ -1,0 +1,295 @@
+"""Score workflow definitions and the Sparkflows execution strings, on a real repository
+database. Running them as jobs is tests/test_jobs.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jupyter_sparkserve.errors import InvalidInput, InvalidReference, NotFound
+from jupyter_sparkserve.workflows import (
+    ExecutionRequest,
+    Workflows,
+    WorkflowSpec,
+    execution_request,
+    parse_lib_jars,
+    parse_program_parameters,
+    parse_spark_config,
+)
+
+
+def spec(**changes: object) -> WorkflowSpec:
+    return WorkflowSpec.from_dict(
+        {"model": "iris", "input": "/d/in.csv", "output": "/d/out.csv", **changes}
+    )
+
+
+# ------------------------------------------------------------------------------ the spec
+
+
+def test_a_spec_from_json_normalises_lists_and_defaults() -> None:
+    made = spec(
+        keep_columns="id, x1",
+        input_format="CSV",
+        engine="spark",
+        spark_config={"spark.executor.instances": 2, "spark.dynamicAllocation.enabled": True},
+        lib_jars="/opt/a.jar,/opt/b.jar",
+        email_on_success="a@example.com, b@example.com,a@example.com",
+    )
+    assert made.keep_columns == ("id", "x1")
+    assert made.input_format == "csv"
+    assert made.output_format is None
+    assert made.spark_config == {
+        "spark.executor.instances": "2",
+        "spark.dynamicAllocation.enabled": "true",
+    }
+    assert made.lib_jars == ("/opt/a.jar", "/opt/b.jar")
+    assert made.email_on_success == ("a@example.com", "b@example.com")
+    assert WorkflowSpec.from_dict(made.to_dict()) == made
+    assert spec(keep_columns="").keep_columns == ()  # only the predictions
+    assert spec(keep_columns="*").keep_columns is None  # every input column
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"model": ""}, "model is empty: give a model reference"),
+        ({"model": "bad name!"}, "Invalid model name"),
+        ({"input": "  "}, "input is empty"),
+        ({"output": "/d/in.csv"}, "is the input: choose another output"),
+        ({"engine": "dask"}, "Unknown engine 'dask': use one of local, spark"),
+        ({"input_format": "xlsx"}, "Unknown input format 'xlsx': use one of csv, parquet, jsonl"),
+        ({"output_format": 3}, "Unknown output format 3"),
+        ({"keep_columns": "a,b,a"}, "keep_columns names 'a' twice"),
+        ({"keep_columns": [1]}, "keep_columns must hold strings only"),
+        ({"keep_columns": "p", "prediction_column": "p"}, "also a kept input column"),
+        ({"prediction_column": ""}, "prediction_column is empty"),
+        ({"spark_config": {"spark.master": "local"}}, "apply to engine 'spark' only"),
+        ({"engine": "spark", "spark_config": "a=b"}, "spark_config must map Spark settings"),
+        ({"engine": "spark", "spark_config": {"bad key": "1"}}, "Invalid Spark setting name"),
+        ({"engine": "spark", "spark_config": {"k": [1]}}, "must be text"),
+        ({"email_on_failure": "ops"}, "'ops' is not an e-mail address"),
+        ({"colour": "red"}, "Unknown workflow setting(s) 'colour': the settings are model,"),
+    ],
+)
+def test_bad_specs_are_refused_with_what_to_fix(changes: dict, message: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        spec(**changes)
+    assert message in raised.value.message
+
+
+def test_a_spec_needs_model_input_and_output() -> None:
+    with pytest.raises(InvalidInput, match="needs input, output"):
+        WorkflowSpec.from_dict({"model": "iris"})
+    with pytest.raises(InvalidInput, match="object of settings"):
+        WorkflowSpec.from_dict(["iris"])  # type: ignore[arg-type]
+    with pytest.raises(InvalidReference):
+        WorkflowSpec(model="iris:x", input="a", output="b")
+
+
+def test_absolute_resolves_paths_but_not_uris_or_model_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    made = WorkflowSpec(
+        model="./models/m",
+        input="data/*.csv",
+        output="s3a://bucket/out",
+        engine="spark",
+        lib_jars=("jars/x.jar",),
+    ).absolute()
+    assert made.model == str(tmp_path / "models" / "m")
+    assert made.input == str(tmp_path / "data" / "*.csv")
+    assert made.output == "s3a://bucket/out"
+    assert made.lib_jars == (str(tmp_path / "jars" / "x.jar"),)
+    assert spec(model="iris@champion").absolute().model == "iris@champion"
+
+
+# ----------------------------------------------------------------------------- the store
+
+
+def test_create_list_get_update_delete(repo, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    workflows = Workflows(repo)
+    first = workflows.create(
+        {"model": "iris", "input": "in.csv", "output": "out.csv"}, name="daily"
+    )
+    second = workflows.create(spec(model="churn@champion"))
+    assert (first.id, second.id) == (1, 2)
+    assert first.spec.input == str(tmp_path / "in.csv")  # stored absolute
+    assert [w.id for w in workflows.list()] == [1, 2]
+    assert workflows.get("1") == first
+
+    updated = workflows.update(1, {"engine": "spark", "spark_config": {"spark.master": "local[1]"}})
+    assert updated.spec.engine == "spark"
+    assert updated.spec.spark_config == {"spark.master": "local[1]"}
+    assert updated.name == "daily"
+    assert updated.updated_at >= first.updated_at
+    renamed = workflows.update(1, {"spark_config": None, "engine": None}, name=" nightly ")
+    assert (renamed.name, renamed.spec.engine, renamed.spec.spark_config) == (
+        "nightly",
+        "local",
+        {},
+    )
+    with pytest.raises(InvalidInput, match="Unknown engine"):
+        workflows.update(1, {"engine": "gpu"})
+    assert workflows.get(1).spec.engine == "local"  # a refused update changes nothing
+
+    assert workflows.delete(1).id == 1
+    with pytest.raises(NotFound, match="No workflow 1: `sparkserve workflows list`"):
+        workflows.get(1)
+    with pytest.raises(InvalidInput, match="positive integer, got 'x'"):
+        workflows.get("x")
+    with pytest.raises(InvalidInput, match="at most 128 characters"):
+        workflows.create(spec(), name="n" * 129)
+    assert workflows.create(spec()).id == 3  # ids are not reused
+
+
+# -------------------------------------------------------------------- programParameters
+
+
+def test_program_parameters_override_settings() -> None:
+    parsed = parse_program_parameters(
+        "--input '/data/may 2024.csv' --output=/x --engine spark --keep-columns id,x1 "
+        "--prediction_column score --outputFormat parquet"
+    )
+    assert parsed == {
+        "input": "/data/may 2024.csv",
+        "output": "/x",
+        "engine": "spark",
+        "keep_columns": "id,x1",
+        "prediction_column": "score",
+        "output_format": "parquet",
+    }
+    assert parse_program_parameters("") == {}
+    assert parse_program_parameters(None) == {}
+    assert parse_program_parameters("--format=jsonl --model=iris:2") == {
+        "output_format": "jsonl",
+        "model": "iris:2",
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("--var1 value1", "unknown key --var1; known keys: --model, --input, --output,"),
+        ("--input", "--input has no value"),
+        ("--input --output /x", "--input has no value"),
+        ("/a.csv", "expected --KEY VALUE, got '/a.csv'"),
+        ("--input a --input b", "--input is given twice"),
+        ("--input 'a", "cannot be read: No closing quotation"),
+    ],
+)
+def test_bad_program_parameters(text: str, message: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        parse_program_parameters(text)
+    assert message in raised.value.message
+    assert raised.value.message.startswith("programParameters")
+
+
+def test_spark_config_strings() -> None:
+    text = 'spark.executor.memory=4g spark.master=local[2],spark.jars="a.jar,b.jar"\nk="v w"'
+    assert parse_spark_config(text) == {
+        "spark.executor.memory": "4g",
+        "spark.master": "local[2]",
+        "spark.jars": "a.jar,b.jar",
+        "k": "v w",
+    }
+    assert parse_spark_config("spark.driver.extraJavaOptions='-Da=1 -Db=2'") == {
+        "spark.driver.extraJavaOptions": "-Da=1 -Db=2"
+    }
+    assert parse_spark_config("  ") == {}
+    assert parse_spark_config({"spark.executor.cores": 2}) == {"spark.executor.cores": "2"}
+    for bad, message in [
+        ("spark.master", "'spark.master' is not key=value"),
+        ("=4g", "'=4g' is not key=value"),
+        ("a=1 a=2", "a is given twice"),
+        ('a="1', "cannot be read"),
+        (3, "string of key=value settings"),
+    ]:
+        with pytest.raises(InvalidInput, match="sparkConfig") as raised:
+            parse_spark_config(bad)  # type: ignore[arg-type]
+        assert message in raised.value.message
+
+
+def test_lib_jars() -> None:
+    assert parse_lib_jars("/opt/a.jar, /opt/b.jar,,") == ("/opt/a.jar", "/opt/b.jar")
+    assert parse_lib_jars(["hdfs:///jars/c.jar"]) == ("hdfs:///jars/c.jar",)
+    assert parse_lib_jars(None) == ()
+    with pytest.raises(InvalidInput, match="separate jars with commas, not spaces"):
+        parse_lib_jars("/opt/a.jar /opt/b.jar")
+    with pytest.raises(InvalidInput, match="libJars must be a list"):
+        parse_lib_jars(3)  # type: ignore[arg-type]
+
+
+# -------------------------------------------------------------------- the execute body
+
+
+def test_execution_request_is_checked_and_applied() -> None:
+    request = execution_request(
+        {
+            "workflowId": "7",
+            "programParameters": "--input /d/june.csv --engine spark",
+            "sparkConfig": "spark.executor.memory=4g",
+            "libJars": "/opt/extra.jar",
+            "emailOnSuccess": "",  # Sparkflows sends "" for a field not used
+            "emailOnFailure": "ops@example.com",
+        }
+    )
+    assert request == ExecutionRequest(
+        workflow_id=7,
+        overrides={"input": "/d/june.csv", "engine": "spark"},
+        spark_config={"spark.executor.memory": "4g"},
+        lib_jars=("/opt/extra.jar",),
+        email_on_success=None,
+        email_on_failure=("ops@example.com",),
+    )
+    saved = spec(
+        engine="spark",
+        spark_config={"spark.master": "local[1]", "spark.executor.memory": "1g"},
+        lib_jars=["/opt/base.jar"],
+        email_on_success=["team@example.com"],
+    )
+    applied = request.apply(saved)
+    assert applied.input == "/d/june.csv"
+    assert applied.output == saved.output
+    assert applied.spark_config == {"spark.master": "local[1]", "spark.executor.memory": "4g"}
+    assert applied.lib_jars == ("/opt/base.jar", "/opt/extra.jar")
+    assert applied.email_on_success == ("team@example.com",)  # not given: the workflow's
+    assert applied.email_on_failure == ("ops@example.com",)
+    assert execution_request({"workflowId": 1}).apply(saved) == saved
+    assert request.to_dict()["lib_jars"] == ["/opt/extra.jar"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ([1], "must be a JSON object"),
+        ({}, "workflowId is required"),
+        ({"workflowId": ""}, "workflowId is required"),
+        ({"workflowId": "abc"}, "positive integer, got 'abc'"),
+        ({"workflowId": True}, "positive integer, got True"),
+        ({"workflowId": 0}, "positive integer, got 0"),
+        ({"workflowId": 1, "programParams": "x"}, "Unknown field(s) 'programParams': the fields"),
+        ({"workflowId": 1, "programParameters": ["--input"]}, "programParameters is a string"),
+        ({"workflowId": 1, "programParameters": "--bogus 1"}, "unknown key --bogus"),
+        ({"workflowId": 1, "sparkConfig": "oops"}, "'oops' is not key=value"),
+        ({"workflowId": 1, "libJars": 5}, "libJars must be a list"),
+        ({"workflowId": 1, "emailOnSuccess": "me@"}, "emailOnSuccess: 'me@' is not an e-mail"),
+        ({"workflowId": 1, "emailOnFailure": 42}, "emailOnFailure must be e-mail addresses"),
+    ],
+)
+def test_bad_execute_bodies(body: object, message: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        execution_request(body)
+    assert message in raised.value.message
+
+
+def test_overrides_are_checked_when_applied() -> None:
+    request = execution_request({"workflowId": 1, "programParameters": "--engine gpu"})
+    with pytest.raises(InvalidInput, match="Unknown engine 'gpu'"):
+        request.apply(spec())
+    spark_only = execution_request({"workflowId": 1, "sparkConfig": "spark.master=local"})
+    with pytest.raises(InvalidInput, match="engine 'spark' only"):
+        spark_only.apply(spec())
