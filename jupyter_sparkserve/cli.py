@@ -659,9 +659,11 @@ def _spec_changes(settings: dict[str, Any]) -> dict[str, Any]:
 def score_command(ref: str, input: str, output: str, **settings: Any) -> None:
     """Score INPUT (a file, folder or glob of CSV, Parquet or JSON Lines) with model REF into
     OUTPUT (a file or folder), in the foreground with a progress bar."""
+    from .scoring.batch import use_returning_allocator
     from .workflows import WorkflowSpec
     from .workflows.definitions import run_spec
 
+    use_returning_allocator()
     spec = WorkflowSpec.from_dict(
         {"model": ref, "input": input, "output": output, **_spec_changes(settings)}
     )

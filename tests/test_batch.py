@@ -189,6 +189,31 @@ def test_an_existing_output_folder_is_replaced_whole(tmp_path: Path, repo, iris_
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("output_name", ["out.parquet", "out.csv", "folder"])
+def test_an_input_without_rows_gives_a_valid_empty_output(
+    tmp_path: Path, repo, iris_ref, frame, output_name
+) -> None:
+    frame.head(0).to_csv(tmp_path / "in.csv", index=False)
+    result = score(iris_ref, tmp_path / "in.csv", tmp_path / output_name, repository=repo)
+    assert result.rows == 0
+    scored = read_any(tmp_path / output_name)
+    assert list(scored.columns) == ["id", *FEATURES, "prediction"]
+    assert len(scored) == 0
+
+
+def test_an_input_gone_after_planning_is_a_clear_error(
+    tmp_path: Path, repo, iris_ref, frame
+) -> None:
+    from jupyter_sparkserve.scoring.offline import load_batch_model
+
+    frame.to_parquet(tmp_path / "in.parquet")
+    plan = batch.plan_run(tmp_path / "in.parquet", tmp_path / "out.csv")
+    (tmp_path / "in.parquet").unlink()
+    with pytest.raises(InvalidInput, match=r"Cannot read .*in\.parquet"):
+        batch.run(load_batch_model(repo.resolve(iris_ref).path), plan)
+    assert leftovers(tmp_path) == []
+
+
 def test_remove_partial_outputs_cleans_what_a_killed_run_left(tmp_path: Path) -> None:
     output = tmp_path / "out.parquet"
     killed_file = batch.partial_path(output)

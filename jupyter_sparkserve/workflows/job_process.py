@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import SparkserveError
 from ..repository import ModelRepository
-from ..scoring.batch import BatchProgress, Cancelled
+from ..scoring.batch import BatchProgress, Cancelled, use_returning_allocator
 from .definitions import run_spec
 from .jobs import JOB_MODULE, Job, JobRunner
 
@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("job_id")
     parser.add_argument("--max-jobs", type=int, required=True, help="Jobs running at once.")
     args = parser.parse_args(argv)
+    use_returning_allocator()
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,
