@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from conftest import FAST_SAVE
 
-from jupyter_sparkserve.deploy.local import _group_members
+from jupyter_sparkserve.deploy.local import group_members
 from jupyter_sparkserve.errors import Conflict, InvalidInput, NotFound
 from jupyter_sparkserve.repository import ModelRepository
 from jupyter_sparkserve.workflows import (
@@ -160,7 +160,7 @@ def test_cancelling_a_running_job_leaves_no_output(repo, slow_model, csv_folder,
     assert not output.exists()
     assert no_partial_outputs(output)
     assert f"Job {job.id} cancelled." in runner.log(job.id)
-    wait_until(lambda: not _group_members(job.pid), timeout=10)
+    wait_until(lambda: not group_members(job.pid), timeout=10)
 
 
 def test_a_job_deaf_to_sigterm_is_killed_after_the_grace_period(
@@ -176,7 +176,7 @@ def test_a_job_deaf_to_sigterm_is_killed_after_the_grace_period(
     cancelled = runner.cancel(job.id, timeout=1.0)
     assert cancelled.status == "cancelled"
     assert "did not stop within 1 s of SIGTERM and was killed" in cancelled.error
-    assert not _group_members(job.pid)
+    assert not group_members(job.pid)
     assert not output.exists()
     assert no_partial_outputs(output)
     assert "Removed the partial output" in runner.log(job.id)
@@ -194,7 +194,7 @@ def test_a_killed_job_process_is_marked_failed_by_the_next_runner(
     assert running.status == "running"
 
     os.kill(running.pid, signal.SIGKILL)
-    wait_until(lambda: not _group_members(running.pid), timeout=10)
+    wait_until(lambda: not group_members(running.pid), timeout=10)
     assert runner._read(job.id).status == "running"  # as recorded: nobody looked yet
     JobRunner(repo)  # what a restarted Jupyter server does
     failed = runner._read(job.id)

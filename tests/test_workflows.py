@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from conftest import FAST_SAVE
 
 from jupyter_sparkserve.errors import InvalidInput, InvalidReference, NotFound
 from jupyter_sparkserve.workflows import (
     ExecutionRequest,
+    JobRunner,
     Workflows,
     WorkflowSpec,
     execution_request,
@@ -154,7 +157,8 @@ def test_program_parameters_override_settings() -> None:
         "--input '/data/may 2024.csv' --output=/x --engine spark --keep-columns id,x1 "
         "--prediction_column score --outputFormat parquet"
     )
-    assert parsed == {
+    assert parsed.variables == {}
+    assert parsed.overrides == {
         "input": "/data/may 2024.csv",
         "output": "/x",
         "engine": "spark",
@@ -162,11 +166,26 @@ def test_program_parameters_override_settings() -> None:
         "prediction_column": "score",
         "output_format": "parquet",
     }
-    assert parse_program_parameters("") == {}
-    assert parse_program_parameters(None) == {}
-    assert parse_program_parameters("--format=jsonl --model=iris:2") == {
+    assert parse_program_parameters("") == ({}, {})
+    assert parse_program_parameters(None) == ({}, {})
+    assert parse_program_parameters("--format=jsonl --model=iris:2").overrides == {
         "output_format": "jsonl",
         "model": "iris:2",
+    }
+
+
+def test_program_parameters_fill_variables() -> None:
+    parsed = parse_program_parameters(
+        "--var inputPath=/data/may.csv --var 'outputPath=/out/may 2024.parquet' "
+        "--var=day=2024-05-01 --var empty= --engine spark --var x_1=a=b"
+    )
+    assert parsed.overrides == {"engine": "spark"}
+    assert parsed.variables == {
+        "inputPath": "/data/may.csv",
+        "outputPath": "/out/may 2024.parquet",
+        "day": "2024-05-01",
+        "empty": "",
+        "x_1": "a=b",
     }
 
 
@@ -179,6 +198,16 @@ def test_program_parameters_override_settings() -> None:
         ("/a.csv", "expected --KEY VALUE, got '/a.csv'"),
         ("--input a --input b", "--input is given twice"),
         ("--input 'a", "cannot be read: No closing quotation"),
+        ("--var inputPath", "--var takes NAME=VALUE (NAME: letters, digits and _), such as"),
+        ("--var in-put=x", "got 'in-put=x'"),
+        ("--var 1st=x", "--var takes NAME=VALUE"),
+        ("--var", "--var has no value"),
+        ("--var a=1 --var a=2", "--var a is given twice"),
+        (
+            "--bogus 1",
+            "known keys: --model, --input, --output, --input-format, --output-format, "
+            "--format, --keep-columns, --engine, --prediction-column, --var NAME=VALUE.",
+        ),
     ],
 )
 def test_bad_program_parameters(text: str, message: str) -> None:
@@ -213,6 +242,65 @@ def test_spark_config_strings() -> None:
         assert message in raised.value.message
 
 
+def test_spark_config_in_spark_submit_style() -> None:
+    text = (
+        "--executor-memory 4g --driver-memory=2g --executor-cores 2 --num-executors 3 "
+        '--master local[2] --conf spark.sql.shuffle.partitions=8 --conf "spark.x=a b" '
+        "--name nightly --driver-cores 1 --jars /opt/a.jar,/opt/b.jar "
+        "--conf=spark.y=1,2 spark.z=3,spark.w='c,d'"
+    )
+    assert parse_spark_config(text) == {
+        "spark.executor.memory": "4g",
+        "spark.driver.memory": "2g",
+        "spark.executor.cores": "2",
+        "spark.executor.instances": "3",
+        "spark.master": "local[2]",
+        "spark.sql.shuffle.partitions": "8",
+        "spark.x": "a b",
+        "spark.app.name": "nightly",
+        "spark.driver.cores": "1",
+        "spark.jars": "/opt/a.jar,/opt/b.jar",
+        "spark.y": "1,2",  # an option's value is not split at commas
+        "spark.z": "3",
+        "spark.w": "c,d",
+    }
+    assert parse_spark_config("a=1,--master local , b=2") == {
+        "a": "1",
+        "spark.master": "local",
+        "b": "2",
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "--deploy-mode cluster",
+            "unknown option --deploy-mode; the spark-submit options understood are --master, "
+            "--name, --driver-memory, --driver-cores, --executor-memory, --executor-cores, "
+            "--num-executors, --jars, --conf KEY=VALUE; anything else is written key=value",
+        ),
+        ("--verbose --master local", "--verbose has no value"),
+        ("--master", "--master has no value"),
+        ("--conf spark.x", "--conf 'spark.x' is not KEY=VALUE, such as --conf spark.sql"),
+        ("--conf =1", "--conf '=1' is not KEY=VALUE"),
+        (
+            "--executor-memory 4g spark.executor.memory=2g",
+            "spark.executor.memory is given twice ('--executor-memory 4g' and "
+            "'spark.executor.memory=2g')",
+        ),
+        ("--conf spark.master=yarn --master local", "spark.master is given twice"),
+        ("--master 'local", "cannot be read: No closing quotation"),
+        ("--master local stray", "'stray' is not key=value"),
+    ],
+)
+def test_bad_spark_submit_style_spark_config(text: str, message: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        parse_spark_config(text)
+    assert message in raised.value.message
+    assert raised.value.message.startswith("sparkConfig")
+
+
 def test_lib_jars() -> None:
     assert parse_lib_jars("/opt/a.jar, /opt/b.jar,,") == ("/opt/a.jar", "/opt/b.jar")
     assert parse_lib_jars(["hdfs:///jars/c.jar"]) == ("hdfs:///jars/c.jar",)
@@ -240,6 +328,7 @@ def test_execution_request_is_checked_and_applied() -> None:
     assert request == ExecutionRequest(
         workflow_id=7,
         overrides={"input": "/d/june.csv", "engine": "spark"},
+        variables={},
         spark_config={"spark.executor.memory": "4g"},
         lib_jars=("/opt/extra.jar",),
         email_on_success=None,
@@ -286,6 +375,26 @@ def test_bad_execute_bodies(body: object, message: str) -> None:
     assert message in raised.value.message
 
 
+def test_jars_in_spark_config_are_added_like_lib_jars() -> None:
+    request = execution_request(
+        {
+            "workflowId": 1,
+            "sparkConfig": "--jars /opt/b.jar,/opt/c.jar --executor-memory 4g",
+            "libJars": "/opt/a.jar,/opt/b.jar",
+        }
+    )
+    assert request.spark_config == {"spark.executor.memory": "4g"}
+    assert request.lib_jars == ("/opt/a.jar", "/opt/b.jar", "/opt/c.jar")
+    applied = request.apply(spec(engine="spark", lib_jars=["/opt/base.jar"]))
+    assert applied.lib_jars == ("/opt/base.jar", "/opt/a.jar", "/opt/b.jar", "/opt/c.jar")
+    assert "spark.jars" not in applied.spark_config
+    keyed = execution_request({"workflowId": 1, "sparkConfig": {"spark.jars": "/opt/d.jar"}})
+    assert (keyed.spark_config, keyed.lib_jars) == ({}, ("/opt/d.jar",))
+    with pytest.raises(InvalidInput) as raised:
+        execution_request({"workflowId": 1, "sparkConfig": "--jars '/opt/a b.jar'"})
+    assert raised.value.message.startswith("sparkConfig spark.jars: '/opt/a b.jar' is not one")
+
+
 def test_overrides_are_checked_when_applied() -> None:
     request = execution_request({"workflowId": 1, "programParameters": "--engine gpu"})
     with pytest.raises(InvalidInput, match="Unknown engine 'gpu'"):
@@ -293,3 +402,178 @@ def test_overrides_are_checked_when_applied() -> None:
     spark_only = execution_request({"workflowId": 1, "sparkConfig": "spark.master=local"})
     with pytest.raises(InvalidInput, match="engine 'spark' only"):
         spark_only.apply(spec())
+
+
+# ------------------------------------------------------------------- ${NAME} variables
+
+
+def templated(**changes: object) -> WorkflowSpec:
+    return spec(**{"input": "/data/${inputPath}", "output": "/out/${outputPath}", **changes})
+
+
+def run(workflow_id: int, parameters: str) -> ExecutionRequest:
+    return execution_request({"workflowId": workflow_id, "programParameters": parameters})
+
+
+def test_variables_are_filled_by_var() -> None:
+    saved = templated(model="${model}@champion", output="/out/${outputPath}/${day}-$$v.parquet")
+    assert saved.variables() == {
+        "model": ("model",),
+        "input": ("inputPath",),
+        "output": ("outputPath", "day"),
+    }
+    request = run(
+        3,
+        "--var inputPath=may.csv --var outputPath=may --var day=01 --var model=churn "
+        "--engine spark",
+    )
+    assert request.variables == {
+        "inputPath": "may.csv",
+        "outputPath": "may",
+        "day": "01",
+        "model": "churn",
+    }
+    applied = request.apply(saved)
+    assert (applied.model, applied.input, applied.output, applied.engine) == (
+        "churn@champion",
+        "/data/may.csv",
+        "/out/may/01-$v.parquet",  # $$ is a literal $
+        "spark",
+    )
+    # A value is taken as it is: no variables inside it.
+    assert run(3, "--var inputPath=${x} --var outputPath=$$").apply(templated()).output == (
+        "/out/$$"
+    )
+    # An overridden setting's variables need no --var.
+    assert run(3, "--input /d/june.csv --var outputPath=june").apply(templated()).input == (
+        "/d/june.csv"
+    )
+    # $$ alone is unescaped too.
+    assert execution_request({"workflowId": 3}).apply(spec(output="/out/$$x")).output == "/out/$x"
+    assert request.to_dict()["variables"]["day"] == "01"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        (
+            "",
+            "Workflow 3 needs --var inputPath=... --var outputPath=... in programParameters: "
+            "its input is '/data/${inputPath}', its output is '/out/${outputPath}'.",
+        ),
+        (
+            "--var inputPath=a.csv",
+            "Workflow 3 needs --var outputPath=... in programParameters: its output is "
+            "'/out/${outputPath}'.",
+        ),
+        (
+            "--var inputPath=a --var outputPath=b --var inptPath=c",
+            "programParameters: --var inptPath matches no ${inptPath} in workflow 3; its "
+            "variables: inputPath, outputPath.",
+        ),
+        (
+            "--input /a.csv --var inputPath=a --var outputPath=b",
+            "programParameters: --var inputPath is not used: --input replaces workflow 3's "
+            "input, which holds ${inputPath}.",
+        ),
+    ],
+)
+def test_unfilled_and_unused_variables_are_refused(parameters: str, message: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        run(3, parameters).apply(templated())
+    assert raised.value.message == message
+
+
+def test_a_var_for_a_workflow_without_variables_is_refused() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        run(4, "--var day=01").apply(spec())
+    assert raised.value.message == (
+        "programParameters: --var day matches no ${day}: workflow 4 has no variables."
+    )
+
+
+def test_a_filled_spec_is_checked_like_any_other() -> None:
+    with pytest.raises(InvalidInput, match="is the input: choose another output"):
+        run(3, "--var inputPath=x.csv --var outputPath=../data/x.csv").apply(templated())
+    with pytest.raises(InvalidReference):
+        run(3, "--var m=iris:x --var inputPath=a --var outputPath=b").apply(templated(model="${m}"))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"input": "/d/$month.csv"},
+            "The workflow's input '/d/$month.csv' has a $ that is neither ${NAME} nor $$: write "
+            "${NAME} for a variable filled by --var NAME=VALUE, $$ for a literal $.",
+        ),
+        ({"output": "/o/${day"}, "The workflow's output '/o/${day' has a $ that is neither"),
+        (
+            {"output": "/o/${1day}"},
+            "The workflow's output '/o/${1day}' has an invalid variable ${1day}: a name is "
+            "letters, digits and _, not starting with a digit (write $$ for a literal $).",
+        ),
+        ({"model": "${}"}, "The workflow's model '${}' has an invalid variable ${}"),
+        ({"input": "/d/${in put}"}, "invalid variable ${in put}"),
+    ],
+)
+def test_bad_variables_are_refused_when_saved(repo, changes: dict, message: str) -> None:
+    workflows = Workflows(repo)
+    with pytest.raises(InvalidInput) as raised:
+        workflows.create(spec(**changes))
+    assert message in raised.value.message
+    saved = workflows.create(spec())
+    with pytest.raises(InvalidInput) as raised:
+        workflows.update(saved.id, changes)
+    assert message in raised.value.message
+    assert workflows.get(saved.id).spec == saved.spec
+
+
+def test_variables_are_stored_as_written(repo, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    saved = Workflows(repo).create(
+        {"model": "${model}", "input": "data/${day}.csv", "output": "${outputPath}"}
+    )
+    assert saved.spec.model == "${model}"  # checked as a reference once filled
+    assert saved.spec.input == str(tmp_path / "data" / "${day}.csv")  # made absolute now
+    assert saved.spec.output == "${outputPath}"  # made absolute when it runs
+    assert Workflows(repo).get(saved.id).spec.variables() == {
+        "model": ("model",),
+        "input": ("day",),
+        "output": ("outputPath",),
+    }
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.filterwarnings("ignore:Add type hints to the `predict` method:UserWarning")
+def test_a_workflow_with_variables_runs_as_a_job(repo, iris, iris_model, tmp_path: Path) -> None:
+    saved_ref = repo.save(iris_model, "iris", input_example=iris[0].head(3), **FAST_SAVE).ref
+    (tmp_path / "data").mkdir()
+    iris[0].to_csv(tmp_path / "data" / "may.csv", index=False)
+    workflow = Workflows(repo).create(
+        {
+            "model": "iris",
+            "input": str(tmp_path / "data" / "${inputPath}"),
+            "output": "${outputPath}",
+            "keep_columns": "",
+        }
+    )
+    output = tmp_path / "out" / "may $1.parquet"
+    output.parent.mkdir()
+    runner = JobRunner(repo)
+    job = runner.execute(
+        execution_request(
+            {
+                "workflowId": workflow.id,
+                "programParameters": f"--var inputPath=may.csv --var 'outputPath={output}'",
+            }
+        )
+    )
+    assert (job.spec.input, job.spec.output) == (str(tmp_path / "data" / "may.csv"), str(output))
+    assert job.spec.model == saved_ref
+    done = runner.wait(job.id, timeout=240)
+    assert done.status == "succeeded", done.error
+    assert done.output_path == str(output)
+    scored = pd.read_parquet(output)
+    assert scored["prediction"].tolist() == iris_model.predict(iris[0]).tolist()
+    assert list(scored.columns) == ["prediction"]

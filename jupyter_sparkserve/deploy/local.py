@@ -158,7 +158,7 @@ def start_endpoint(
     if problem is None:
         return endpoint
     stop_endpoint(endpoint)  # first, so that the log holds everything it will ever say
-    raise EndpointFailed(_with_log_tail(f"The endpoint for {model_path} {problem}.", log_file))
+    raise EndpointFailed(with_log_tail(f"The endpoint for {model_path} {problem}.", log_file))
 
 
 def endpoint_state(endpoint: LocalEndpoint) -> EndpointState:
@@ -175,7 +175,7 @@ def endpoint_state(endpoint: LocalEndpoint) -> EndpointState:
             return EndpointState("running", f"Serving on {endpoint.url} (pid {pid}).")
         reason = f"is running but GET /ping {problem}"
     message = f"The endpoint on {endpoint.url} is not serving: its process {pid} {reason}."
-    return EndpointState("failed", _with_log_tail(message, endpoint.log_file))
+    return EndpointState("failed", with_log_tail(message, endpoint.log_file))
 
 
 def stop_endpoint(endpoint: LocalEndpoint, timeout: float = 20.0) -> None:
@@ -185,9 +185,9 @@ def stop_endpoint(endpoint: LocalEndpoint, timeout: float = 20.0) -> None:
     _exit_reason(endpoint.pid)  # collect a dead child of ours first
     if not _owns_group(endpoint):
         return
-    _signal_group(endpoint.pid, signal.SIGTERM)  # uvicorn shuts down cleanly on SIGTERM
+    signal_group(endpoint.pid, signal.SIGTERM)  # uvicorn shuts down cleanly on SIGTERM
     if not _wait_group_gone(endpoint.pid, time.monotonic() + timeout / 2):
-        _signal_group(endpoint.pid, signal.SIGKILL)
+        signal_group(endpoint.pid, signal.SIGKILL)
         if not _wait_group_gone(endpoint.pid, deadline):
             raise EndpointFailed(
                 f"The endpoint process group {endpoint.pid} survived SIGKILL "
@@ -250,17 +250,18 @@ def _exit_reason(pid: int, wait: float = 0.0) -> str | None:
             code = None
         if code is not None:
             del _CHILDREN[pid]
-            _EXIT_REASONS[pid] = _describe_exit(code)
+            _EXIT_REASONS[pid] = describe_exit(code)
     elif pid not in _EXIT_REASONS:
         # Our child without a Popen (e.g. this module was reloaded): still reap it.
         with contextlib.suppress(ChildProcessError):
             reaped, status = os.waitpid(pid, os.WNOHANG)
             if reaped == pid:
-                _EXIT_REASONS[pid] = _describe_exit(os.waitstatus_to_exitcode(status))
+                _EXIT_REASONS[pid] = describe_exit(os.waitstatus_to_exitcode(status))
     return _EXIT_REASONS.get(pid)
 
 
-def _describe_exit(code: int) -> str:
+def describe_exit(code: int) -> str:
+    """How a process ended, from its return code: "exited with code 1", "was killed by SIGKILL"."""
     if code < 0:
         try:
             return f"was killed by {signal.Signals(-code).name}"
@@ -297,7 +298,7 @@ def _is_ours(pid: int, command: list[str]) -> bool:
     )
 
 
-def _group_members(pgid: int) -> list[int]:
+def group_members(pgid: int) -> list[int]:
     """Live (not zombie) processes of process group `pgid`."""
     members = []
     for entry in Path("/proc").iterdir():
@@ -312,7 +313,7 @@ def _owns_group(endpoint: LocalEndpoint) -> bool:
     """Whether the endpoint's process group still has live processes of the endpoint."""
     if endpoint.pid in _CHILDREN:
         return True  # our child, not reaped yet: its pid cannot belong to anyone else
-    members = _group_members(endpoint.pid)
+    members = group_members(endpoint.pid)
     if endpoint.pid in members:
         return _is_ours(endpoint.pid, endpoint.command)
     # The leader is gone. Its workers (--workers N) may remain; the system does not reuse a
@@ -328,14 +329,15 @@ def _has_endpoint_config(pid: int) -> bool:
     return any(item.startswith(f"{CONFIG_ENV}=".encode()) for item in environ.split(b"\0"))
 
 
-def _signal_group(pgid: int, signum: signal.Signals) -> None:
+def signal_group(pgid: int, signum: signal.Signals) -> None:
+    """Send `signum` to process group `pgid`; a group already gone is not an error."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signum)
 
 
 def _wait_group_gone(pgid: int, deadline: float) -> bool:
     while True:
-        if not _group_members(pgid):
+        if not group_members(pgid):
             _exit_reason(pgid, wait=1.0)  # after the check: a leader of ours is a zombie now
             return True
         if time.monotonic() >= deadline:
@@ -406,7 +408,8 @@ def _ping_problem(endpoint: LocalEndpoint, timeout: float) -> str | None:
     return None if status == 200 else f"answered {status}"
 
 
-def _with_log_tail(message: str, log_file: Path) -> str:
+def with_log_tail(message: str, log_file: Path) -> str:
+    """`message` followed by the last lines of `log_file` (or a note that it is empty)."""
     tail = log_tail(log_file)
     if not tail:
         return f"{message}\n(The log {log_file} is empty.)"

@@ -6,12 +6,18 @@ made (from keyword arguments, a JSON body, the command line) so that a stored wo
 always runnable as far as can be told without reading the data. Paths (input, output, jars,
 a model folder) are stored absolute, resolved against the current folder of the process that
 creates or updates the workflow: a workflow means the same files wherever it runs.
+
+A saved workflow's model, input and output may hold variables, `${NAME}` (NAME: letters,
+digits and `_`, not starting with a digit; a literal `$` is written `$$`), filled for each run
+by `--var NAME=VALUE` in programParameters (see parameters.py). Checks that need the value
+(the model reference, a path starting with a variable made absolute) wait for the run.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +35,9 @@ from .email import parse_addresses
 
 MAX_WORKFLOW_NAME_LENGTH = 128
 ALL_COLUMNS = "*"  # keep_columns written as text: every input column
+TEMPLATE_FIELDS = ("model", "input", "output")  # the settings that may hold ${NAME}
+_DOLLAR = re.compile(r"\$\$|\$\{(?P<name>[^}]*)\}|\$")  # $$, ${...}, or a lone $
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -54,7 +63,8 @@ class WorkflowSpec:
             object.__setattr__(self, name, value)
 
         set_("model", _text(self.model, "model", "a model reference such as churn@champion"))
-        ModelRef.parse(self.model)  # a malformed reference fails now, not in the job
+        if not _has_variables(self.model):
+            ModelRef.parse(self.model)  # a malformed reference fails now, not in the job
         set_("input", _text(self.input, "input", "a file, folder or glob to score"))
         set_("output", _text(self.output, "output", "a file or folder to write"))
         if _same_path(self.input, self.output):
@@ -123,12 +133,17 @@ class WorkflowSpec:
         """This spec with some settings changed (None resets one to its default), checked."""
         return WorkflowSpec.from_dict({**self.to_dict(), **changes})
 
+    def variables(self) -> dict[str, tuple[str, ...]]:
+        """The variables each of model, input and output holds, in order, each once:
+        {"input": ("inputPath",), ...}. A `$` that is neither `${NAME}` nor `$$` is refused."""
+        return {name: template_variables(getattr(self, name), name) for name in TEMPLATE_FIELDS}
+
     def absolute(self) -> WorkflowSpec:
-        """Relative paths made absolute against the current folder (URIs stay as they are)."""
-        model = ModelRef.parse(self.model)
+        """Relative paths made absolute against the current folder (URIs stay as they are;
+        a model or path starting with a variable is left for the run to resolve)."""
         return dataclasses.replace(
             self,
-            model=self.model if model.in_repository else str(model),
+            model=_absolute_model(self.model),
             input=_absolute(self.input),
             output=_absolute(self.output),
             lib_jars=tuple(_absolute(jar) for jar in self.lib_jars),
@@ -136,6 +151,37 @@ class WorkflowSpec:
 
 
 SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(WorkflowSpec))
+
+
+def template_variables(text: str, what: str) -> tuple[str, ...]:
+    """The `${NAME}` variables in `text` (the workflow's `what`), in order, each once."""
+    names: dict[str, None] = {}
+    for match in _DOLLAR.finditer(text):
+        name = match["name"]
+        if match[0] == "$":
+            raise InvalidInput(
+                f"The workflow's {what} {text!r} has a $ that is neither ${{NAME}} nor $$: write "
+                "${NAME} for a variable filled by --var NAME=VALUE, $$ for a literal $."
+            )
+        if name is None:  # $$
+            continue
+        if not VARIABLE_NAME.fullmatch(name):
+            raise InvalidInput(
+                f"The workflow's {what} {text!r} has an invalid variable ${{{name}}}: a name is "
+                "letters, digits and _, not starting with a digit (write $$ for a literal $)."
+            )
+        names[name] = None
+    return tuple(names)
+
+
+def fill_template(text: str, values: Mapping[str, str]) -> str:
+    """`text`, checked by `template_variables`, with each `${NAME}` replaced by values[NAME]
+    (taken as it is) and each `$$` by `$`."""
+
+    def replace(match: re.Match[str]) -> str:
+        return "$" if match["name"] is None else values[match["name"]]
+
+    return _DOLLAR.sub(replace, text)
 
 
 def run_spec(
@@ -188,7 +234,7 @@ class Workflows:
         self.repository = repository
 
     def create(self, spec: WorkflowSpec | Mapping[str, Any], *, name: str = "") -> Workflow:
-        spec = _spec(spec).absolute()
+        spec = _saved(_spec(spec))
         now = db.utcnow()
         with db.write_transaction(self.repository.engine) as conn:
             workflow_id = conn.execute(
@@ -220,7 +266,7 @@ class Workflows:
     ) -> Workflow:
         """Change some settings (a None value resets one to its default) and/or the name."""
         current = self.get(workflow_id)
-        spec = current.spec.changed(changes or {}).absolute()
+        spec = _saved(current.spec.changed(changes or {}))
         values: dict[str, Any] = {"spec": spec.to_dict(), "updated_at": db.utcnow()}
         if name is not None:
             values["name"] = _name(name)
@@ -262,6 +308,12 @@ def split_list(value: object, what: str) -> tuple[str, ...]:
 
 def _spec(spec: WorkflowSpec | Mapping[str, Any]) -> WorkflowSpec:
     return spec if isinstance(spec, WorkflowSpec) else WorkflowSpec.from_dict(spec)
+
+
+def _saved(spec: WorkflowSpec) -> WorkflowSpec:
+    """The spec as a workflow stores it: paths absolute, variables checked."""
+    spec.variables()  # a malformed ${...} fails now, not at every run
+    return spec.absolute()
 
 
 def _workflow(row: Any) -> Workflow:
@@ -336,8 +388,20 @@ def spark_settings(value: object) -> dict[str, str]:
     return config
 
 
+def _has_variables(text: str) -> bool:
+    """Whether `text` holds a `${NAME}` (leniently: a run's filled text may hold a lone $)."""
+    return any(match["name"] is not None for match in _DOLLAR.finditer(text))
+
+
+def _absolute_model(model: str) -> str:
+    if _has_variables(model):
+        return model
+    ref = ModelRef.parse(model)
+    return model if ref.in_repository else str(ref)
+
+
 def _absolute(path: str) -> str:
-    if "://" in path:
+    if "://" in path or path.startswith("${"):
         return path
     return os.path.abspath(os.path.expanduser(path))
 

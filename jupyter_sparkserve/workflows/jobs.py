@@ -52,7 +52,7 @@ from ..config import (
     TRACKING_URI_ENV,
     Settings,
 )
-from ..deploy.local import _describe_exit, _group_members, _signal_group, _with_log_tail, log_tail
+from ..deploy.local import describe_exit, group_members, log_tail, signal_group, with_log_tail
 from ..errors import Conflict, InvalidInput, NotFound, SparkserveError
 from ..repository import ModelRef, ModelRepository
 from ..repository import database as db
@@ -341,9 +341,9 @@ class JobRunner:
                 return job
             time.sleep(POLL_SECONDS / 2)
         if job.pid is not None and process_alive(job.pid, job.pid_start):
-            _signal_group(job.pid, signal.SIGKILL)  # with whatever it started (a Spark JVM)
+            signal_group(job.pid, signal.SIGKILL)  # with whatever it started (a Spark JVM)
             stop_by = time.monotonic() + 10
-            while _group_members(job.pid) and time.monotonic() < stop_by:
+            while group_members(job.pid) and time.monotonic() < stop_by:
                 time.sleep(0.05)
         ended = self.finish(
             job_id,
@@ -560,7 +560,7 @@ def _reap_in_background(child: subprocess.Popen[bytes], start: int | None) -> No
     key = (child.pid, start)
 
     def wait() -> None:
-        _EXITS[key] = _describe_exit(child.wait())
+        _EXITS[key] = describe_exit(child.wait())
         _WAITERS.pop(key, None)
 
     waiter = threading.Thread(target=wait, name=f"sparkserve-job-{child.pid}", daemon=True)
@@ -603,7 +603,7 @@ def _dead_process_problem(job: Job) -> str | None:
     if waiter is not None:
         waiter.join(2.0)  # a zombie of ours: its exit status is a moment away
     how = _EXITS.get(key, "is gone (another process started it, so how it ended is unknown)")
-    return _with_log_tail(f"The job's process {job.pid} {how} before the job ended.", job.log_file)
+    return with_log_tail(f"The job's process {job.pid} {how} before the job ended.", job.log_file)
 
 
 def _busy(conn: Connection, me: Any) -> int:
