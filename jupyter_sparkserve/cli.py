@@ -20,7 +20,7 @@ import click
 
 from . import __version__
 from .config import Settings, safe_uri
-from .errors import Conflict, InvalidInput, SparkserveError
+from .errors import InvalidInput, SparkserveError
 from .repository import ModelDetails, ModelRef, ModelRepository, ModelVersion
 from .repository.names import parse_key_values
 
@@ -380,23 +380,14 @@ def snippets(ref_or_id: str) -> None:
     """Ready-to-run code: python and curl for a deployment ID, offline python for a
     registered model version REF."""
     from .deploy.deployments import Deployments
-    from .deploy.mlflow import MlflowRegistry
-    from .snippets import offline_python
+    from .lifecycle import offline_snippets
 
     repository = _state().repository
     deployments = Deployments(repository)
     if deployments.exists(ref_or_id):
         found = deployments.snippets(ref_or_id)
     else:
-        version = repository.resolve(ref_or_id)
-        registrations = MlflowRegistry(repository).registrations(version.ref)
-        if not registrations:
-            raise Conflict(
-                f"{version.ref} has no snippets yet: register it first (sparkserve register "
-                f"{version.ref})."
-            )
-        tracking_uri = repository.settings.mlflow_tracking_uri
-        found = [offline_python(version, registrations[0], tracking_uri)]
+        found = offline_snippets(repository, ref_or_id)
     if _as_json():
         click.echo(_dumps([snippet.to_dict() for snippet in found]))
         return

@@ -7,9 +7,15 @@ deployed -> undeployed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .errors import Conflict
+
+if TYPE_CHECKING:
+    from .snippets import Snippet
 
 
 class Action(str, Enum):
@@ -45,12 +51,53 @@ def enabled_actions(state: VersionState) -> list[Action]:
 
 def version_actions(repository: Any, ref: str) -> list[Action]:
     """The actions enabled for the repository version `ref` as things are now."""
-    from .deploy.deployments import Deployments
+    version = repository.resolve(ref)
+    return enabled_actions(version_states(repository, [(version.name, version.version)])[0])
+
+
+def version_states(repository: Any, versions: Sequence[tuple[str, int]]) -> list[VersionState]:
+    """The state of each (name, version), in order, with two queries for the whole list (a
+    page of the model list, all versions of a model); only deployments recorded as up are
+    checked further, since a dead endpoint must not count as deployed."""
+    from sqlalchemy import select
+
+    from .deploy.deployments import ACTIVE, Deployments
+    from .repository import database as db
+
+    if not versions:
+        return []
+    m, r, d = db.models, db.mlflow_registrations, db.deployments
+    names = sorted({name for name, _ in versions})
+    with repository.engine.connect() as conn, conn.begin():
+        registered = set(
+            conn.execute(
+                select(m.c.name, r.c.version)
+                .join(r, r.c.model_id == m.c.id)
+                .where(m.c.name.in_(names))
+            ).tuples()
+        )
+        live = conn.execute(
+            select(m.c.name, d.c.version, d.c.id)
+            .join(d, d.c.model_id == m.c.id)
+            .where(m.c.name.in_(names), d.c.status.in_(ACTIVE))
+        ).all()
+    service = Deployments(repository)
+    deployed = {(row.name, row.version) for row in live if service.get(row.id).active}
+    return [VersionState(pair in registered, pair in deployed) for pair in versions]
+
+
+def offline_snippets(repository: Any, ref: str) -> list[Snippet]:
+    """The offline python snippet of a registered version (load its `models:/` URI from
+    MLflow and score a DataFrame); refused for a version never registered."""
     from .deploy.mlflow import MlflowRegistry
+    from .snippets import offline_python
 
     version = repository.resolve(ref)
-    state = VersionState(
-        registered=bool(MlflowRegistry(repository).registrations(version.ref)),
-        deployed=Deployments(repository).active_for(version) is not None,
-    )
-    return enabled_actions(state)
+    registrations = MlflowRegistry(repository).registrations(version.ref)
+    if not registrations:
+        raise Conflict(
+            f"{version.ref} has no snippets yet: register it first (sparkserve register "
+            f"{version.ref})."
+        )
+    tracking_uri = repository.settings.mlflow_tracking_uri
+    return [offline_python(version, registrations[0], tracking_uri)]

@@ -82,9 +82,14 @@ class Deployments:
         port: int | None = None,
         token: str | None = None,
     ) -> Deployment:
+        deployment = self.begin(ref, target)
+        return self.launch(deployment.id, host=host, port=port, token=token)
+
+    def begin(self, ref: str | ModelRef, target: str = "local") -> Deployment:
+        """First half of `deploy`: check the rules and record the deployment as `starting`
+        (the REST API answers with it at once and runs `launch` in the background)."""
         if target not in TARGETS:
             raise InvalidInput(f"Unknown target {target!r}: choose one of {', '.join(TARGETS)}.")
-        runner = TARGETS[target]
         version = self.repository.resolve(ref)
         registrations = MlflowRegistry(self.repository).registrations(version.ref)
         if not registrations:
@@ -94,15 +99,34 @@ class Deployments:
             )
         if self.active_for(version) is not None:  # refreshes a dead one to failed first
             raise Conflict(f"{version.ref} is already deployed; undeploy it first.")
-        model_uri = registrations[0].model_uri
         deployment_id = uuid.uuid4().hex[:12]
+        log_file = self.root / deployment_id / "log"
+        self._insert(
+            deployment_id, version, target, registrations[0].model_uri, {"log_file": str(log_file)}
+        )
+        return self._read(deployment_id)
+
+    def launch(
+        self,
+        deployment_id: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        token: str | None = None,
+    ) -> Deployment:
+        """Second half of `deploy`: fetch the registered model and start the endpoint; the
+        deployment ends `running`, or `failed` with the reason."""
+        deployment = self._read(deployment_id)
+        if deployment.status != "starting":
+            raise Conflict(f"Deployment {deployment_id} is {deployment.status}, not starting.")
         folder = self.root / deployment_id
-        self._insert(deployment_id, version, target, model_uri, {"log_file": str(folder / "log")})
         served = folder / "model"
         try:
             # Fetched from the MLflow store: the deployment serves what MLflow registered.
-            self.repository.fetch_model(model_uri, served)
-            started = runner.start(served, folder, {"host": host, "port": port}, token)
+            self.repository.fetch_model(deployment.model_uri, served)
+            started = TARGETS[deployment.target].start(
+                served, folder, {"host": host, "port": port}, token
+            )
         except BaseException as error:  # an interrupt too: never leave a row 'starting'
             shutil.rmtree(served, ignore_errors=True)  # the log stays, to read what went wrong
             message = getattr(error, "message", None) or f"{type(error).__name__}: {error}"

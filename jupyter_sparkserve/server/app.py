@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Unicode
+from traitlets import Bool, Int, Unicode
 
 from ..config import Settings
-from .base import RepositoryProvider
+from ..workflows import email
 from .handlers import handler_routes
+from .services import Services
+
+# How long a stopping server waits for a deploy it started to finish recording its outcome.
+DRAIN_SECONDS = 30.0
 
 
 class SparkserveApp(ExtensionApp):
@@ -31,6 +37,29 @@ class SparkserveApp(ExtensionApp):
         config=True,
         help="MLflow tracking URI; defaults to $MLFLOW_TRACKING_URI, then SQLite in the home.",
     )
+    max_jobs = Int(
+        None,
+        allow_none=True,
+        config=True,
+        help="Score jobs running at once; defaults to $SPARKSERVE_MAX_JOBS, then 2.",
+    )
+    smtp_host = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="SMTP server for job e-mail reports; defaults to $SPARKSERVE_SMTP_HOST (unset: none).",
+    )
+    smtp_port = Int(
+        None, allow_none=True, config=True, help="Its port; defaults to 587 with STARTTLS, else 25."
+    )
+    smtp_sender = Unicode(
+        None, allow_none=True, config=True, help="The From address of job reports."
+    )
+    smtp_starttls = Bool(
+        None, allow_none=True, config=True, help="Upgrade the SMTP connection with STARTTLS."
+    )
+    smtp_user = Unicode(None, allow_none=True, config=True, help="SMTP login user, if any.")
+    smtp_password = Unicode(None, allow_none=True, config=True, help="SMTP login password.")
 
     def initialize_settings(self) -> None:
         settings = Settings.from_env(
@@ -38,13 +67,35 @@ class SparkserveApp(ExtensionApp):
             database_url=self.database_url,
             mlflow_tracking_uri=self.mlflow_tracking_uri,
         )
-        self.settings["sparkserve_repository"] = RepositoryProvider(settings)
+        self._apply_smtp_settings()
+        self.settings["sparkserve_services"] = Services(settings, max_jobs=self.max_jobs)
         self.log.info("jupyter_sparkserve: repository at %s", settings.home)
+
+    def _apply_smtp_settings(self) -> None:
+        """Job reports are sent by each job's own process, which reads the SMTP settings from
+        the environment it inherits from this server: configured traitlets go there."""
+        configured = {
+            email.HOST_ENV: self.smtp_host,
+            email.PORT_ENV: None if self.smtp_port is None else str(self.smtp_port),
+            email.SENDER_ENV: self.smtp_sender,
+            email.STARTTLS_ENV: None if self.smtp_starttls is None else str(self.smtp_starttls),
+            email.USER_ENV: self.smtp_user,
+            email.PASSWORD_ENV: self.smtp_password,
+        }
+        chosen = {name: value for name, value in configured.items() if value is not None}
+        self._environ_before = {name: os.environ.get(name) for name in chosen}
+        os.environ.update(chosen)
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(handler_routes())
 
     async def stop_extension(self) -> None:
-        provider = self.settings.get("sparkserve_repository")
-        if provider is not None:
-            provider.close()
+        services = self.settings.get("sparkserve_services")
+        if services is not None:
+            await services.drain(DRAIN_SECONDS)
+            services.close()
+        for name, value in getattr(self, "_environ_before", {}).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

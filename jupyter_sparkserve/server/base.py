@@ -1,10 +1,10 @@
-"""What every sparkserve handler shares: authentication, JSON errors, the repository."""
+"""What every sparkserve handler shares: JSON in and out, errors as
+`{"error": CODE, "message": TEXT}`, and core calls kept off the event loop."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -12,42 +12,29 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
-from ..config import Settings
-from ..errors import SparkserveError
+from ..errors import InvalidInput, SparkserveError
 from ..repository import ModelRepository
+from . import bodies
+from .services import Services
 
 T = TypeVar("T")
 
 API_PREFIX = "sparkserve/api/v1"
 
 
-class RepositoryProvider:
-    """Opens the repository on first use, so a bad setting fails a request, not the server."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._repository: ModelRepository | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> ModelRepository:
-        with self._lock:
-            if self._repository is None:
-                self._repository = ModelRepository(self.settings)
-            return self._repository
-
-    def close(self) -> None:
-        with self._lock:
-            if self._repository is not None:
-                self._repository.close()
-                self._repository = None
+class SparkserveHTTPError(web.HTTPError):
+    def __init__(self, error: SparkserveError) -> None:
+        super().__init__(error.http_status, log_message=error.message.replace("%", "%%"))
+        self.code = error.code
+        self.message = error.message
 
 
 class SparkserveHandler(ExtensionHandlerMixin, APIHandler):
-    """Base handler: answers errors as `{"error": CODE, "message": TEXT}`."""
+    """Base handler. Subclasses only translate: read the request, call the core, answer."""
 
     @property
-    def provider(self) -> RepositoryProvider:
-        return self.settings["sparkserve_repository"]
+    def services(self) -> Services:
+        return self.settings["sparkserve_services"]
 
     async def run_core(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking core call off the event loop; user errors become HTTP errors."""
@@ -55,6 +42,58 @@ class SparkserveHandler(ExtensionHandlerMixin, APIHandler):
             return await asyncio.to_thread(function, *args, **kwargs)
         except SparkserveError as error:
             raise SparkserveHTTPError(error) from error
+
+    async def repository(self) -> ModelRepository:
+        return await self.run_core(self.services.repository)
+
+    def body(self, parser: Callable[[Any], T]) -> T:
+        """The JSON body, parsed by one of `bodies`' parsers."""
+        try:
+            return parser(bodies.decode(self.request.body))
+        except SparkserveError as error:
+            raise SparkserveHTTPError(error) from error
+
+    def int_argument(
+        self, name: str, default: int | None, *, minimum: int = 0, maximum: int | None = None
+    ) -> int | None:
+        text = self.get_argument(name, None)
+        if text is None or text == "":
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            upper = f" and at most {maximum}" if maximum is not None else ""
+            raise SparkserveHTTPError(
+                InvalidInput(
+                    f"Query parameter {name} must be a whole number of at least {minimum}{upper}, "
+                    f"got {text!r}."
+                )
+            )
+        return value
+
+    def bool_argument(self, name: str) -> bool:
+        text = (self.get_argument(name, "") or "").lower()
+        if text not in ("", "0", "1", "false", "true"):
+            raise SparkserveHTTPError(
+                InvalidInput(f"Query parameter {name} must be true or false, got {text!r}.")
+            )
+        return text in ("1", "true")
+
+    def reply(self, payload: dict[str, Any], status: int = 200, location: str = "") -> None:
+        self.set_status(status)
+        if location:
+            self.set_header("Location", self.api_url(location))
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(payload))
+
+    def no_content(self) -> None:
+        self.set_status(204)
+        self.finish()
+
+    def api_url(self, path: str) -> str:
+        return f"{self.base_url}{API_PREFIX}/{path}"
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.set_header("Content-Type", "application/json")
@@ -74,10 +113,3 @@ class SparkserveHandler(ExtensionHandlerMixin, APIHandler):
                 "message": "The sparkserve extension failed; the Jupyter server log has details.",
             }
         self.finish(json.dumps(payload))
-
-
-class SparkserveHTTPError(web.HTTPError):
-    def __init__(self, error: SparkserveError) -> None:
-        super().__init__(error.http_status, log_message=error.message.replace("%", "%%"))
-        self.code = error.code
-        self.message = error.message

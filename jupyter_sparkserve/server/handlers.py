@@ -1,30 +1,63 @@
-"""REST handlers under `{base_url}sparkserve/api/v1/`."""
+"""REST routes under `{base_url}sparkserve/api/v1/` (openapi.yaml describes them)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from jupyter_server.utils import url_path_join
-from tornado import web
 
-from .. import __version__
-from .base import API_PREFIX, SparkserveHandler
+from .base import API_PREFIX
+from .deployments import DeploymentHandler, DeploymentsHandler, DeploymentSnippetsHandler
+from .models import (
+    AliasHandler,
+    ModelHandler,
+    ModelsHandler,
+    RegisterHandler,
+    ReregisterHandler,
+    ScoreHandler,
+    VersionHandler,
+    VersionSnippetsHandler,
+)
+from .status import StatusHandler
+from .workflows import (
+    ExecuteHandler,
+    JobCancelHandler,
+    JobHandler,
+    JobLogHandler,
+    JobsHandler,
+    WorkflowHandler,
+    WorkflowsHandler,
+)
 
+SEGMENT = "[^/]+"
+MODEL = rf"models/(?P<name>{SEGMENT})"
+VERSION = rf"{MODEL}/versions/(?P<version>{SEGMENT})"
+DEPLOYMENT = rf"deployments/(?P<deployment_id>{SEGMENT})"
+JOB = rf"jobs/(?P<job_id>{SEGMENT})"
 
-class StatusHandler(SparkserveHandler):
-    @web.authenticated
-    async def get(self) -> None:
-        repository = await self.run_core(self.provider.get)
-        stats = await self.run_core(repository.stats)
-        self.finish(
-            {
-                "version": __version__,
-                "home": str(self.provider.settings.home),
-                "repository": stats,
-            }
-        )
+ROUTES: list[tuple[str, Any]] = [
+    ("status", StatusHandler),
+    ("models", ModelsHandler),
+    (MODEL, ModelHandler),
+    (rf"{MODEL}/aliases/(?P<alias>{SEGMENT})", AliasHandler),
+    (VERSION, VersionHandler),
+    (f"{VERSION}/register", RegisterHandler),
+    (f"{VERSION}/reregister", ReregisterHandler),
+    (f"{VERSION}/score", ScoreHandler),
+    (f"{VERSION}/snippets", VersionSnippetsHandler),
+    ("deployments", DeploymentsHandler),
+    (DEPLOYMENT, DeploymentHandler),
+    (f"{DEPLOYMENT}/snippets", DeploymentSnippetsHandler),
+    ("workflows", WorkflowsHandler),
+    (rf"workflows/(?P<workflow_id>{SEGMENT})", WorkflowHandler),
+    ("workflow/execute", ExecuteHandler),
+    ("jobs", JobsHandler),
+    (JOB, JobHandler),
+    (f"{JOB}/log", JobLogHandler),
+    (f"{JOB}/cancel", JobCancelHandler),
+]
 
 
 def handler_routes() -> list[tuple[str, Any]]:
     """Routes relative to the server's base_url (ExtensionApp prefixes it)."""
-    return [(url_path_join(API_PREFIX, "status"), StatusHandler)]
+    return [(url_path_join(API_PREFIX, path), handler) for path, handler in ROUTES]

@@ -1,0 +1,54 @@
+"""Deployments: create (answered at once, started in the background), list, show, undeploy,
+snippets."""
+
+from __future__ import annotations
+
+from tornado import web
+
+from ..deploy.deployments import Deployments
+from .base import SparkserveHandler
+from .bodies import DeployRequest
+
+
+class DeploymentsHandler(SparkserveHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        everything = self.bool_argument("all")  # stopped and failed ones too
+        service = Deployments(await self.repository())
+        found = await self.run_core(service.list, active_only=not everything)
+        self.reply({"items": [deployment.to_dict() for deployment in found]})
+
+    @web.authenticated
+    async def post(self) -> None:
+        """202 with the deployment `starting`: fetching the model and waiting for the endpoint
+        takes seconds, so that runs after the answer; GET deployments/{id} follows it."""
+        request = self.body(DeployRequest.parse)
+        service = Deployments(await self.repository())
+        deployment = await self.run_core(service.begin, request.ref, request.target)
+
+        def launch() -> None:
+            service.launch(deployment.id, host=request.host, port=request.port, token=request.token)
+
+        self.services.in_background(f"Deploying {deployment.ref} ({deployment.id})", launch)
+        self.reply(deployment.to_dict(), 202, f"deployments/{deployment.id}")
+
+
+class DeploymentHandler(SparkserveHandler):
+    @web.authenticated
+    async def get(self, deployment_id: str) -> None:
+        service = Deployments(await self.repository())
+        self.reply((await self.run_core(service.get, deployment_id)).to_dict())
+
+    @web.authenticated
+    async def delete(self, deployment_id: str) -> None:
+        """Undeploy: stop the endpoint; the record stays, `stopped`."""
+        service = Deployments(await self.repository())
+        self.reply((await self.run_core(service.undeploy, deployment_id)).to_dict())
+
+
+class DeploymentSnippetsHandler(SparkserveHandler):
+    @web.authenticated
+    async def get(self, deployment_id: str) -> None:
+        service = Deployments(await self.repository())
+        found = await self.run_core(service.snippets, deployment_id)
+        self.reply({"snippets": [snippet.to_dict() for snippet in found]})

@@ -1,0 +1,34 @@
+"""`status`: versions, the repository this server uses, and which targets work here."""
+
+from __future__ import annotations
+
+import platform
+
+from tornado import web
+
+from .. import __version__
+from ..targets_status import targets_status
+from .base import SparkserveHandler
+
+
+class StatusHandler(SparkserveHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        import mlflow
+
+        repository = await self.repository()
+        stats = await self.run_core(repository.stats)
+        targets = await self.run_core(targets_status)
+        self.reply(
+            {
+                "version": __version__,
+                "versions": {
+                    "sparkserve": __version__,
+                    "mlflow": mlflow.__version__,
+                    "python": platform.python_version(),
+                },
+                "home": str(self.services.settings.home),
+                "repository": stats,
+                "targets": [target.to_dict() for target in targets],
+            }
+        )
