@@ -107,3 +107,17 @@ def mlflow_model_dir(tmp_path_factory: pytest.TempPathFactory, iris, iris_model)
     path = tmp_path_factory.mktemp("mlflow-model") / "iris"
     mlflow.sklearn.save_model(iris_model, str(path), input_example=iris[0].head(3), **FAST_SAVE)
     return path
+
+
+@pytest.fixture
+def iris_csv(tmp_path: Path, iris) -> Path:
+    """The iris features as a CSV file."""
+    path = tmp_path / "iris.csv"
+    iris[0].to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def iris_saved(repo: ModelRepository, iris, iris_model) -> str:
+    """The reference of the iris classifier saved to the test's repository."""
+    return repo.save(iris_model, "iris", input_example=iris[0].head(3), **FAST_SAVE).ref

@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _files import read_any, write_parts
 from conftest import FAST_SAVE
 
 from jupyter_sparkserve.errors import InvalidInput
@@ -34,31 +35,6 @@ def frame(iris) -> pd.DataFrame:
     rows = rows.sample(frac=1.0, random_state=3).reset_index(drop=True)
     rows.insert(0, "id", np.arange(len(rows)))
     return rows
-
-
-def write_parts(frame: pd.DataFrame, folder: Path, fmt: str, parts: int = 3) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    size = -(-len(frame) // parts)
-    for index in range(parts):
-        part = frame.iloc[index * size : (index + 1) * size]
-        path = folder / f"part-{index}.{fmt}"
-        if fmt == "csv":
-            part.to_csv(path, index=False)
-        elif fmt == "parquet":
-            part.to_parquet(path, index=False)
-        else:
-            part.to_json(path, orient="records", lines=True)
-    return folder
-
-
-def read_any(path: Path) -> pd.DataFrame:
-    if path.is_dir():
-        return pd.concat([read_any(p) for p in sorted(path.iterdir())], ignore_index=True)
-    if path.suffix == ".csv":
-        return pd.read_csv(path)
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    return pd.read_json(path, lines=True)
 
 
 def leftovers(folder: Path) -> list[str]:

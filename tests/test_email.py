@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import socket
 import time
 from collections.abc import Iterator
-from email import message_from_bytes
-from email.message import EmailMessage
-from email.policy import default
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
+from _endpoint_helpers import free_port
+from _smtp import Inbox, received, running_smtp_server
 from conftest import FAST_SAVE
 
 from jupyter_sparkserve.errors import InvalidInput
@@ -31,45 +28,13 @@ pytestmark = pytest.mark.timeout(300)
 PASSWORD = "s3cret-Pa55"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Inbox:
-    """An aiosmtpd handler keeping every message it is sent."""
-
-    def __init__(self) -> None:
-        self.envelopes: list = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        self.envelopes.append(envelope)
-        return "250 OK"
-
-    def wait_for(self, count: int, timeout: float = 60.0) -> list:
-        deadline = time.monotonic() + timeout
-        while len(self.envelopes) < count:
-            assert time.monotonic() < deadline, f"{len(self.envelopes)} of {count} messages came"
-            time.sleep(0.1)
-        return self.envelopes
-
-
 @pytest.fixture
 def smtp_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    monkeypatch.setenv("SPARKSERVE_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("SPARKSERVE_SMTP_PORT", str(port))
-    monkeypatch.setenv("SPARKSERVE_SMTP_SENDER", "Sparkserve <jobs@example.com>")
-    yield inbox, port
-    controller.stop()
-
-
-def received(envelope) -> EmailMessage:
-    return message_from_bytes(envelope.content, _class=EmailMessage, policy=default)
+    with running_smtp_server() as (inbox, port):
+        monkeypatch.setenv("SPARKSERVE_SMTP_HOST", "127.0.0.1")
+        monkeypatch.setenv("SPARKSERVE_SMTP_PORT", str(port))
+        monkeypatch.setenv("SPARKSERVE_SMTP_SENDER", "Sparkserve <jobs@example.com>")
+        yield inbox, port
 
 
 def finished_job(tmp_path: Path, status: str = "failed") -> Job:

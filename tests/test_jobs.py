@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import FAST_SAVE
 
 from jupyter_sparkserve.deploy.local import group_members
 from jupyter_sparkserve.errors import Conflict, InvalidInput, NotFound
@@ -40,18 +39,6 @@ def wait_until(condition: Callable[[], bool], timeout: float = 120.0) -> None:
 
 def no_partial_outputs(output: Path) -> bool:
     return not [p for p in output.parent.iterdir() if ".sparkserve-partial-" in p.name]
-
-
-@pytest.fixture
-def iris_csv(tmp_path: Path, iris) -> Path:
-    path = tmp_path / "iris.csv"
-    iris[0].to_csv(path, index=False)
-    return path
-
-
-@pytest.fixture
-def iris_saved(repo: ModelRepository, iris, iris_model) -> str:
-    return repo.save(iris_model, "iris", input_example=iris[0].head(3), **FAST_SAVE).ref
 
 
 @pytest.fixture

@@ -8,18 +8,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import zipfile
 from collections.abc import Iterator
-from email import message_from_bytes
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from aiosmtpd.controller import Controller
+from _endpoint_helpers import free_port
+from _smtp import Inbox, received, running_smtp_server
 from conftest import FAST_SAVE, require_component
 
 from jupyter_sparkserve.repository import ModelRepository
@@ -31,29 +30,10 @@ TOKEN = "sparkflows-test-token"
 SENDER = "jobs@example.com"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.envelopes: list = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        self.envelopes.append(envelope)
-        return "250 OK"
-
-
 @pytest.fixture
 def inbox() -> Iterator[tuple[Inbox, int]]:
-    found = Inbox()
-    port = free_port()
-    controller = Controller(found, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield found, port
-    controller.stop()
+    with running_smtp_server() as found:
+        yield found
 
 
 @pytest.fixture
@@ -199,6 +179,6 @@ def test_the_sparkflows_execute_request(
     (envelope,) = inbox[0].envelopes
     assert envelope.rcpt_tos == ["analyst@example.com"]
     assert envelope.mail_from == SENDER
-    mail = message_from_bytes(envelope.content)
+    mail = received(envelope)
     assert mail["Subject"].startswith(f"[sparkserve] job {job_id} succeeded")
     assert f"workflow {workflow.id} (score customers)" in mail.get_payload()

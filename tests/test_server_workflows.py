@@ -9,9 +9,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from _api import Answer, Api, api_fixture, server_config  # noqa: F401 (fixtures)
-from conftest import FAST_SAVE
-
-from jupyter_sparkserve.repository import ModelRepository
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -24,18 +21,6 @@ async def finished(api: Api, job_id: str, timeout: float = 240.0) -> Answer:
             return answer
         assert time.monotonic() < deadline, f"job {job_id} is still {answer.body['status']}"
         await asyncio.sleep(0.25)
-
-
-@pytest.fixture
-def iris_csv(tmp_path: Path, iris) -> Path:
-    path = tmp_path / "iris.csv"
-    iris[0].to_csv(path, index=False)
-    return path
-
-
-@pytest.fixture
-def iris_saved(repo: ModelRepository, iris, iris_model) -> str:
-    return repo.save(iris_model, "iris", input_example=iris[0].head(3), **FAST_SAVE).ref
 
 
 async def test_workflow_crud(api: Api, iris_csv: Path, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import mlflow.sklearn
 import numpy as np
 import pandas as pd
 import pytest
+from _files import read_any, write_parts
 from conftest import FAST_SAVE, require_component
 
 from jupyter_sparkserve.errors import InvalidInput
@@ -115,31 +116,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, iris) -> dict[str, Path]:
     rows.insert(0, "id", np.arange(len(rows)))
     rows["note"] = np.where(rows.index % 3 == 0, 'a, "quoted" note', "plain")
     root = tmp_path_factory.mktemp("spark-inputs")
-    folders = {}
-    for fmt in FORMATS:
-        folder = folders[fmt] = root / fmt
-        folder.mkdir()
-        for index, part in enumerate(np.array_split(np.arange(len(rows)), 3)):
-            chunk = rows.iloc[part]
-            path = folder / f"part-{index}.{fmt}"
-            if fmt == "csv":
-                chunk.to_csv(path, index=False)
-            elif fmt == "parquet":
-                chunk.to_parquet(path, index=False)
-            else:
-                chunk.to_json(path, orient="records", lines=True)
-    return folders
-
-
-def read_any(path: Path) -> pd.DataFrame:
-    if path.is_dir():
-        parts = sorted(path.iterdir())
-        return pd.concat([read_any(p) for p in parts], ignore_index=True)
-    if path.suffix == ".csv":
-        return pd.read_csv(path)
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    return pd.read_json(path, lines=True)
+    return {fmt: write_parts(rows, root / fmt, fmt) for fmt in FORMATS}
 
 
 def both_engines(

@@ -88,6 +88,29 @@ _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 _EXIT_REASONS: dict[int, str] = {}
 
 
+def spawn_detached(
+    command: list[str], *, env: dict[str, str], log_file: Path, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `command` in a session of its own (no terminal signals; stopped as a group),
+    its output appended to `log_file` after a line saying what was started."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    env = {**env, "PYTHONUNBUFFERED": "1"}  # a crash's last words must reach the log
+    with open(log_file, "ab") as log:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        log.write(f"=== {stamp} starting: {shlex.join(command)}\n".encode())
+        log.flush()
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            close_fds=True,
+            start_new_session=True,
+        )
+
+
 def start_endpoint(
     model_path: Path,
     *,
@@ -122,23 +145,8 @@ def start_endpoint(
     env.pop(TOKEN_ENV, None)  # the caller's own token must not leak into an open endpoint
     if token is not None:
         env[TOKEN_ENV] = token  # the environment, unlike the command line, is private
-    env["PYTHONUNBUFFERED"] = "1"  # a crash's last words must reach the log
-
     log_file = Path(log_file)
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "ab") as log:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        log.write(f"=== {stamp} starting: {shlex.join(command)}\n".encode())
-        log.flush()
-        child = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            close_fds=True,
-            start_new_session=True,  # its own group: no terminal signal, and stopped as a whole
-        )
+    child = spawn_detached(command, env=env, log_file=log_file)
     _CHILDREN[child.pid] = child
     _EXIT_REASONS.pop(child.pid, None)  # a recycled pid: an old reason is not this one's
     endpoint = LocalEndpoint(
@@ -173,7 +181,9 @@ def endpoint_state(endpoint: LocalEndpoint) -> EndpointState:
         problem = _ping_problem(endpoint, PING_TIMEOUT)
         if problem is None:
             return EndpointState("running", f"Serving on {endpoint.url} (pid {pid}).")
-        reason = f"is running but GET /ping {problem}"
+        # A process dying right now still looks alive for a moment: give it that moment, so
+        # the message says how it ended rather than that it stopped answering.
+        reason = _exit_reason(pid, wait=0.5) or f"is running but GET /ping {problem}"
     message = f"The endpoint on {endpoint.url} is not serving: its process {pid} {reason}."
     return EndpointState("failed", with_log_tail(message, endpoint.log_file))
 

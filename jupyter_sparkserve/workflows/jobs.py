@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shlex
 import signal
 import socket
 import subprocess
@@ -52,7 +51,14 @@ from ..config import (
     TRACKING_URI_ENV,
     Settings,
 )
-from ..deploy.local import describe_exit, group_members, log_tail, signal_group, with_log_tail
+from ..deploy.local import (
+    describe_exit,
+    group_members,
+    log_tail,
+    signal_group,
+    spawn_detached,
+    with_log_tail,
+)
 from ..errors import Conflict, InvalidInput, NotFound, SparkserveError
 from ..repository import ModelRef, ModelRepository
 from ..repository import database as db
@@ -226,20 +232,12 @@ class JobRunner:
 
     def _spawn(self, job_id: str, log_file: Path) -> None:
         command = [self.python, "-m", JOB_MODULE, job_id, "--max-jobs", str(self.max_jobs)]
-        env = {**os.environ, **settings_env(self.repository.settings), "PYTHONUNBUFFERED": "1"}
-        with open(log_file, "ab") as log:
-            log.write(f"{_stamp()} starting: {shlex.join(command)}\n".encode())
-            log.flush()
-            child = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=log_file.parent,  # Spark's derby.log and the like land in the job's folder
-                close_fds=True,
-                start_new_session=True,  # no terminal signals; stopped as a group
-            )
+        child = spawn_detached(
+            command,
+            env={**os.environ, **settings_env(self.repository.settings)},
+            log_file=log_file,
+            cwd=log_file.parent,  # Spark's derby.log and the like land in the job's folder
+        )
         start = process_start(child.pid)
         _reap_in_background(child, start)
         j = db.jobs
