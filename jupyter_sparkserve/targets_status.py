@@ -96,6 +96,16 @@ CHECKS: tuple[Callable[[], TargetStatus], ...] = (
 
 
 def targets_status() -> list[TargetStatus]:
-    """Every target's status, checked in parallel (the slowest check sets the time)."""
+    """Every target's status, checked in parallel (the slowest check sets the time). A
+    target this release cannot deploy to yet is not usable, whatever the machine has: the
+    Deploy dialog offers exactly the usable ones, and Deploy accepts exactly those."""
+    from .deploy.targets import TARGETS
+
     with ThreadPoolExecutor(max_workers=len(CHECKS)) as pool:
-        return list(pool.map(lambda check: check(), CHECKS))
+        found = list(pool.map(lambda check: check(), CHECKS))
+    return [
+        status
+        if status.target in TARGETS
+        else TargetStatus(status.target, False, f"Deploying here is not built yet. {status.detail}")
+        for status in found
+    ]

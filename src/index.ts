@@ -1,4 +1,5 @@
 import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { INotebookTracker } from '@jupyterlab/notebook';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { SparkservePanel } from './panel';
@@ -19,8 +20,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'The sparkserve sidebar: the model repository and its serving actions.',
   autoStart: true,
   requires: [ILabShell],
-  activate: (app: JupyterFrontEnd, labShell: ILabShell) => {
-    const panel = new SparkservePanel();
+  optional: [INotebookTracker],
+  activate: (app: JupyterFrontEnd, labShell: ILabShell, notebooks: INotebookTracker | null) => {
+    const panel = new SparkservePanel({
+      notebooks,
+      activate: id => labShell.activateById(id)
+    });
     panel.title.icon = sparkserveIcon;
     labShell.add(panel, 'left', { rank: 900 });
   }

@@ -1,76 +1,206 @@
+import { INotebookTracker } from '@jupyterlab/notebook';
+import { refreshIcon } from '@jupyterlab/ui-components';
+import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { ApiError, IStatus, requestAPI } from './api';
+import { IActionContext, MessageKind, runAction } from './actions';
+import { ActionsMenu } from './actionsMenu';
+import { api, errorMessage, FRONTEND_VERSION, IStatus, ITargetStatus } from './api';
+import { button, el } from './dom';
+import { JobsView } from './jobsView';
+import { ModelList } from './modelList';
+
+export interface ISparkservePanelOptions {
+  /** The open notebooks, for "Insert into notebook"; null without the notebook plugin. */
+  notebooks: INotebookTracker | null;
+  /** Bring a main-area widget to the front. */
+  activate: (id: string) => void;
+}
+
+type Source = 'models' | 'status' | 'jobs';
 
 /**
- * The sparkserve sidebar. For now it shows which repository the server uses and how many
- * models it holds; the model list and Actions menu grow here.
+ * The sparkserve sidebar: the model list with its Actions menus, the jobs view, and the
+ * repository's status. It reads everything from the REST API when it is shown, and again on
+ * Refresh or after an action.
  */
 export class SparkservePanel extends Widget {
-  constructor() {
+  constructor(options: ISparkservePanelOptions) {
     super();
     this.id = 'jp-sparkserve-sidebar';
     this.addClass('jp-SparkservePanel');
     this.title.caption = 'Model serving (jupyter_sparkserve)';
 
-    const header = document.createElement('div');
-    header.className = 'jp-SparkservePanel-header';
-    const title = document.createElement('h2');
-    title.textContent = 'Models';
-    this._refreshButton = document.createElement('button');
-    this._refreshButton.className = 'jp-SparkservePanel-refresh jp-mod-styled';
-    this._refreshButton.textContent = 'Refresh';
-    this._refreshButton.title = 'Read the repository again';
-    this._refreshButton.addEventListener('click', () => void this.refresh());
-    header.append(title, this._refreshButton);
+    this._refreshButton = button('Refresh', () => void this.refresh(), {
+      className: 'jp-SparkservePanel-refresh',
+      testId: 'sparkserve-refresh',
+      title: 'Read the repository and the jobs again'
+    });
+    this._refreshButton.prepend(
+      refreshIcon.element({ tag: 'span', className: 'jp-SparkserveButton-icon' })
+    );
+    const header = el(
+      'div',
+      { className: 'jp-SparkservePanel-header' },
+      el('h2', { text: 'Models' }),
+      this._refreshButton
+    );
 
-    this._body = document.createElement('div');
-    this._body.className = 'jp-SparkservePanel-body';
-    this.node.append(header, this._body);
+    this._banner = el('div', { className: 'jp-SparkservePanel-banner', attrs: { role: 'alert' } });
+    this._message = el('div', {
+      className: 'jp-SparkservePanel-message',
+      testId: 'sparkserve-message',
+      attrs: { role: 'status', 'aria-live': 'polite' }
+    });
+    this._message.hidden = true;
+    this._menu = new ActionsMenu((action, target) => void runAction(action, target, this._context));
+    this._models = new ModelList({
+      onActions: (target, anchor) => this._menu.open(target, anchor),
+      onError: message => this._setError('models', message)
+    });
+    this._jobs = new JobsView({ onError: message => this._setError('jobs', message) });
+    this._status = el('div', { className: 'jp-SparkservePanel-status' });
+    const body = el(
+      'div',
+      { className: 'jp-SparkservePanel-body' },
+      this._banner,
+      this._message,
+      this._models.node,
+      this._jobs.node,
+      this._status
+    );
+    this.node.append(header, body);
+
+    this._context = {
+      targets: () => this._targets(),
+      notebooks: options.notebooks,
+      activate: options.activate,
+      say: (kind, text) => this._say(kind, text),
+      changed: () => this._models.refresh(),
+      jobStarted: job => void this._jobs.track(job)
+    };
   }
 
-  /** Read the server status and show it, or show why it could not be read. */
+  /**
+   * Read the model page, then the jobs and the status. The page goes first and alone: it is
+   * what the user opened the sidebar for, and a server's first `status` can take seconds.
+   */
   async refresh(): Promise<void> {
     this._refreshButton.disabled = true;
     try {
-      const status = await requestAPI<IStatus>('status');
-      this._renderStatus(status);
-    } catch (error) {
-      this._renderError(error instanceof ApiError ? error.message : String(error));
+      await this._models.refresh();
+      await Promise.all([this._readStatus(), this._jobs.refresh()]);
     } finally {
       this._refreshButton.disabled = false;
     }
   }
 
-  protected onAfterAttach(): void {
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    this._menu.dispose();
+    this._models.dispose();
+    this._jobs.dispose();
+    super.dispose();
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
     void this.refresh();
+  }
+
+  private async _readStatus(): Promise<IStatus | null> {
+    try {
+      const status = await api.status();
+      this._statusAnswer = status;
+      this._renderStatus(status);
+      this._setError('status', null);
+      return status;
+    } catch (error) {
+      this._setError('status', errorMessage(error));
+      return null;
+    }
+  }
+
+  private async _targets(): Promise<ITargetStatus[]> {
+    const status = this._statusAnswer ?? (await this._readStatus());
+    if (status?.targets === undefined) {
+      throw new Error(
+        'The server extension does not say which deployment targets work here: it is older ' +
+          'than this sidebar. Upgrade jupyter_sparkserve and restart JupyterLab.'
+      );
+    }
+    return status.targets;
   }
 
   private _renderStatus(status: IStatus): void {
     const { models, versions } = status.repository;
-    this._body.replaceChildren(
-      this._line(
-        'jp-SparkservePanel-count',
-        `${models} ${models === 1 ? 'model' : 'models'}, ${versions} ${
+    const lines = [
+      el('p', {
+        className: 'jp-SparkservePanel-count',
+        text: `${models} ${models === 1 ? 'model' : 'models'}, ${versions} ${
           versions === 1 ? 'version' : 'versions'
         }`
-      ),
-      this._line('jp-SparkservePanel-home', `Repository: ${status.home}`),
-      this._line('jp-SparkservePanel-version', `jupyter_sparkserve ${status.version}`)
+      }),
+      el('p', { className: 'jp-SparkservePanel-home', text: `Repository: ${status.home}` }),
+      el('p', {
+        className: 'jp-SparkservePanel-version',
+        text: `jupyter_sparkserve ${status.version}`
+      })
+    ];
+    this._status.replaceChildren(...lines);
+    this._mismatch =
+      status.version === FRONTEND_VERSION
+        ? null
+        : `The sparkserve server extension is version ${status.version} but this sidebar is ` +
+          `${FRONTEND_VERSION}: install one release of jupyter_sparkserve and restart JupyterLab.`;
+    this._renderBanner();
+  }
+
+  private _setError(source: Source, message: string | null): void {
+    if (message === null) {
+      this._errors.delete(source);
+    } else {
+      this._errors.set(source, message);
+    }
+    this._renderBanner();
+  }
+
+  /** Setup problems and failed reads, each message once (a missing extension fails all). */
+  private _renderBanner(): void {
+    const errors = [...new Set(this._errors.values())].map(text =>
+      el('p', { className: 'jp-SparkservePanel-error', testId: 'sparkserve-error', text })
     );
+    const warnings =
+      this._mismatch === null
+        ? []
+        : [
+            el('p', {
+              className: 'jp-SparkservePanel-warning',
+              testId: 'sparkserve-version-mismatch',
+              text: this._mismatch
+            })
+          ];
+    this._banner.replaceChildren(...errors, ...warnings);
   }
 
-  private _renderError(message: string): void {
-    this._body.replaceChildren(this._line('jp-SparkservePanel-error', message));
+  private _say(kind: MessageKind, text: string): void {
+    this._message.hidden = false;
+    this._message.dataset.kind = kind;
+    this._message.className = `jp-SparkservePanel-message jp-mod-${kind}`;
+    this._message.textContent = text;
   }
 
-  private _line(className: string, text: string): HTMLElement {
-    const element = document.createElement('p');
-    element.className = className;
-    element.textContent = text;
-    return element;
-  }
-
-  private _body: HTMLDivElement;
+  private _banner: HTMLElement;
+  private _message: HTMLElement;
+  private _status: HTMLElement;
   private _refreshButton: HTMLButtonElement;
+  private _menu: ActionsMenu;
+  private _models: ModelList;
+  private _jobs: JobsView;
+  private _context: IActionContext;
+  private _statusAnswer: IStatus | null = null;
+  private _mismatch: string | null = null;
+  private _errors = new Map<Source, string>();
 }

@@ -90,6 +90,19 @@ def test_a_reachable_engine_is_usable(engine_socket: Path) -> None:
     assert found.detail == f"Container engine at unix://{engine_socket}."
 
 
+def test_a_target_not_built_yet_is_never_usable(
+    engine_socket: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jupyter_sparkserve.targets_status import targets_status
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{engine_socket}")
+    targets = {found.target: found for found in targets_status()}
+    assert targets["local"].usable
+    assert not targets["container"].usable  # the engine answers, but Deploy cannot use it
+    assert targets["container"].detail.startswith("Deploying here is not built yet.")
+    assert "Container engine at" in targets["container"].detail
+
+
 def test_azureml_needs_its_workspace_variables() -> None:
     missing = azureml_status({"AZURE_SUBSCRIPTION_ID": "s"})
     assert not missing.usable

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from importlib.metadata import version
 
 from tornado import web
 
@@ -14,8 +15,6 @@ from .base import SparkserveHandler
 class StatusHandler(SparkserveHandler):
     @web.authenticated
     async def get(self) -> None:
-        import mlflow
-
         repository = await self.repository()
         stats = await self.run_core(repository.stats)
         targets = await self.run_core(targets_status)
@@ -24,7 +23,9 @@ class StatusHandler(SparkserveHandler):
                 "version": __version__,
                 "versions": {
                     "sparkserve": __version__,
-                    "mlflow": mlflow.__version__,
+                    # From the package metadata: importing mlflow here would hold the event
+                    # loop (and every other request) for seconds on a cold server.
+                    "mlflow": version("mlflow"),
                     "python": platform.python_version(),
                 },
                 "home": str(self.services.settings.home),

@@ -1,0 +1,157 @@
+import { INotebookTracker } from '@jupyterlab/notebook';
+
+import { api, errorMessage, IDeployment, IJob, ITargetStatus } from './api';
+import { confirmDelete, deployDialog, scoreDialog } from './dialogs';
+import { IActionTarget } from './modelList';
+import { insertIntoNotebook } from './notebookInsert';
+import { snippetsDialog } from './snippetsDialog';
+
+export type MessageKind = 'info' | 'success' | 'error';
+
+/** What the actions need from the sidebar around them. */
+export interface IActionContext {
+  /** The deployment targets and whether each is usable here (from `status`). */
+  targets(): Promise<ITargetStatus[]>;
+  notebooks: INotebookTracker | null;
+  /** Bring a widget of the main area to the front. */
+  activate(id: string): void;
+  say(kind: MessageKind, text: string): void;
+  /** The repository changed: read the model list again. */
+  changed(): Promise<void>;
+  jobStarted(job: IJob): void;
+}
+
+const DEPLOY_POLL_MS = 500;
+const DEPLOY_TIMEOUT_MS = 5 * 60 * 1000;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise(resolve => window.setTimeout(resolve, ms));
+}
+
+/** The deployments of `target` that are up, as the API lists them. */
+async function liveDeployments(target: IActionTarget): Promise<IDeployment[]> {
+  const { items } = await api.listDeployments();
+  return items.filter(item => item.name === target.name && item.version === target.version);
+}
+
+async function register(target: IActionTarget, context: IActionContext, again: boolean) {
+  context.say('info', `${again ? 'Re-registering' : 'Registering'} ${target.ref} in MLflow…`);
+  const call = again ? api.reregister : api.register;
+  const { registration } = await call(target.name, target.version);
+  context.say('success', `${target.ref} is registered as ${registration.model_uri}.`);
+  await context.changed();
+}
+
+async function deploy(target: IActionTarget, context: IActionContext) {
+  const choice = await deployDialog(target.ref, await context.targets());
+  if (choice === null) {
+    return;
+  }
+  let deployment = await api.deploy(target.ref, choice.target, choice.options);
+  context.say('info', `Deploying ${target.ref} (${deployment.id}): ${deployment.status}…`);
+  const deadline = Date.now() + DEPLOY_TIMEOUT_MS;
+  while (deployment.status === 'starting' && Date.now() < deadline) {
+    await sleep(DEPLOY_POLL_MS);
+    deployment = await api.getDeployment(deployment.id);
+  }
+  if (deployment.status === 'running') {
+    context.say('success', `${target.ref} is deployed at ${deployment.url} (${deployment.id}).`);
+  } else if (deployment.status === 'starting') {
+    context.say(
+      'info',
+      `${target.ref} (${deployment.id}) is still starting; refresh to follow it.`
+    );
+  } else {
+    const why = deployment.error ? `: ${deployment.error}` : '.';
+    context.say('error', `Deploying ${target.ref} ended ${deployment.status}${why}`);
+  }
+  await context.changed();
+}
+
+async function undeploy(target: IActionTarget, context: IActionContext) {
+  const live = await liveDeployments(target);
+  if (live.length === 0) {
+    context.say('error', `No deployment of ${target.ref} is up any more.`);
+  }
+  for (const deployment of live) {
+    context.say('info', `Undeploying ${target.ref} (${deployment.id})…`);
+    await api.undeploy(deployment.id);
+    context.say('success', `${target.ref} is undeployed (${deployment.id} stopped).`);
+  }
+  await context.changed();
+}
+
+async function score(target: IActionTarget, context: IActionContext) {
+  const settings = await scoreDialog(target.ref);
+  if (settings === null) {
+    return;
+  }
+  const job = await api.submitJob(settings);
+  context.say('success', `Scoring with ${target.ref}: job ${job.id} is ${job.status}.`);
+  context.jobStarted(job);
+}
+
+async function snippets(target: IActionTarget, context: IActionContext) {
+  // A deployed version has the endpoint's python and curl snippets; a registered one the
+  // offline snippet. Which one the API offers is its `deployed` answer.
+  let found;
+  if (target.deployed) {
+    const live = await liveDeployments(target);
+    if (live.length === 0) {
+      throw new Error(`No deployment of ${target.ref} is up any more: refresh the list.`);
+    }
+    found = await api.deploymentSnippets(live[0].id);
+  } else {
+    found = await api.versionSnippets(target.name, target.version);
+  }
+  const insert = await snippetsDialog(`Snippets for ${target.ref}`, found.snippets);
+  if (!insert) {
+    return;
+  }
+  const path = insertIntoNotebook(context.notebooks, found.snippets);
+  const panel = context.notebooks?.currentWidget;
+  if (panel) {
+    context.activate(panel.id);
+  }
+  const count = found.snippets.length;
+  context.say('success', `Inserted ${count} cell${count === 1 ? '' : 's'} into ${path}.`);
+}
+
+async function remove(target: IActionTarget, context: IActionContext) {
+  if (!(await confirmDelete(target.ref))) {
+    return;
+  }
+  await api.deleteVersion(target.name, target.version);
+  context.say('success', `${target.ref} is deleted.`);
+  await context.changed();
+}
+
+const HANDLERS: Record<string, (target: IActionTarget, context: IActionContext) => Promise<void>> =
+  {
+    register: (target, context) => register(target, context, false),
+    reregister: (target, context) => register(target, context, true),
+    deploy,
+    undeploy,
+    score,
+    snippets,
+    delete: remove
+  };
+
+/** Run one action of the Actions menu; failures become a readable message. */
+export async function runAction(
+  action: string,
+  target: IActionTarget,
+  context: IActionContext
+): Promise<void> {
+  const handler = HANDLERS[action];
+  if (handler === undefined) {
+    context.say('error', `This sidebar does not know the action "${action}": upgrade it.`);
+    return;
+  }
+  try {
+    await handler(target, context);
+  } catch (error) {
+    context.say('error', `${target.ref}: ${errorMessage(error)}`);
+    await context.changed().catch(() => undefined);
+  }
+}

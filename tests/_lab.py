@@ -1,0 +1,147 @@
+"""A real `jupyter lab` and a real Chromium for the browser tests (test_ui, test_sidebar)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ARTIFACTS_DIR, require_component
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+SIDEBAR_TAB = 'li[data-id="jp-sparkserve-sidebar"]'
+SIDEBAR = "#jp-sparkserve-sidebar"
+
+
+@dataclass
+class Lab:
+    url: str
+    token: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        """Call the Jupyter server's REST API (`api/...`, `sparkserve/api/v1/...`)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.url}{path}",
+            data=data,
+            method=method,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            text = response.read()
+        return json.loads(text) if text else None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_lab(workdir: Path, home: Path, *extra: str) -> Lab:
+    port, token = _free_port(), secrets.token_hex(16)
+    log = workdir / f"jupyterlab-{port}.log"
+    env = {
+        **os.environ,
+        "SPARKSERVE_HOME": str(home),
+        "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
+    }
+    command = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser",
+        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={workdir}",
+        f"--LabApp.user_settings_dir={workdir / 'settings'}",
+        f"--LabApp.workspaces_dir={workdir / 'workspaces'}",
+        *(["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []),
+        *extra,
+    ]  # fmt: skip
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=workdir
+        )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 90
+    while True:
+        assert process.poll() is None, log.read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(f"{url}api/status?token={token}", timeout=2):
+                return Lab(url=url, token=token, process=process, log=log)
+        except OSError:
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.3)
+
+
+def stop_lab(lab: Lab) -> None:
+    lab.process.terminate()
+    try:
+        lab.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        lab.process.kill()
+
+
+def use_dark_theme(workdir: Path) -> None:
+    """Make the lab that will run in `workdir` start with JupyterLab Dark."""
+    settings = workdir / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "themes.jupyterlab-settings").write_text(json.dumps({"theme": "JupyterLab Dark"}))
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    # Per test, not per module: Playwright's sync API keeps its event loop running while it is
+    # open, and pytest-jupyter's autouse loop fixture would try to close that loop.
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    require_component(
+        "Chromium", Path(executable).exists(), "apt-get install chromium (.ci/run does)"
+    )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+def open_lab(browser: Any, lab: Lab, path: str = "lab") -> tuple[Any, list[str]]:
+    """A page showing JupyterLab (at `path`, such as `lab/tree/x.ipynb`), and the errors it
+    logs as they come."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
+    page.on(
+        "console",
+        lambda message: errors.append(message.text) if message.type == "error" else None,
+    )
+    page.goto(f"{lab.url}{path}?token={lab.token}")
+    page.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
+    return page, errors
+
+
+def screenshot(page: Any, name: str) -> Path:
+    ARTIFACTS_DIR.mkdir(exist_ok=True)
+    path = ARTIFACTS_DIR / name
+    page.screenshot(path=str(path))
+    return path
