@@ -25,9 +25,11 @@ def write_parts(frame: pd.DataFrame, folder: Path, fmt: str, parts: int = 3) -> 
 
 
 def read_any(path: Path) -> pd.DataFrame:
-    """A scored file, or a folder of them in name order, as one frame."""
+    """A scored file, or a folder of them in name order, as one frame (hidden files, such as
+    the folder's marker, skipped as data readers skip them)."""
     if path.is_dir():
-        return pd.concat([read_any(p) for p in sorted(path.iterdir())], ignore_index=True)
+        parts = sorted(p for p in path.iterdir() if not p.name.startswith((".", "_")))
+        return pd.concat([read_any(p) for p in parts], ignore_index=True)
     if path.suffix == ".csv":
         return pd.read_csv(path)
     if path.suffix == ".parquet":

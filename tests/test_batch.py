@@ -61,7 +61,10 @@ def test_matches_in_process_predict_row_for_row(
     np.testing.assert_allclose(scored[FEATURES].to_numpy(), frame[FEATURES].to_numpy())
     if output_name == "folder":
         suffix = {"csv": ".csv", "parquet": ".parquet", "jsonl": ".jsonl"}[input_format]
-        assert sorted(p.name for p in output.iterdir()) == [f"part-{i}{suffix}" for i in range(3)]
+        assert sorted(p.name for p in output.iterdir()) == [
+            batch.FOLDER_MARKER,
+            *(f"part-{i}{suffix}" for i in range(3)),
+        ]
     assert leftovers(tmp_path) == []
 
 
@@ -155,14 +158,47 @@ def test_a_bad_value_deep_in_a_file_fails_naming_file_and_column(
     assert leftovers(tmp_path) == []
 
 
-def test_an_existing_output_folder_is_replaced_whole(tmp_path: Path, repo, iris_ref, frame):
-    source = write_parts(frame, tmp_path / "in", "parquet", parts=2)
+def test_an_output_folder_of_ours_is_replaced_whole_and_a_foreign_one_refused(
+    tmp_path: Path, repo, iris_ref, frame
+) -> None:
+    three = write_parts(frame, tmp_path / "three", "parquet", parts=3)
+    two = write_parts(frame, tmp_path / "two", "parquet", parts=2)
+    output = tmp_path / "out"
+    score(iris_ref, three, output, repository=repo)
+    (output / "notes.txt").write_text("added by hand to a folder sparkserve wrote")
+    score(iris_ref, two, output, repository=repo)
+    assert sorted(p.name for p in output.iterdir()) == [
+        batch.FOLDER_MARKER,
+        "part-0.parquet",
+        "part-1.parquet",
+    ]
+    assert len(read_any(output)) == len(frame)  # readers skip the hidden marker
+    assert leftovers(tmp_path) == []
+
+    foreign = tmp_path / "reports"
+    foreign.mkdir()
+    (foreign / "q3.xlsx").write_bytes(b"someone's work")
+    message = bad_input_message(tmp_path, repo, iris_ref, two, output=foreign)
+    assert "holds files sparkserve did not write" in message
+    assert (foreign / "q3.xlsx").read_bytes() == b"someone's work"
+    score(iris_ref, two, tmp_path / "empty-is-fine", repository=repo)
+
+
+def test_a_swap_cut_short_is_undone_and_other_runs_are_left_alone(tmp_path: Path) -> None:
     output = tmp_path / "out"
     output.mkdir()
-    (output / "stale.parquet").write_bytes(b"old")
-    score(iris_ref, source, output, repository=repo)
-    assert sorted(p.name for p in output.iterdir()) == ["part-0.parquet", "part-1.parquet"]
-    assert leftovers(tmp_path) == []
+    (output / "new.parquet").write_bytes(b"new")
+    previous = tmp_path / f".out{batch.PREVIOUS_MARKER}job1"
+    previous.mkdir()
+    (previous / "old.parquet").write_bytes(b"old")
+    # Killed after the old output moved aside but before the new one moved in:
+    output.rename(batch.partial_path(output, "job1"))
+    other_run = batch.partial_path(output, "job2")
+    other_run.write_bytes(b"another run, still writing")
+
+    assert batch.remove_partial_outputs(output, "job1") == [batch.partial_path(output, "job1")]
+    assert [p.name for p in output.iterdir()] == ["old.parquet"]  # the old output is back
+    assert other_run.read_bytes() == b"another run, still writing"
 
 
 @pytest.mark.parametrize("output_name", ["out.parquet", "out.csv", "folder"])
@@ -192,13 +228,13 @@ def test_an_input_gone_after_planning_is_a_clear_error(
 
 def test_remove_partial_outputs_cleans_what_a_killed_run_left(tmp_path: Path) -> None:
     output = tmp_path / "out.parquet"
-    killed_file = batch.partial_path(output)
-    killed_file.write_bytes(b"half")
-    killed_folder = batch.partial_path(tmp_path / "out")
-    killed_folder.mkdir()
+    batch.partial_path(output, "job1").write_bytes(b"half")
+    batch.partial_path(tmp_path / "out", "job1").mkdir()
     (tmp_path / "unrelated.parquet").write_bytes(b"keep")
-    assert batch.remove_partial_outputs(output) == [killed_file]
-    assert batch.remove_partial_outputs(tmp_path / "out") == [killed_folder]
+    assert batch.remove_partial_outputs(output, "job1") == [batch.partial_path(output, "job1")]
+    assert batch.remove_partial_outputs(tmp_path / "out", "job1") == [
+        batch.partial_path(tmp_path / "out", "job1")
+    ]
     assert [p.name for p in tmp_path.iterdir()] == ["unrelated.parquet"]
 
 

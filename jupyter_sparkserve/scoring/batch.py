@@ -42,6 +42,9 @@ EXTENSIONS = {
 }
 OUTPUT_EXTENSION = {"csv": ".csv", "parquet": ".parquet", "jsonl": ".jsonl"}
 PARTIAL_MARKER = ".sparkserve-partial-"
+PREVIOUS_MARKER = ".sparkserve-previous-"  # an output being replaced, until the swap is done
+# Written into every output folder: only a folder holding it (or an empty one) is replaced.
+FOLDER_MARKER = ".sparkserve-output"
 # CSV and JSON bytes per parsed block. pyarrow's streaming reader keeps several blocks in
 # flight, each several times its text size once parsed: 1 MB blocks hold the reader near
 # 40 MB and were also the fastest here (per-batch overhead is a few hundred microseconds).
@@ -87,6 +90,9 @@ class Plan:
     prediction_column: str
     # pyarrow types the model's input signature asks for, by column: CSV is parsed to them
     column_types: dict[str, Any] = field(default_factory=dict)
+    # Names this run's temporary output, so that cleaning up after it (a job killed) never
+    # touches another run writing the same output.
+    writer_tag: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def output_names(self) -> list[str]:
         """For a folder output: the file each input becomes inside it, in input order."""
@@ -138,6 +144,7 @@ def plan_run(
     keep_columns: Sequence[str] | None = None,
     prediction_column: str = "prediction",
     input_schema: Any = None,
+    writer_tag: str | None = None,
 ) -> Plan:
     """Check a run before it starts; raise InvalidInput naming the file and column at fault.
 
@@ -172,6 +179,16 @@ def plan_run(
             f"The output {output_path} exists and is {kind}; name a "
             f"{'folder' if output_is_folder else f'{out_format} file'} instead."
         )
+    if (
+        output_is_folder
+        and output_path.is_dir()
+        and not (output_path / FOLDER_MARKER).exists()
+        and any(output_path.iterdir())
+    ):
+        raise InvalidInput(
+            f"The output folder {output_path} holds files sparkserve did not write, and a run "
+            "replaces its output folder whole: name a new or empty folder."
+        )
 
     column_types = arrow_types_for(input_schema)
     required = required_columns(input_schema)
@@ -205,6 +222,7 @@ def plan_run(
         keep_columns=keep,
         prediction_column=prediction_column,
         column_types=column_types,
+        **({"writer_tag": writer_tag} if writer_tag else {}),
     )
 
 
@@ -493,7 +511,9 @@ class BatchModel:
             raise InvalidInput(f"The model refused the input: {reason}") from None
 
     def predict_batch(self, batch: Any) -> Any:
-        columns = self.model_columns
+        # Optional signature columns may be absent from a file (plan_run checked the rest).
+        present = set(batch.schema.names)
+        columns = [name for name in self.model_columns or () if name in present]
         table = batch.select(columns) if columns else batch
         return self.predict_frame(table.to_pandas())
 
@@ -544,50 +564,73 @@ def prediction_frame(predictions: Any, n_rows: int, prediction_column: str) -> A
 # -------------------------------------------------------------------------------- writing
 
 
-def partial_path(output: Path) -> Path:
-    return output.parent / f".{output.name}{PARTIAL_MARKER}{uuid.uuid4().hex[:8]}"
+def partial_path(output: Path, writer_tag: str) -> Path:
+    """Where the run tagged `writer_tag` writes `output` until it is complete."""
+    return output.parent / f".{output.name}{PARTIAL_MARKER}{writer_tag}"
 
 
-def remove_partial_outputs(output: str | os.PathLike[str]) -> list[Path]:
-    """Remove what runs writing `output` left when they were killed; return what went."""
+def _previous_path(output: Path, writer_tag: str) -> Path:
+    return output.parent / f".{output.name}{PREVIOUS_MARKER}{writer_tag}"
+
+
+def remove_partial_outputs(output: str | os.PathLike[str], writer_tag: str) -> list[Path]:
+    """Clean up after the run tagged `writer_tag` writing `output`, killed part-way: remove
+    its temporary output, and put back the output it was replacing if the swap was cut
+    short. Other runs' files are left alone. Returns what was removed."""
     target = Path(output).expanduser().absolute()
     removed = []
-    for leftover in target.parent.glob(f".{glob.escape(target.name)}{PARTIAL_MARKER}*"):
-        if leftover.is_dir() and not leftover.is_symlink():
-            shutil.rmtree(leftover, ignore_errors=True)
+    partial = partial_path(target, writer_tag)
+    if partial.exists() or partial.is_symlink():
+        _remove(partial)
+        removed.append(partial)
+    previous = _previous_path(target, writer_tag)
+    if previous.exists():
+        if target.exists():
+            _remove(previous)  # the swap was done: the old output was only not yet removed
         else:
-            with suppress(FileNotFoundError):
-                leftover.unlink()
-        removed.append(leftover)
+            previous.rename(target)
     return removed
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with suppress(FileNotFoundError):
+            path.unlink()
 
 
 @contextmanager
 def atomic_output(plan: Plan) -> Iterator[Path]:
     """A temporary path (a folder when the output is one) renamed onto the output on success
     and removed on any error or cancellation."""
-    temp = partial_path(plan.output)
+    temp = partial_path(plan.output, plan.writer_tag)
     if plan.output_is_folder:
         temp.mkdir()
     try:
         yield temp
-        _replace(temp, plan.output)
+        if plan.output_is_folder:
+            (temp / FOLDER_MARKER).write_text(
+                "Written by jupyter_sparkserve: the next run writing here replaces this folder.\n"
+            )
+        _replace(temp, plan.output, plan.writer_tag)
     except BaseException:
-        if temp.is_dir():
-            shutil.rmtree(temp, ignore_errors=True)
-        else:
-            with suppress(FileNotFoundError):
-                temp.unlink()
+        _remove(temp)
         raise
 
 
-def _replace(temp: Path, output: Path) -> None:
+def _replace(temp: Path, output: Path, writer_tag: str) -> None:
     if temp.is_dir() and output.is_dir():
-        # Folders cannot be renamed over non-empty ones: swap, then drop the old one.
-        old = partial_path(output)
-        output.rename(old)
-        temp.rename(output)
-        shutil.rmtree(old, ignore_errors=True)
+        # Folders cannot be renamed over non-empty ones: swap, then drop the old one. A run
+        # killed between the two renames is undone by remove_partial_outputs.
+        previous = _previous_path(output, writer_tag)
+        output.rename(previous)
+        try:
+            temp.rename(output)
+        except BaseException:
+            previous.rename(output)
+            raise
+        shutil.rmtree(previous, ignore_errors=True)
     else:
         os.replace(temp, output)
 

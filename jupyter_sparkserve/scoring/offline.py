@@ -38,8 +38,10 @@ def score(
     repository: ModelRepository | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    writer_tag: str | None = None,
 ) -> BatchResult:
-    """Score a file, folder or glob into an output file or folder; see `batch.plan_run`."""
+    """Score a file, folder or glob into an output file or folder; see `batch.plan_run`.
+    `writer_tag` names the temporary output (a job passes its id, to clean up after itself)."""
     if engine not in ENGINES:
         raise InvalidInput(f"Unknown engine {engine!r}: use one of {', '.join(ENGINES)}.")
     if engine == "local" and (spark_config or lib_jars):
@@ -54,6 +56,7 @@ def score(
         keep_columns=keep_columns,
         prediction_column=prediction_column,
         input_schema=_input_schema(model_path),
+        writer_tag=writer_tag,
     )
     if engine == "spark":
         from . import spark

@@ -190,6 +190,7 @@ def run_spec(
     repository: ModelRepository,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    writer_tag: str | None = None,
 ) -> BatchResult:
     """Score what `spec` says, in this process (a job's process, or `sparkserve score`)."""
     return score(
@@ -206,6 +207,7 @@ def run_spec(
         repository=repository,
         progress=progress,
         cancel=cancel,
+        writer_tag=writer_tag,
     )
 
 

@@ -69,7 +69,13 @@ def run(runner: JobRunner, job: Job, cancel: threading.Event) -> int:
     )
     reporter = ProgressReporter(runner, job.id, cancel)
     try:
-        result = run_spec(spec, repository=runner.repository, progress=reporter, cancel=cancel)
+        result = run_spec(
+            spec,
+            repository=runner.repository,
+            progress=reporter,
+            cancel=cancel,
+            writer_tag=job.id,  # what the runner removes if this process is killed
+        )
     except Cancelled:
         if runner.get(job.id).cancel_requested:
             runner.finish(job.id, "cancelled", error="Cancelled while running; no output written.")

@@ -452,7 +452,7 @@ class JobRunner:
             return None
         job = self._read(job_id)
         if remove_partial:
-            for path in remove_partial_outputs(job.spec.output):
+            for path in remove_partial_outputs(job.spec.output, job.id):
                 self._append_log(job, f"Removed the partial output {path}.")
         summary = error.splitlines()[0] if error else ""
         self._append_log(job, f"Job {job_id} {status}." + (f" {summary}" if summary else ""))
