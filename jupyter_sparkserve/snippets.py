@@ -19,7 +19,16 @@ class Snippet:
     code: str
 
     def to_dict(self) -> dict[str, str]:
-        return {"language": self.language, "title": self.title, "code": self.code}
+        from .cells import cell_source
+
+        # `cell`: the code as a notebook cell runs it (a shell command behind IPython's `!`,
+        # escaped for it), so no face re-derives IPython's quoting rules.
+        return {
+            "language": self.language,
+            "title": self.title,
+            "code": self.code,
+            "cell": cell_source(self),
+        }
 
 
 def example_rows(version: ModelVersion, limit: int = 5) -> dict[str, list] | None:

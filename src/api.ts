@@ -96,6 +96,8 @@ export interface ISnippet {
   language: 'python' | 'shell';
   title: string;
   code: string;
+  /** The code as a notebook cell runs it (a shell command as an escaped IPython `!` line). */
+  cell: string;
 }
 
 export type DeploymentStatus = 'starting' | 'running' | 'stopped' | 'failed';
