@@ -210,3 +210,39 @@ def test_a_deploy_that_died_while_starting_does_not_block_the_version(
     assert seen.status == "failed" and "stopped before the endpoint came up" in seen.error
     assert deployments.active_for(version) is None
     repo.delete_version("iris:1")
+
+
+def test_undeploy_of_a_starting_deployment_is_refused(repo, deployments, mlflow_model_dir):
+    """Deploy answers while the endpoint is still starting; its row has no pid to stop yet."""
+    repo.import_model(mlflow_model_dir, "iris")
+    MlflowRegistry(repo).register("iris")
+    deployment = deployments.begin("iris")
+    with pytest.raises(Conflict, match=f"Deployment {deployment.id} of iris:1 is still starting"):
+        deployments.undeploy(deployment.id)
+    assert deployments.get(deployment.id).status == "starting"
+    launched = deployments.launch(deployment.id)
+    assert deployments.undeploy(launched.id).status == "stopped"
+
+
+def test_a_launch_does_not_resurrect_a_deployment_marked_failed_meanwhile(
+    repo, deployments: Deployments, mlflow_model_dir: Path, monkeypatch
+) -> None:
+    from jupyter_sparkserve.deploy.targets import TARGETS
+
+    repo.import_model(mlflow_model_dir, "iris")
+    MlflowRegistry(repo).register("iris")
+    deployment = deployments.begin("iris")
+    target = TARGETS["local"]
+    real_start = target.start
+    started = []
+
+    def start_then_marked_failed(*args, **kwargs):
+        started.append(real_start(*args, **kwargs))
+        deployments._update(deployment.id, status="failed", error="given up on")
+        return started[0]
+
+    monkeypatch.setattr(target, "start", start_then_marked_failed)
+    seen = deployments.launch(deployment.id)
+    assert (seen.status, seen.error, seen.url) == ("failed", "given up on", "")
+    assert _refused(started[0].url)  # the endpoint started for it was stopped again
+    assert not (deployments.root / deployment.id / "model").exists()

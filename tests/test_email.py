@@ -201,6 +201,22 @@ def test_a_failed_send_never_fails_the_job(
     assert runner.get(job.id).status == "succeeded"
 
 
+def test_an_unexpected_error_while_sending_is_logged_not_raised(
+    smtp_server, repo, tmp_path: Path
+) -> None:
+    """A name saved before names were checked may hold a line break, which the Subject
+    refuses with a ValueError: the job process must log it, not crash after its status."""
+    job = dataclasses.replace(
+        finished_job(tmp_path, "succeeded"),
+        workflow_name="nightly\r\nBcc: x@example.com",
+        spec=WorkflowSpec(
+            model="iris:1", input="/d/in.csv", output="/d/out.csv", email_on_success=("a@x.org",)
+        ),
+    )
+    JobRunner(repo)._notify(job)
+    assert "The e-mail report was not sent: ValueError:" in job.log_file.read_text()
+
+
 def test_a_refused_login_is_reported_without_the_password(smtp_server, tmp_path: Path) -> None:
     _inbox, port = smtp_server
     settings = SmtpSettings(

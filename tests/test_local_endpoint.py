@@ -192,6 +192,22 @@ def test_a_token_guards_the_endpoint_and_stays_secret(
     assert "with a bearer token" in endpoint.log_file.read_text()
 
 
+def test_the_smtp_credentials_stay_out_of_the_endpoint(
+    endpoints: list[LocalEndpoint], mlflow_model_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """An endpoint runs a model's code: the SMTP login of job reports is not its business."""
+    password = secrets.token_urlsafe(24)
+    monkeypatch.setenv("SPARKSERVE_SMTP_HOST", "smtp.example.com")
+    monkeypatch.setenv("SPARKSERVE_SMTP_USER", "robot")
+    monkeypatch.setenv("SPARKSERVE_SMTP_PASSWORD", password)
+    endpoint = start(endpoints, mlflow_model_dir, tmp_path / "endpoint.log")
+    environ = Path(f"/proc/{endpoint.pid}/environ").read_bytes().split(b"\0")
+    names = {item.partition(b"=")[0] for item in environ}
+    assert b"SPARKSERVE_SMTP_PASSWORD" not in names and b"SPARKSERVE_SMTP_USER" not in names
+    assert password.encode() not in b"\0".join(environ)
+    assert b"SPARKSERVE_SMTP_HOST" in names  # only the credentials are removed
+
+
 def test_a_folder_that_is_no_model_fails_with_the_log(tmp_path: Path) -> None:
     not_a_model = tmp_path / "not-a-model"
     not_a_model.mkdir()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -79,6 +80,35 @@ def test_the_spec_describes_exactly_the_routes() -> None:
         path: set(operations) - {"parameters"} for path, operations in spec()["paths"].items()
     }
     assert served == described
+
+
+class TestSmtpSettings:
+    """The SMTP traitlets reach job processes only, never the server's own environment
+    (which every kernel and endpoint it starts would inherit)."""
+
+    PASSWORD = "smtp-traitlet-s3cret"
+
+    @pytest.fixture
+    def jp_server_config(self):
+        return {
+            "ServerApp": {"jpserver_extensions": {"jupyter_sparkserve": True}},
+            "SparkserveApp": {
+                "smtp_host": "smtp.example.com",
+                "smtp_user": "robot",
+                "smtp_password": self.PASSWORD,
+            },
+        }
+
+    async def test_the_password_stays_out_of_the_server_environment(self, jp_fetch, jp_serverapp):
+        assert (await jp_fetch("sparkserve", "api", "v1", "status")).code == 200
+        assert "SPARKSERVE_SMTP_PASSWORD" not in os.environ
+        assert self.PASSWORD not in os.environ.values()
+        jobs = jp_serverapp.web_app.settings["sparkserve_services"].jobs()
+        assert jobs.smtp_env == {
+            "SPARKSERVE_SMTP_HOST": "smtp.example.com",
+            "SPARKSERVE_SMTP_USER": "robot",
+            "SPARKSERVE_SMTP_PASSWORD": self.PASSWORD,
+        }
 
 
 class TestBrokenConfiguration:

@@ -109,6 +109,20 @@ async def test_a_deploy_that_fails_in_the_background_says_why(api: Api, register
     assert (await api("GET", "models/iris/versions/1")).body["deployed"] is False
 
 
+async def test_undeploy_while_starting_is_a_conflict(
+    api: Api, repo: ModelRepository, registered: str
+) -> None:
+    service = Deployments(repo)
+    deployment = service.begin(registered)  # recorded as starting, never launched
+    try:
+        answer = await api("DELETE", f"deployments/{deployment.id}")
+        assert (answer.status, answer.error) == (409, "CONFLICT"), answer.body
+        assert f"Deployment {deployment.id} of iris:1 is still starting" in answer.message
+        assert (await api("GET", f"deployments/{deployment.id}")).body["status"] == "starting"
+    finally:
+        service._update(deployment.id, status="failed", error="never launched")
+
+
 @pytest.mark.parametrize(
     ("body", "status", "code", "message"),
     [

@@ -169,7 +169,9 @@ def test_a_folder_output_holds_part_files_with_every_row(
     local, on_spark, _ = both_engines(
         models["classifier"], inputs["csv"], tmp_path, "scored", repo, output_format="jsonl"
     )
-    parts = sorted(p.name for p in (tmp_path / "spark" / "scored").iterdir())
+    names = sorted(p.name for p in (tmp_path / "spark" / "scored").iterdir())
+    assert names[0] == batch.FOLDER_MARKER  # a folder sparkserve wrote, replaceable next run
+    parts = names[1:]
     assert parts and all(name.startswith("part-") and name.endswith(".jsonl") for name in parts)
     pd.testing.assert_frame_equal(
         on_spark.sort_values("id", ignore_index=True), local.sort_values("id", ignore_index=True)
@@ -244,6 +246,32 @@ def test_cancelling_stops_spark_and_leaves_no_output(
         score(str(models["slow"]), inputs["parquet"], out / "scored.parquet", engine="spark",
               repository=repo, cancel=cancel)  # fmt: skip
     assert time.monotonic() - started < 60
+    assert os.listdir(out) == []
+
+
+@pytest.mark.timeout(180)
+def test_a_failing_progress_callback_does_not_stop_cancelling(
+    spark, tmp_path: Path, repo, models, inputs
+) -> None:
+    """The watcher thread reports progress and passes cancels on: a progress callback that
+    raises (a failed database write) must not end it."""
+    out = tmp_path / "out"
+    out.mkdir()
+    cancel = threading.Event()
+    failures: list[float] = []
+
+    def progress(event: batch.BatchProgress) -> None:
+        if threading.current_thread().name == "sparkserve-spark-watch":
+            failures.append(time.monotonic())
+            cancel.set()  # cancelled once the callback has failed
+            raise RuntimeError("database is locked")
+
+    started = time.monotonic()
+    with pytest.raises(batch.Cancelled):
+        score(str(models["slow"]), inputs["parquet"], out / "scored.parquet", engine="spark",
+              repository=repo, progress=progress, cancel=cancel)  # fmt: skip
+    assert time.monotonic() - failures[0] < 30  # promptly, not after the slow model's 600 s
+    assert time.monotonic() - started < 90
     assert os.listdir(out) == []
 
 

@@ -149,6 +149,20 @@ def test_create_list_get_update_delete(repo, tmp_path: Path, monkeypatch) -> Non
     assert workflows.create(spec()).id == 3  # ids are not reused
 
 
+@pytest.mark.parametrize(
+    "name", ["daily\r\nBcc: x@evil.example", "a\nb", "tab\there", "nul\x00", "a\u2028b"]
+)
+def test_a_workflow_name_with_control_characters_is_refused(repo, name: str) -> None:
+    workflows = Workflows(repo)
+    with pytest.raises(InvalidInput, match="single line of text without control characters"):
+        workflows.create(spec(), name=name)
+    created = workflows.create(spec(), name=" Daily run: iris, é \n")  # edges are stripped
+    assert created.name == "Daily run: iris, é"
+    with pytest.raises(InvalidInput, match="without control characters"):
+        workflows.update(created.id, {}, name=name)
+    assert workflows.get(created.id).name == "Daily run: iris, é"
+
+
 # -------------------------------------------------------------------- programParameters
 
 

@@ -132,9 +132,23 @@ class Deployments:
             message = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
             self._update(deployment_id, status="failed", error=message)
             raise
-        return self._update(
-            deployment_id, status="running", url=started.url, details=started.details
-        )
+        # Only a row still 'starting' becomes running: one marked failed or stopped meanwhile
+        # stays as it is, and the endpoint just started for it is stopped again.
+        with db.write_transaction(self.repository.engine) as conn:
+            claimed = conn.execute(
+                update(db.deployments)
+                .where(db.deployments.c.id == deployment_id, db.deployments.c.status == "starting")
+                .values(
+                    status="running",
+                    url=started.url,
+                    details=started.details,
+                    updated_at=db.utcnow(),
+                )
+            ).rowcount
+        if not claimed:
+            TARGETS[deployment.target].stop(started.details)
+            shutil.rmtree(served, ignore_errors=True)
+        return self._read(deployment_id)
 
     def undeploy(self, deployment_id: str) -> Deployment:
         deployment = self.get(deployment_id)
@@ -142,6 +156,11 @@ class Deployments:
             raise Conflict(
                 f"Deployment {deployment_id} of {deployment.ref} is {deployment.status}, not "
                 "deployed: there is nothing to undeploy."
+            )
+        if deployment.status == "starting":  # no endpoint yet: nothing to stop
+            raise Conflict(
+                f"Deployment {deployment_id} of {deployment.ref} is still starting; wait until "
+                "it is running, then undeploy it."
             )
         TARGETS[deployment.target].stop(deployment.details)
         shutil.rmtree(self.root / deployment_id / "model", ignore_errors=True)

@@ -29,6 +29,9 @@ from ..errors import Conflict, InvalidInput, NotFound, SparkserveError
 # The same names as in scoring.server, which is not imported here: it pulls in pandas.
 TOKEN_ENV = "SPARKSERVE_ENDPOINT_TOKEN"
 CONFIG_ENV = "SPARKSERVE_ENDPOINT_CONFIG"  # set in every uvicorn worker of a --workers N server
+# SMTP credentials for job reports (workflows.email, which imports this module): an endpoint,
+# which runs a model's code, never needs them.
+SMTP_CREDENTIAL_ENVS = ("SPARKSERVE_SMTP_USER", "SPARKSERVE_SMTP_PASSWORD")
 
 LOG_TAIL_LINES = 40
 PING_TIMEOUT = 2.0
@@ -143,6 +146,8 @@ def start_endpoint(
     ]
     env = dict(os.environ)
     env.pop(TOKEN_ENV, None)  # the caller's own token must not leak into an open endpoint
+    for name in SMTP_CREDENTIAL_ENVS:
+        env.pop(name, None)
     if token is not None:
         env[TOKEN_ENV] = token  # the environment, unlike the command line, is private
     log_file = Path(log_file)

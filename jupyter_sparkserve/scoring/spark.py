@@ -306,16 +306,19 @@ def _watch(
                         tasks += stage.numTasks
                         completed += stage.numCompletedTasks
             fraction = completed / tasks if tasks else 0.0
-            progress(
-                BatchProgress(
-                    int(fraction * rows_total) if rows_total else 0,
-                    rows_total,
-                    int(fraction * bytes_total),
-                    bytes_total,
-                    0,
-                    len(plan.inputs),
+            try:
+                progress(
+                    BatchProgress(
+                        int(fraction * rows_total) if rows_total else 0,
+                        rows_total,
+                        int(fraction * bytes_total),
+                        bytes_total,
+                        0,
+                        len(plan.inputs),
+                    )
                 )
-            )
+            except Exception:  # e.g. the job's database write: keep watching for a cancel
+                _log.warning("Reporting the Spark run's progress failed", exc_info=True)
 
     watcher = threading.Thread(target=poll, name="sparkserve-spark-watch", daemon=True)
     watcher.start()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Int, Unicode
 
@@ -67,13 +65,15 @@ class SparkserveApp(ExtensionApp):
             database_url=self.database_url,
             mlflow_tracking_uri=self.mlflow_tracking_uri,
         )
-        self._apply_smtp_settings()
-        self.settings["sparkserve_services"] = Services(settings, max_jobs=self.max_jobs)
+        self.settings["sparkserve_services"] = Services(
+            settings, max_jobs=self.max_jobs, smtp_env=self._smtp_env()
+        )
         self.log.info("jupyter_sparkserve: repository at %s", settings.home)
 
-    def _apply_smtp_settings(self) -> None:
-        """Job reports are sent by each job's own process, which reads the SMTP settings from
-        the environment it inherits from this server: configured traitlets go there."""
+    def _smtp_env(self) -> dict[str, str]:
+        """The configured SMTP traitlets as environment variables for job processes only
+        (they send the reports): never this server's environment, which kernels and
+        endpoints inherit."""
         configured = {
             email.HOST_ENV: self.smtp_host,
             email.PORT_ENV: None if self.smtp_port is None else str(self.smtp_port),
@@ -82,9 +82,7 @@ class SparkserveApp(ExtensionApp):
             email.USER_ENV: self.smtp_user,
             email.PASSWORD_ENV: self.smtp_password,
         }
-        chosen = {name: value for name, value in configured.items() if value is not None}
-        self._environ_before = {name: os.environ.get(name) for name in chosen}
-        os.environ.update(chosen)
+        return {name: value for name, value in configured.items() if value is not None}
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(handler_routes())
@@ -94,8 +92,3 @@ class SparkserveApp(ExtensionApp):
         if services is not None:
             await services.drain(DRAIN_SECONDS)
             services.close()
-        for name, value in getattr(self, "_environ_before", {}).items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,9 +23,16 @@ BACKGROUND_THREADS = 4
 
 
 class Services:
-    def __init__(self, settings: Settings, *, max_jobs: int | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        max_jobs: int | None = None,
+        smtp_env: Mapping[str, str] | None = None,
+    ) -> None:
         self.settings = settings
         self.max_jobs = max_jobs
+        self.smtp_env = dict(smtp_env or {})  # for job processes only
         self._repository: ModelRepository | None = None
         self._jobs: JobRunner | None = None
         self._lock = threading.Lock()
@@ -43,7 +50,7 @@ class Services:
         repository = self.repository()
         with self._lock:
             if self._jobs is None:
-                self._jobs = JobRunner(repository, max_jobs=self.max_jobs)
+                self._jobs = JobRunner(repository, max_jobs=self.max_jobs, smtp_env=self.smtp_env)
             return self._jobs
 
     def in_background(self, what: str, function: Callable[..., Any], *args: Any) -> None:

@@ -19,6 +19,7 @@ import dataclasses
 import os
 import re
 import threading
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -336,6 +337,12 @@ def _name(name: object) -> str:
         raise InvalidInput(
             f"A workflow name is at most {MAX_WORKFLOW_NAME_LENGTH} characters; this one has "
             f"{len(name)}."
+        )
+    if any(unicodedata.category(char) in ("Cc", "Zl", "Zp") for char in name):
+        # It heads e-mail reports, whose Subject line cannot hold a line break.
+        raise InvalidInput(
+            f"A workflow name is a single line of text without control characters (line "
+            f"breaks, tabs and the like); got {name!r}."
         )
     return name
 

@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -162,8 +162,12 @@ class JobRunner:
         *,
         max_jobs: int | None = None,
         python: str = sys.executable,
+        smtp_env: Mapping[str, str] | None = None,
     ) -> None:
+        """`smtp_env`: SMTP settings (SPARKSERVE_SMTP_* variables) for the reports, given to
+        job processes only, over those of this process's environment."""
         self.repository = repository
+        self.smtp_env = dict(smtp_env or {})
         self.root = repository.settings.home / "jobs"
         self.max_jobs = max_jobs_setting(max_jobs)
         self.python = python
@@ -234,7 +238,7 @@ class JobRunner:
         command = [self.python, "-m", JOB_MODULE, job_id, "--max-jobs", str(self.max_jobs)]
         child = spawn_detached(
             command,
-            env={**os.environ, **settings_env(self.repository.settings)},
+            env={**os.environ, **self.smtp_env, **settings_env(self.repository.settings)},
             log_file=log_file,
             cwd=log_file.parent,  # Spark's derby.log and the like land in the job's folder
         )
@@ -467,12 +471,16 @@ class JobRunner:
         if not recipients:
             return
         try:
-            settings = SmtpSettings.from_env()
+            settings = SmtpSettings.from_env({**os.environ, **self.smtp_env})
             if settings is None:
                 raise EmailNotSent("SPARKSERVE_SMTP_HOST is not set, so no mail can be sent.")
             send_job_report(job, recipients, settings)
         except SparkserveError as error:  # never changes the job's status
             self._append_log(job, f"The e-mail report was not sent: {error.message}")
+        except Exception as error:  # a bug must not crash the job process after it ended
+            self._append_log(
+                job, f"The e-mail report was not sent: {type(error).__name__}: {error}"
+            )
         else:
             self._append_log(job, f"Sent the report to {', '.join(recipients)}.")
 
