@@ -1,7 +1,9 @@
 import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { INotebookTracker } from '@jupyterlab/notebook';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { LabIcon } from '@jupyterlab/ui-components';
 
+import { cellsRendererFactory } from './cellsRenderer';
 import { SparkservePanel } from './panel';
 
 const sparkserveIconSvg = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16">
@@ -31,4 +33,22 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+/**
+ * The renderer of the magics' cells bundle: shows its summary and inserts its cells below the
+ * cell that produced it, once per bundle (see cellsRenderer.ts).
+ */
+const cellsPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'jupyter_sparkserve:cells-renderer',
+  description: 'Inserts the snippet cells that %sfdeploy emits below the cell that ran it.',
+  autoStart: true,
+  requires: [IRenderMimeRegistry, INotebookTracker],
+  activate: (
+    _app: JupyterFrontEnd,
+    rendermime: IRenderMimeRegistry,
+    notebooks: INotebookTracker
+  ) => {
+    rendermime.addFactory(cellsRendererFactory(notebooks));
+  }
+};
+
+export default [plugin, cellsPlugin];
