@@ -15,6 +15,7 @@ import requests
 
 from ..errors import InvalidInput, SparkserveError
 from ..scoring.batch import prediction_frame
+from ..scoring.offline import kept_columns
 
 CHUNK_ROWS = 10_000  # rows per request: far below an endpoint's body limit
 TIMEOUT_SECONDS = 300.0
@@ -47,15 +48,7 @@ def score_at_endpoint(
     """The frame's kept columns (default all) plus the endpoint's prediction column(s).
     `progress(rows_done, rows_total)` follows the chunks."""
     target = invocations_url(url)
-    kept = list(frame.columns) if keep_columns is None else list(keep_columns)
-    absent = [name for name in kept if name not in frame.columns]
-    if absent:
-        raise InvalidInput(f"The DataFrame has no column {', '.join(map(repr, absent))}.")
-    if prediction_column in kept:
-        raise InvalidInput(
-            f"The DataFrame already has a column {prediction_column!r}: choose another "
-            "prediction column name."
-        )
+    kept = kept_columns(frame, keep_columns, prediction_column)
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"

@@ -87,15 +87,7 @@ def score_dataframe(
 
     if not isinstance(frame, pd.DataFrame):
         raise InvalidInput(f"Expected a pandas DataFrame, got {type(frame).__name__}.")
-    kept = list(frame.columns) if keep_columns is None else list(keep_columns)
-    absent = [name for name in kept if name not in frame.columns]
-    if absent:
-        raise InvalidInput(f"The DataFrame has no column {', '.join(map(repr, absent))}.")
-    if prediction_column in kept:
-        raise InvalidInput(
-            f"The DataFrame already has a column {prediction_column!r}: choose another "
-            "prediction column name."
-        )
+    kept = kept_columns(frame, keep_columns, prediction_column)
     repository = repository or ModelRepository()
     scorer = load_batch_model(repository.model_path(model))
     missing = [c for c in batch.required_columns(scorer.input_schema) if c not in frame.columns]
@@ -115,6 +107,23 @@ def score_dataframe(
     predicted = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     predicted.index = frame.index
     return pd.concat([frame[kept], predicted], axis=1)
+
+
+def kept_columns(
+    frame: Any, keep_columns: Sequence[str] | None, prediction_column: str
+) -> list[str]:
+    """The frame's columns that go with the predictions (default all), checked: each exists,
+    and none is named like the prediction column."""
+    kept = list(frame.columns) if keep_columns is None else list(keep_columns)
+    absent = [name for name in kept if name not in frame.columns]
+    if absent:
+        raise InvalidInput(f"The DataFrame has no column {', '.join(map(repr, absent))}.")
+    if prediction_column in kept:
+        raise InvalidInput(
+            f"The DataFrame already has a column {prediction_column!r}: choose another "
+            "prediction column name."
+        )
+    return kept
 
 
 @functools.lru_cache(maxsize=8)
