@@ -16,6 +16,7 @@ behind (and `remove_partial_outputs` cleans up after a killed one).
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import queue
 import re
@@ -94,10 +95,6 @@ class Plan:
     # touches another run writing the same output.
     writer_tag: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
-    def output_names(self) -> list[str]:
-        """For a folder output: the file each input becomes inside it, in input order."""
-        return _output_names(self.inputs, self.output_format)
-
 
 @dataclass(frozen=True)
 class BatchProgress:
@@ -118,6 +115,12 @@ class BatchProgress:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "fraction": self.fraction}
+
+    @classmethod
+    def finished(cls, plan: Plan, rows: int) -> BatchProgress:
+        """The last report of a run over `plan` that scored `rows` rows."""
+        size, files = sum(item.size for item in plan.inputs), len(plan.inputs)
+        return cls(rows, rows, size, size, files, files)
 
 
 @dataclass(frozen=True)
@@ -731,7 +734,7 @@ def run(
     to_score: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
     to_write: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
     errors: list[BaseException] = []
-    sizes_before = [sum(i.size for i in plan.inputs[:n]) for n in range(len(plan.inputs))]
+    sizes_before = [0, *itertools.accumulate(item.size for item in plan.inputs)]
 
     def put(target: queue.Queue[Any], item: Any) -> None:
         while True:
@@ -862,11 +865,7 @@ def run(
             reader.join()
             writer.join()
     if progress is not None:
-        progress(
-            BatchProgress(
-                rows_done, rows_total, bytes_total, bytes_total, len(plan.inputs), len(plan.inputs)
-            )
-        )
+        progress(BatchProgress.finished(plan, rows_done))
     return BatchResult(
         output=plan.output,
         rows=rows_done,

@@ -88,9 +88,7 @@ def score_files(
         for key in ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel"):
             context.setLocalProperty(key, None)  # None removes it
     if progress is not None:
-        size = sum(item.size for item in plan.inputs)
-        files = len(plan.inputs)
-        progress(BatchProgress(rows, rows, size, size, files, files))
+        progress(BatchProgress.finished(plan, rows))
     return BatchResult(
         output=plan.output,
         rows=rows,
