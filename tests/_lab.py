@@ -6,7 +6,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _endpoint_helpers import free_port
 from conftest import ARTIFACTS_DIR, require_component
 
 CHROMIUM_FLAGS = [
@@ -55,14 +55,8 @@ class Lab:
         return json.loads(text) if text else None
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def start_lab(workdir: Path, home: Path, *extra: str) -> Lab:
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     log = workdir / f"jupyterlab-{port}.log"
     env = {
         **os.environ,
@@ -145,3 +139,31 @@ def screenshot(page: Any, name: str) -> Path:
     path = ARTIFACTS_DIR / name
     page.screenshot(path=str(path))
     return path
+
+
+def put_notebook(lab: Lab, path: str, cells: list[tuple[str, str]]) -> None:
+    """Write a Python notebook of code cells, given as (id, source), through the contents API."""
+    notebook = {
+        "cells": [
+            {"cell_type": "code", "execution_count": None, "id": cell_id, "metadata": {},
+             "outputs": [], "source": source}
+            for cell_id, source in cells
+        ],
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }  # fmt: skip
+    lab.api("PUT", f"api/contents/{path}", {"type": "notebook", "content": notebook})
+
+
+def run_cell(page: Any, cell: Any) -> None:
+    cell.locator(".jp-InputArea-prompt").click()
+    page.keyboard.press("Shift+Enter")
+
+
+def our_errors(errors: list[str]) -> list[str]:
+    """Console errors that come from the extension (a page error, or a message naming it)."""
+    return [e for e in errors if e.startswith("page error") or "sparkserve" in e.lower()]

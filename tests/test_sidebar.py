@@ -19,8 +19,10 @@ import pytest
 from _lab import (
     SIDEBAR,
     SIDEBAR_TAB,
-    Lab,
     open_lab,
+    our_errors,
+    put_notebook,
+    run_cell,
     screenshot,
     start_lab,
     stop_lab,
@@ -86,38 +88,6 @@ def wait_for_message(page: Any, pattern: str, timeout: float = SLOW) -> str:
     pytest.fail(f"no message matching {pattern!r}; last: {message.inner_text()!r}")
 
 
-def create_notebook(lab: Lab, path: str) -> None:
-    notebook = {
-        "cells": [
-            {
-                "cell_type": "code",
-                "execution_count": None,
-                "id": "first",
-                "metadata": {},
-                "outputs": [],
-                "source": "print('the snippets go below')",
-            }
-        ],
-        "metadata": {
-            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-            "language_info": {"name": "python"},
-        },
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-    lab.api("PUT", f"api/contents/{path}", {"type": "notebook", "content": notebook})
-
-
-def run_cell(page: Any, cell: Any) -> None:
-    cell.locator(".jp-InputArea-prompt").click()
-    page.keyboard.press("Shift+Enter")
-
-
-def our_errors(errors: list[str]) -> list[str]:
-    """Console errors that come from the sidebar (a page error, or a message naming it)."""
-    return [e for e in errors if e.startswith("page error") or "sparkserve" in e.lower()]
-
-
 def test_frontend_and_server_versions_are_one_release() -> None:
     """The sidebar reports a mismatched server extension by comparing its FRONTEND_VERSION with
     the server's; the constant must be package.json's version (the Python package's too)."""
@@ -146,7 +116,7 @@ def test_actions_menu_register_deploy_snippets_undeploy_and_score(
 
     lab = start_lab(tmp_path, home)
     try:
-        create_notebook(lab, "sidebar.ipynb")
+        put_notebook(lab, "sidebar.ipynb", [("first", "print('the snippets go below')")])
         page, errors = open_lab(browser, lab, "lab/tree/sidebar.ipynb")
         page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
 
