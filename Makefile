@@ -9,9 +9,13 @@ $(BIN)/uv:
 	python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade uv
 
+# Installed packages are compiled to bytecode as pip does: uv does not by default, and every
+# process (kernels, jobs, the CLI) would then compile MLflow and pandas again as it starts.
+UV_INSTALL := uv pip install --compile-bytecode --python $(BIN)/python
+
 ## Install the package (building the JupyterLab extension) into .venv.
 install: $(BIN)/uv
-	uv pip install --python $(BIN)/python -e .
+	$(UV_INSTALL) -e .
 
 ## Train, save, alias and score a model on the embedded defaults (~/.sparkserve).
 demo: install
@@ -22,7 +26,7 @@ system-deps:
 	bash scripts/install-system-deps.sh
 
 install-test: system-deps $(BIN)/uv
-	uv pip install --python $(BIN)/python -e ".[test]"
+	$(UV_INSTALL) -e ".[test]"
 	jupyter labextension develop --overwrite .
 
 lint: install-test
