@@ -23,6 +23,7 @@ from .config import Settings, safe_uri
 from .errors import InvalidInput, SparkserveError
 from .repository import ModelDetails, ModelRef, ModelRepository, ModelVersion
 from .repository.names import parse_key_values
+from .warm.protocol import DEFAULT_IDLE_SECONDS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -674,6 +675,21 @@ def score_command(ref: str, input: str, output: str, **settings: Any) -> None:
         f"Scored {result.rows:,} rows from {result.files} file(s) into {result.output} in "
         f"{result.seconds:.1f} s (predictions: {', '.join(result.prediction_columns)})."
     )
+    _offer_warm_scorer()
+
+
+def _offer_warm_scorer() -> None:
+    """After a run in a fresh process, start a warm scorer for the next ones (mode auto)."""
+    from .warm import client, protocol
+
+    if protocol.mode() != "auto" or client.status() is not None:
+        return
+    client.start(idle_timeout=DEFAULT_IDLE_SECONDS, wait=0)
+    click.echo(
+        f"Started a warm scorer: the next runs start faster (it stops after "
+        f"{DEFAULT_IDLE_SECONDS // 60:.0f} idle minutes, or with `sparkserve scorer stop`).",
+        err=True,
+    )
 
 
 def _show_workflow(workflow: Any) -> None:
@@ -905,6 +921,75 @@ def _show_job(job: Any) -> None:
         click.echo(f"  {label.ljust(width)}  {value}")
     if job.error:
         click.echo(f"  {'error'.ljust(width)}  {job.error}")
+
+
+@main.group("scorer")
+def scorer_group() -> None:
+    """The warm scorer: a preloaded process that `sparkserve score` and jobs start from."""
+
+
+@scorer_group.command("start")
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_IDLE_SECONDS,
+    show_default=True,
+    help="Stop after this many seconds without runs (0: never).",
+)
+@json_command
+def scorer_start(idle_timeout: float) -> None:
+    """Start the warm scorer (if none runs) and wait until it answers."""
+    from .warm import client
+
+    _show_scorer(client.start(idle_timeout=idle_timeout))
+
+
+@scorer_group.command("status")
+@json_command
+def scorer_status() -> None:
+    """Whether a warm scorer runs, and its recent runs."""
+    from .warm import client, protocol
+
+    current = client.status()
+    if current is None:
+        if _as_json():
+            click.echo(_dumps({"running": False, "mode": protocol.mode()}))
+        else:
+            click.echo(f"No warm scorer is running (mode: {protocol.mode()}).")
+        return
+    _show_scorer(current)
+
+
+@scorer_group.command("stop")
+@json_command
+def scorer_stop() -> None:
+    """Stop your warm scorers once their runs in progress have finished."""
+    from .warm import client
+
+    pids = client.stop()
+    if _as_json():
+        click.echo(_dumps({"stopped": pids}))
+    elif not pids:
+        click.echo("No warm scorer was running.")
+    else:
+        click.echo(f"Stopped the warm scorer (pid {', '.join(map(str, pids))}).")
+
+
+def _show_scorer(current: dict[str, Any]) -> None:
+    if _as_json():
+        click.echo(_dumps({"running": True, **current}))
+        return
+    idle = current["idle_timeout"]
+    click.echo(f"Warm scorer pid {current['pid']} on {current['socket']}")
+    click.echo(f"  preloaded in {current['preload_seconds']:.1f} s, {current['peak_mb']:.0f} MB")
+    click.echo(f"  idle timeout: {f'{idle:g} s' if idle else 'none'}")
+    for run in current["in_progress"]:
+        click.echo(f"  running: pid {run['pid']} {' '.join(run['command'])} ({run['seconds']} s)")
+    for run in current["recent"][-5:]:
+        click.echo(
+            f"  ended: pid {run['pid']} {' '.join(run['command'])}: exit {run['exit_code']} "
+            f"after {run['seconds']} s, peak {run['peak_mb']:.0f} MB"
+        )
 
 
 @main.group("jobs")

@@ -3,6 +3,8 @@ output (file or folder) read back as one frame."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -35,3 +37,16 @@ def read_any(path: Path) -> pd.DataFrame:
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
     return pd.read_json(path, lines=True)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 120.0) -> None:
+    """Poll `condition` every 0.1 s; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def no_partial_outputs(output: Path) -> bool:
+    """Whether no temporary output of any writer is left next to `output`."""
+    return not [p for p in output.parent.iterdir() if ".sparkserve-partial-" in p.name]

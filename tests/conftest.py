@@ -8,7 +8,8 @@ Tests that need a real component (a browser, a container engine, Spark, ...) cal
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import _postgres as postgres
@@ -43,6 +44,9 @@ def require_component(name: str, available: bool, how_to_get_it: str) -> None:
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "sparkserve-home"
     monkeypatch.setenv("SPARKSERVE_HOME", str(home))
+    # No warm scorer unless a test asks for one (tests/test_warm.py): a command-line score
+    # would otherwise leave one running after the test.
+    monkeypatch.setenv("SPARKSERVE_WARM_SCORER", "off")
     for variable in (
         "SPARKSERVE_DATABASE_URL",
         "SPARKSERVE_ARTIFACT_ROOT",
@@ -121,3 +125,46 @@ def iris_csv(tmp_path: Path, iris) -> Path:
 def iris_saved(repo: ModelRepository, iris, iris_model) -> str:
     """The reference of the iris classifier saved to the test's repository."""
     return repo.save(iris_model, "iris", input_example=iris[0].head(3), **FAST_SAVE).ref
+
+
+@pytest.fixture
+def slow_model(repo: ModelRepository, tmp_path: Path) -> Callable[[float], str]:
+    """Saves a model that sleeps `delay` seconds in each predict call, and touches the file
+    tmp_path/predicting when a call starts; returns its reference."""
+    import mlflow.pyfunc
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    marker = tmp_path / "predicting"
+
+    class SlowModel(mlflow.pyfunc.PythonModel):  # defined here: pickled by value
+        def __init__(self, delay: float) -> None:
+            self.delay = delay
+
+        def predict(self, context, model_input, params=None):
+            Path(marker).touch()
+            time.sleep(self.delay)
+            return model_input["x1"] + model_input["x2"]
+
+    def save(delay: float) -> str:
+        # A signature given, not inferred: inferring it would call predict.
+        signature = ModelSignature(
+            inputs=Schema([ColSpec("double", "x1"), ColSpec("double", "x2")]),
+            outputs=Schema([ColSpec("double")]),
+        )
+        model = SlowModel(delay)
+        return repo.save(model, "slow", signature=signature, pip_requirements=["pandas"]).ref
+
+    return save
+
+
+@pytest.fixture
+def csv_folder(tmp_path: Path) -> Path:
+    """40 small CSV files: 40 batches, so 40 predict calls."""
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for index in range(40):
+        pd.DataFrame({"x1": [float(index)] * 10, "x2": [1.0] * 10}).to_csv(
+            folder / f"part-{index:02d}.csv", index=False
+        )
+    return folder

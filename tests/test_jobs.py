@@ -7,15 +7,13 @@ import itertools
 import os
 import signal
 import time
-from collections.abc import Callable
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from _files import no_partial_outputs, wait_until
 
 from jupyter_sparkserve.deploy.local import group_members
 from jupyter_sparkserve.errors import Conflict, InvalidInput, NotFound
-from jupyter_sparkserve.repository import ModelRepository
 from jupyter_sparkserve.workflows import (
     JobRunner,
     Workflows,
@@ -28,60 +26,6 @@ pytestmark = [
     pytest.mark.timeout(300),
     pytest.mark.filterwarnings("ignore:Add type hints to the `predict` method:UserWarning"),
 ]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
-def no_partial_outputs(output: Path) -> bool:
-    return not [p for p in output.parent.iterdir() if ".sparkserve-partial-" in p.name]
-
-
-@pytest.fixture
-def slow_model(repo: ModelRepository, tmp_path: Path) -> Callable[[float], str]:
-    """Saves a model that sleeps `delay` seconds in each predict call, and touches the file
-    tmp_path/predicting when a call starts; returns its reference."""
-    import mlflow.pyfunc
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
-    marker = tmp_path / "predicting"
-
-    class SlowModel(mlflow.pyfunc.PythonModel):  # defined here: pickled by value
-        def __init__(self, delay: float) -> None:
-            self.delay = delay
-
-        def predict(self, context, model_input, params=None):
-            Path(marker).touch()
-            time.sleep(self.delay)
-            return model_input["x1"] + model_input["x2"]
-
-    def save(delay: float) -> str:
-        # A signature given, not inferred: inferring it would call predict.
-        signature = ModelSignature(
-            inputs=Schema([ColSpec("double", "x1"), ColSpec("double", "x2")]),
-            outputs=Schema([ColSpec("double")]),
-        )
-        model = SlowModel(delay)
-        return repo.save(model, "slow", signature=signature, pip_requirements=["pandas"]).ref
-
-    return save
-
-
-@pytest.fixture
-def csv_folder(tmp_path: Path) -> Path:
-    """40 small CSV files: 40 batches, so 40 predict calls."""
-    folder = tmp_path / "parts"
-    folder.mkdir()
-    for index in range(40):
-        pd.DataFrame({"x1": [float(index)] * 10, "x2": [1.0] * 10}).to_csv(
-            folder / f"part-{index:02d}.csv", index=False
-        )
-    return folder
 
 
 def test_a_workflow_runs_as_a_job(repo, iris, iris_model, iris_csv, iris_saved, tmp_path):

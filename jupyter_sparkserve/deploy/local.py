@@ -91,17 +91,42 @@ _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 _EXIT_REASONS: dict[int, str] = {}
 
 
+def note_start(log_file: Path, what: str) -> None:
+    """Append the line that says what a process started with its output in `log_file`."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "a") as log:
+        log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {what}\n")
+
+
+def note_end(log_file: Path, pid: int, returncode: int) -> None:
+    """Append how process `pid` ended, for whoever did not start it (`noted_end` reads it)."""
+    with contextlib.suppress(OSError), open(log_file, "a") as log:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        log.write(f"=== {stamp} process {pid} {describe_exit(returncode)}\n")
+
+
+def noted_end(log_file: Path, pid: int, wait: float = 0.0) -> str | None:
+    """How process `pid` ended as `note_end` recorded it ("was killed by SIGKILL"), waiting
+    up to `wait` seconds for the line; None when it is not there."""
+    marker = f" process {pid} "
+    deadline = time.monotonic() + wait
+    while True:
+        for line in reversed(log_tail(log_file, 5).splitlines()):
+            if line.startswith("=== ") and marker in line:
+                return line.partition(marker)[2]
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.05)
+
+
 def spawn_detached(
     command: list[str], *, env: dict[str, str], log_file: Path, cwd: Path | None = None
 ) -> subprocess.Popen[bytes]:
     """Start `command` in a session of its own (no terminal signals; stopped as a group),
     its output appended to `log_file` after a line saying what was started."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
     env = {**env, "PYTHONUNBUFFERED": "1"}  # a crash's last words must reach the log
+    note_start(log_file, shlex.join(command))
     with open(log_file, "ab") as log:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        log.write(f"=== {stamp} starting: {shlex.join(command)}\n".encode())
-        log.flush()
         return subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Int, Unicode
 
 from ..config import Settings
+from ..warm import client as warm_client
+from ..warm import protocol as warm_protocol
 from ..workflows import email
 from .handlers import handler_routes
 from .services import Services
@@ -58,6 +62,12 @@ class SparkserveApp(ExtensionApp):
     )
     smtp_user = Unicode(None, allow_none=True, config=True, help="SMTP login user, if any.")
     smtp_password = Unicode(None, allow_none=True, config=True, help="SMTP login password.")
+    warm_scorer = Bool(
+        True,
+        config=True,
+        help="Keep a warm scorer (MLflow and the flavors preloaded) that score jobs fork from, "
+        "for as long as this server runs (unless $SPARKSERVE_WARM_SCORER is use or off).",
+    )
 
     def initialize_settings(self) -> None:
         settings = Settings.from_env(
@@ -69,6 +79,15 @@ class SparkserveApp(ExtensionApp):
             settings, max_jobs=self.max_jobs, smtp_env=self._smtp_env()
         )
         self.log.info("jupyter_sparkserve: repository at %s", settings.home)
+        if self.warm_scorer and warm_protocol.mode() == "auto":
+            self._start_warm_scorer()
+
+    def _start_warm_scorer(self) -> None:
+        """Start one (unless one runs) that stops with this server; jobs fork from it."""
+        try:
+            warm_client.start(idle_timeout=0, parent_pid=os.getpid(), wait=0)
+        except (OSError, warm_client.WarmScorerError) as error:
+            self.log.warning("jupyter_sparkserve: no warm scorer: %s", error)
 
     def _smtp_env(self) -> dict[str, str]:
         """The configured SMTP traitlets as environment variables for job processes only

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -55,6 +56,8 @@ from ..deploy.local import (
     describe_exit,
     group_members,
     log_tail,
+    note_start,
+    noted_end,
     signal_group,
     spawn_detached,
     with_log_tail,
@@ -63,6 +66,7 @@ from ..errors import Conflict, InvalidInput, NotFound, SparkserveError
 from ..repository import ModelRef, ModelRepository
 from ..repository import database as db
 from ..scoring.batch import BatchProgress, remove_partial_outputs
+from ..warm import client as warm_client
 from .definitions import Workflow, Workflows, WorkflowSpec
 from .email import EmailNotSent, SmtpSettings, send_job_report
 from .parameters import ExecutionRequest
@@ -235,21 +239,27 @@ class JobRunner:
         return spec
 
     def _spawn(self, job_id: str, log_file: Path) -> None:
-        command = [self.python, "-m", JOB_MODULE, job_id, "--max-jobs", str(self.max_jobs)]
-        child = spawn_detached(
-            command,
-            env={**os.environ, **self.smtp_env, **settings_env(self.repository.settings)},
-            log_file=log_file,
-            cwd=log_file.parent,  # Spark's derby.log and the like land in the job's folder
-        )
-        start = process_start(child.pid)
-        _reap_in_background(child, start)
+        argv = [job_id, "--max-jobs", str(self.max_jobs)]
+        env = {**os.environ, **self.smtp_env, **settings_env(self.repository.settings)}
+        cwd = log_file.parent  # Spark's derby.log and the like land in the job's folder
+        pid = None
+        if self.python == sys.executable:  # the warm scorer runs this interpreter
+            env["PYTHONUNBUFFERED"] = "1"
+            pid = warm_client.run_detached("job", argv, env=env, cwd=cwd, log_file=log_file)
+            if pid is not None:
+                note_start(log_file, f"{JOB_MODULE} {shlex.join(argv)} (warm scorer, pid {pid})")
+        if pid is None:
+            command = [self.python, "-m", JOB_MODULE, *argv]
+            child = spawn_detached(command, env=env, log_file=log_file, cwd=cwd)
+            pid = child.pid
+            _reap_in_background(child, process_start(pid))
+        start = process_start(pid)
         j = db.jobs
         with db.write_transaction(self.repository.engine) as conn:
             conn.execute(
                 update(j)
                 .where(j.c.id == job_id, j.c.pid.is_(None))
-                .values(pid=child.pid, pid_start=start, updated_at=db.utcnow())
+                .values(pid=pid, pid_start=start, updated_at=db.utcnow())
             )
 
     # ----------------------------------------------------------------------------- reading
@@ -608,7 +618,10 @@ def _dead_process_problem(job: Job) -> str | None:
     waiter = _WAITERS.get(key)
     if waiter is not None:
         waiter.join(2.0)  # a zombie of ours: its exit status is a moment away
-    how = _EXITS.get(key, "is gone (another process started it, so how it ended is unknown)")
+    # A zombie another process (the warm scorer) is about to reap and note in the log.
+    zombie = (_process_stat(job.pid) or ("",))[0] == "Z"
+    how = _EXITS.get(key) or noted_end(job.log_file, job.pid, wait=2.0 if zombie else 0.0)
+    how = how or "is gone (another process started it, so how it ended is unknown)"
     return with_log_tail(f"The job's process {job.pid} {how} before the job ended.", job.log_file)
 
 

@@ -1,0 +1,517 @@
+"""The warm scorer: a process that has already imported MLflow, the model flavors, pandas and
+pyarrow, and forks a fresh child for every run. A `sparkserve score` or a job then starts in
+milliseconds instead of paying seconds of imports each time.
+
+    python -m jupyter_sparkserve.warm.server [--idle-timeout S] [--parent-pid PID]
+
+One per user and installation (`protocol.code_stamp`), listening on a Unix socket in a folder
+only its user can enter; it also refuses a peer whose uid is not its own. The loop is single
+threaded, so forking never copies a lock held by another thread, and the parent never touches
+a database, a model or a pyarrow thread pool: each child starts clean, as `python -m` would.
+
+A run is either attached (a client waits: the child writes to the client's own standard
+streams, the client forwards its signals, and the child's exit status and peak memory come
+back when the server reaps it; a client that disappears has its run stopped with SIGTERM) or
+detached (a job: a session of its own, output to its log file, the pid returned at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import gc
+import importlib
+import io
+import logging
+import os
+import resource
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..deploy.local import note_end
+from . import protocol
+
+log = logging.getLogger("sparkserve.warm")
+
+# Imported before the first fork; a missing optional one is skipped.
+PRELOAD = (
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "pyarrow.csv",
+    "pyarrow.parquet",
+    "pyarrow.json",
+    "sqlalchemy",
+    "click",
+    "mlflow",
+    "mlflow.pyfunc",
+    "mlflow.models",
+    "mlflow.sklearn",
+    "sklearn",
+    "skops.io",  # imports every scikit-learn estimator it trusts: seconds, paid once here
+    "jupyter_sparkserve.cli",
+    "jupyter_sparkserve.scoring.offline",
+    "jupyter_sparkserve.workflows.job_process",
+)
+PRELOAD_ENV = "SPARKSERVE_WARM_PRELOAD"  # more modules, comma-separated (xgboost, ...)
+HISTORY = 20
+
+
+@dataclass
+class Run:
+    pid: int
+    entry: str
+    argv: list[str]
+    started: float
+    detached: bool
+    client: Client | None = None  # who waits for an attached run, while it is there
+    log_file: str | None = None
+    ended: float | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    peak_mb: float | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "pid": self.pid,
+            "entry": self.entry,
+            "command": self.argv[:2],
+            "detached": self.detached,
+            "seconds": round((self.ended or time.time()) - self.started, 3),
+            "exit_code": self.exit_code,
+            "signal": self.signal,
+            "peak_mb": self.peak_mb,
+        }
+
+
+@dataclass
+class Client:
+    conn: socket.socket
+    reader: protocol.Reader
+    run: Run | None = None
+
+
+@dataclass
+class WarmServer:
+    stamp: str
+    idle_seconds: float
+    parent_pid: int | None = None
+    started: float = field(default_factory=time.time)
+    preload_seconds: float = 0.0
+    runs: dict[int, Run] = field(default_factory=dict)
+    history: deque[Run] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    clients: dict[int, Client] = field(default_factory=dict)
+    stopping: bool = False
+    inode: int = 0  # of our socket file: never unlink another server's
+    last_activity: float = field(default_factory=time.monotonic)
+
+    def serve(self, listener: socket.socket, path: Path) -> None:
+        self.selector = selectors.DefaultSelector()
+        self.listener = listener
+        self.path = path
+        wake_read, wake_write = os.pipe()
+        os.set_blocking(wake_write, False)
+        os.set_blocking(wake_read, False)
+        signal.set_wakeup_fd(wake_write)
+        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, lambda *_: None)  # the wake-up pipe says which
+        self.selector.register(wake_read, selectors.EVENT_READ, "wake")
+        self.selector.register(listener, selectors.EVENT_READ, "listen")
+        try:
+            while not (self.stopping and not self._attached_runs()):
+                for key, _ in self.selector.select(timeout=1.0):
+                    if key.data == "wake":
+                        self._on_signals(wake_read)
+                    elif key.data == "listen":
+                        self._accept()
+                    else:
+                        self._on_client(key.data)
+                self._reap()
+                self._check_idle()
+        finally:
+            self._stop_listening()
+
+    # -------------------------------------------------------------------------- events
+
+    def _on_signals(self, wake_read: int) -> None:
+        with contextlib.suppress(BlockingIOError):
+            for signum in os.read(wake_read, 512):
+                if signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    self._begin_stop(f"signal {signal.Signals(signum).name}")
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        uid = _peer_uid(conn)
+        if uid != os.getuid():
+            log.warning("refused a connection from uid %s", uid)
+            conn.close()
+            return
+        conn.setblocking(False)
+        client = Client(conn, protocol.Reader(conn))
+        self.clients[conn.fileno()] = client
+        self.selector.register(conn, selectors.EVENT_READ, client)
+        self.last_activity = time.monotonic()
+
+    def _on_client(self, client: Client) -> None:
+        try:
+            more = client.reader.feed()
+        except (OSError, protocol.ProtocolError):
+            more = False
+        if not more:  # the client went away
+            if client.run is not None and client.run.ended is None:
+                _stop_run(client.run.pid)
+            self._drop(client)
+            return
+        try:
+            message = client.reader.message()
+        except protocol.ProtocolError as error:
+            self._reply(client, {"error": f"Bad request: {error}"}, close=True)
+            return
+        if message is None:
+            return
+        if client.run is not None:
+            return  # a client of a started run has nothing more to ask
+        self._handle(client, message)
+
+    def _handle(self, client: Client, message: dict[str, Any]) -> None:
+        op = message.get("op")
+        if op == "status":
+            self._reply(client, self.status(), close=True)
+        elif op == "stop":
+            self._reply(client, {"stopping": True, "pid": os.getpid()}, close=True)
+            self._begin_stop("asked to")
+        elif op == "run":
+            self._start_run(client, message)
+        else:
+            self._reply(client, {"error": f"Unknown op {op!r}."}, close=True)
+
+    def _start_run(self, client: Client, request: dict[str, Any]) -> None:
+        fds, client.reader.fds = client.reader.fds, []
+        problem = _request_problem(request, self.stamp, fds)
+        if problem is None and self.stopping:
+            problem = "The warm scorer is stopping."
+        if problem is not None:
+            for fd in fds:
+                os.close(fd)
+            self._reply(client, {"error": problem, "stale": request.get("stamp") != self.stamp})
+            self._drop(client)
+            return
+        detached = bool(request.get("detach"))
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()  # nothing of ours may reach the child's streams
+        pid = os.fork()
+        if pid == 0:
+            _child(request, fds)  # never returns
+        for fd in fds:
+            os.close(fd)
+        run = Run(
+            pid=pid,
+            entry=request["entry"],
+            argv=list(request["argv"]),
+            started=time.time(),
+            detached=detached,
+            log_file=request.get("log_file"),
+        )
+        self.runs[pid] = run
+        self.last_activity = time.monotonic()
+        if detached:
+            self._reply(client, {"pid": pid}, close=True)
+        else:
+            client.run, run.client = run, client
+            self._reply(client, {"pid": pid})
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            run = self.runs.pop(pid, None)
+            if run is None:
+                continue
+            run.ended = time.time()
+            run.peak_mb = round(usage.ru_maxrss / 1024, 1)
+            if os.WIFSIGNALED(status):
+                run.signal = os.WTERMSIG(status)
+                run.exit_code = 128 + run.signal
+            else:
+                run.exit_code = os.waitstatus_to_exitcode(status)
+            self.history.append(run)
+            self.last_activity = time.monotonic()
+            if run.client is not None:
+                self._reply(run.client, {"exit": run.exit_code, **run.summary()}, close=True)
+            elif run.detached and run.log_file:
+                note_end(Path(run.log_file), pid, -run.signal if run.signal else run.exit_code)
+
+    def _check_idle(self) -> None:
+        if self.parent_pid is not None and not protocol.pid_alive(self.parent_pid):
+            self._begin_stop(f"its parent {self.parent_pid} is gone")
+        idle = time.monotonic() - self.last_activity
+        if self.idle_seconds > 0 and idle > self.idle_seconds and not self._attached_runs():
+            self._begin_stop(f"idle for {idle:.0f} s")
+
+    def _begin_stop(self, why: str) -> None:
+        if not self.stopping:
+            log.info("stopping: %s", why)
+            self.stopping = True
+            self._stop_listening()
+
+    def _stop_listening(self) -> None:
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.selector.unregister(self.listener)
+        with contextlib.suppress(OSError):
+            if self.path.exists() and os.stat(self.path).st_ino == self.inode:
+                self.path.unlink()
+        self.listener.close()
+
+    def _attached_runs(self) -> list[Run]:
+        return [run for run in self.runs.values() if not run.detached]
+
+    def _reply(self, client: Client, message: dict[str, Any], *, close: bool = False) -> None:
+        try:
+            client.conn.setblocking(True)
+            protocol.send(client.conn, message)
+            client.conn.setblocking(False)
+        except OSError:
+            close = True
+        if close:
+            self._drop(client)
+
+    def _drop(self, client: Client) -> None:
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.selector.unregister(client.conn)
+        self.clients.pop(client.conn.fileno(), None)
+        if client.run is not None:
+            client.run.client = None
+        client.conn.close()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "stamp": self.stamp,
+            "socket": str(self.path),
+            "started": self.started,
+            "preload_seconds": round(self.preload_seconds, 3),
+            "idle_timeout": self.idle_seconds,
+            "parent_pid": self.parent_pid,
+            "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "in_progress": [run.summary() for run in self.runs.values()],
+            "recent": [run.summary() for run in self.history],
+        }
+
+
+def _request_problem(request: dict[str, Any], stamp: str, fds: list[int]) -> str | None:
+    if request.get("stamp") != stamp:
+        return "This warm scorer runs other code than the client's."
+    if request.get("entry") not in protocol.ENTRIES:
+        return f"Unknown entry {request.get('entry')!r}."
+    argv = request.get("argv")
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        return "argv must be a list of strings."
+    env = request.get("env")
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        return "env must be an object of strings."
+    if not isinstance(request.get("cwd"), str):
+        return "cwd must be a string."
+    if request.get("detach"):
+        if not isinstance(request.get("log_file"), str) or fds:
+            return "A detached run takes a log_file and no file descriptors."
+    elif len(fds) != 3:
+        return "An attached run sends its standard input, output and error."
+    return None
+
+
+def _child(request: dict[str, Any], fds: list[int]) -> None:
+    """In the forked child: become the client's process, run the entry, and exit."""
+    code = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if request.get("detach"):
+            os.setsid()  # a job outlives this server, like one started with spawn_detached
+            log_fd = os.open(request["log_file"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            null = os.open(os.devnull, os.O_RDONLY)
+            fds = [null, log_fd, log_fd]
+        else:
+            os.setpgid(0, 0)  # the server stops a run with everything it started
+            # SIGTERM (the client went away, or was terminated) unwinds like Ctrl-C, so the
+            # engine removes its temporary output as a fresh process's handler would.
+            signal.signal(signal.SIGTERM, _interrupt)
+        _close_inherited(keep=set(fds))
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        for fd in set(fds) - {0, 1, 2}:
+            os.close(fd)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        _reopen_standard_streams()
+        os.chdir(request["cwd"])
+        os.umask(int(request.get("umask", 0o022)))
+        import tempfile
+
+        tempfile.tempdir = None  # read again from this run's environment
+        code = _run_entry(request["entry"], list(request["argv"]))
+    except SystemExit as exit:
+        code = _exit_code(exit.code)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+
+def _interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_run(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:  # not yet its own group leader, or already gone
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+
+
+def _run_entry(entry: str, argv: list[str]) -> int:
+    if entry == "cli":
+        from ..cli import main
+
+        sys.argv = ["sparkserve", *argv]
+        main(args=argv, prog_name="sparkserve")
+        return 0
+    from ..workflows import job_process
+
+    sys.argv = [job_process.__file__, *argv]
+    return job_process.main(argv)
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _close_inherited(keep: set[int]) -> None:
+    """Close the server's sockets and pipes in the child: only its standard streams stay."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _reopen_standard_streams() -> None:
+    """New sys.std* on fds 0-2: the server's were made for its own log file. Buffering
+    follows the new streams (a terminal gets lines) and PYTHONUNBUFFERED, as at startup."""
+    unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
+    sys.stdin = sys.__stdin__ = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stdout = sys.__stdout__ = _text_stream(1, "strict", os.isatty(1), unbuffered)
+    sys.stderr = sys.__stderr__ = _text_stream(2, "backslashreplace", True, unbuffered)
+
+
+def _text_stream(fd: int, errors: str, line_buffering: bool, unbuffered: bool) -> io.TextIOWrapper:
+    binary = open(fd, "wb", buffering=0 if unbuffered else -1, closefd=False)  # noqa: SIM115
+    return io.TextIOWrapper(
+        binary,  # type: ignore[arg-type]
+        encoding="utf-8",
+        errors=errors,
+        line_buffering=line_buffering,
+        write_through=unbuffered,
+    )
+
+
+def _peer_uid(conn: socket.socket) -> int:
+    credentials = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", credentials)
+    return uid
+
+
+def preload(extra: list[str]) -> float:
+    """Import what runs need, then freeze the heap so children share it page for page."""
+    started = time.perf_counter()
+    from ..scoring.batch import use_returning_allocator
+
+    use_returning_allocator()  # children's pyarrow reads it when they first allocate
+    for name in (*PRELOAD, *extra):
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            log.info("not preloading %s: %s", name, error)
+    with contextlib.suppress(Exception):
+        # MLflow maps every installed distribution to its modules on a model's first load
+        # (about 0.3 s); computed here once, each child inherits the answer.
+        from mlflow.utils.requirements_utils import _init_modules_to_packages_map
+
+        _init_modules_to_packages_map()
+    gc.collect()
+    gc.freeze()
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jupyter_sparkserve.warm.server")
+    parser.add_argument("--idle-timeout", type=float, default=protocol.DEFAULT_IDLE_SECONDS)
+    parser.add_argument("--parent-pid", type=int, help="stop when this process is gone")
+    args = parser.parse_args(argv)
+    # Our own logger only: a root handler would follow the children onto their streams.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+    stamp = protocol.code_stamp()
+    path = protocol.socket_path(stamp)
+    lock = open(protocol.lock_path(stamp), "a")  # noqa: SIM115 (held for the process's life)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.info("another warm scorer serves %s", path)
+        return 0
+    extra = [m.strip() for m in os.environ.get(PRELOAD_ENV, "").split(",") if m.strip()]
+    server = WarmServer(stamp=stamp, idle_seconds=args.idle_timeout, parent_pid=args.parent_pid)
+    server.preload_seconds = preload(extra)
+    # Bound under a temporary name and renamed: a client never meets a half-started server.
+    temp = path.with_name(f".{path.name}.{os.getpid()}")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with contextlib.suppress(FileNotFoundError):
+        temp.unlink()
+    listener.bind(str(temp))
+    os.chmod(temp, 0o600)
+    listener.listen(64)
+    listener.setblocking(False)
+    os.replace(temp, path)
+    server.inode = os.stat(path).st_ino
+    log.info("pid %s serving %s (preloaded in %.1f s)", os.getpid(), path, server.preload_seconds)
+    server.serve(listener, path)
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
