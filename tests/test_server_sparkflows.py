@@ -1,15 +1,18 @@
 """The Sparkflows way of running a score workflow, end to end: a real `jupyter server`
 started by the test, the Sparkflows execute request sent with curl and the server's token,
-the job run on Spark with the request's Spark settings and jars, its scored output, and the
-success e-mail received by a real SMTP server (aiosmtpd) through the server's SMTP traitlets."""
+the job forked from the server's warm scorer and run on Spark with the request's Spark
+settings and jars, its scored output, and the success e-mail received by a real SMTP server
+(aiosmtpd) through the server's SMTP traitlets."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
@@ -18,11 +21,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from _endpoint_helpers import free_port
+from _files import wait_until
 from _smtp import Inbox, received, running_smtp_server
 from conftest import FAST_SAVE, require_component
 
 from jupyter_sparkserve.repository import ModelRepository
 from jupyter_sparkserve.scoring.spark import spark_available
+from jupyter_sparkserve.warm import client as warm_client
+from jupyter_sparkserve.warm import protocol
 from jupyter_sparkserve.workflows import Workflows
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
@@ -37,7 +43,19 @@ def inbox() -> Iterator[tuple[Inbox, int]]:
 
 
 @pytest.fixture
-def jupyter_server(tmp_path: Path, inbox: tuple[Inbox, int]) -> Iterator[str]:
+def warm_scorers(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The product's default (a Jupyter server keeps a warm scorer), in a private socket
+    folder short enough for a Unix socket path."""
+    run_dir = Path(tempfile.mkdtemp(prefix="ss-flows-"))
+    monkeypatch.setenv(protocol.RUN_DIR_ENV, str(run_dir))
+    monkeypatch.setenv(protocol.MODE_ENV, "auto")
+    yield run_dir
+    warm_client.stop()
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def jupyter_server(tmp_path: Path, inbox: tuple[Inbox, int], warm_scorers: Path) -> Iterator[str]:
     """A `jupyter server` on a free port with the extension and the SMTP settings as
     traitlets; yields its URL. It shares SPARKSERVE_HOME with the test."""
     port = free_port()
@@ -77,6 +95,7 @@ def jupyter_server(tmp_path: Path, inbox: tuple[Inbox, int]) -> Iterator[str]:
             time.sleep(0.5)
         yield url
     finally:
+        scorer = warm_client.status()
         server.send_signal(signal.SIGTERM)
         try:
             server.wait(30)
@@ -84,6 +103,8 @@ def jupyter_server(tmp_path: Path, inbox: tuple[Inbox, int]) -> Iterator[str]:
             server.kill()
             server.wait()
         log.close()
+        if scorer is not None:  # it stops with the server that started it
+            wait_until(lambda: not protocol.pid_alive(scorer["pid"]), timeout=30)
 
 
 def curl(method: str, url: str, body: object = None) -> tuple[int, object]:
@@ -130,6 +151,9 @@ def test_the_sparkflows_execute_request(
     with zipfile.ZipFile(jar, "w") as archive:  # a jar is a zip; Spark only adds it
         archive.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
     output = tmp_path / "scored"
+    wait_until(lambda: warm_client.status() is not None, timeout=120)
+    scorer = warm_client.status()
+    assert scorer["parent_pid"] is not None and scorer["idle_timeout"] == 0
 
     # The request as Sparkflows sends it: every field a string, "" for a field not used.
     status, answer = curl(
@@ -166,6 +190,7 @@ def test_the_sparkflows_execute_request(
     _, log = curl("GET", f"{jupyter_server}/sparkserve/api/v1/jobs/{job_id}/log?tail=40")
     assert job["status"] == "succeeded", (job["error"], log["log"])
     assert job["rows_done"] == len(features)
+    assert f"(warm scorer, pid {job['pid']})" in log["log"]
 
     scored = pd.read_parquet(output).sort_values(list(features.columns)).reset_index(drop=True)
     expected = features.assign(prediction=iris_model.predict(features))
