@@ -8,6 +8,8 @@ Tests that need a real component (a browser, a container engine, Spark, ...) cal
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -55,6 +57,19 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ):
         monkeypatch.delenv(variable, raising=False)
     return home
+
+
+@pytest.fixture
+def warm_run_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private folder for warm scorer sockets, under /tmp (a pytest path is too long for a
+    Unix socket); every warm scorer in it is stopped afterwards. Tests set the mode."""
+    from jupyter_sparkserve.warm import client, protocol
+
+    path = Path(tempfile.mkdtemp(prefix="ss-warm-"))
+    monkeypatch.setenv(protocol.RUN_DIR_ENV, str(path))
+    yield path
+    client.stop()
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
@@ -43,15 +41,10 @@ def inbox() -> Iterator[tuple[Inbox, int]]:
 
 
 @pytest.fixture
-def warm_scorers(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The product's default (a Jupyter server keeps a warm scorer), in a private socket
-    folder short enough for a Unix socket path."""
-    run_dir = Path(tempfile.mkdtemp(prefix="ss-flows-"))
-    monkeypatch.setenv(protocol.RUN_DIR_ENV, str(run_dir))
+def warm_scorers(warm_run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The product's default: a Jupyter server keeps a warm scorer."""
     monkeypatch.setenv(protocol.MODE_ENV, "auto")
-    yield run_dir
-    warm_client.stop()
-    shutil.rmtree(run_dir, ignore_errors=True)
+    return warm_run_dir
 
 
 @pytest.fixture

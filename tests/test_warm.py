@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +30,10 @@ SPARKSERVE = str(Path(sys.executable).with_name("sparkserve"))
 
 
 @pytest.fixture
-def run_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A private socket folder under /tmp: a pytest path is too long for a Unix socket."""
-    path = Path(tempfile.mkdtemp(prefix="ss-warm-"))
-    monkeypatch.setenv(protocol.RUN_DIR_ENV, str(path))
+def run_dir(warm_run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Warm scorers are used, never started unless a test says so."""
     monkeypatch.setenv(protocol.MODE_ENV, "use")
-    yield path
-    client.stop()
-    shutil.rmtree(path, ignore_errors=True)
+    return warm_run_dir
 
 
 @pytest.fixture
