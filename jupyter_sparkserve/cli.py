@@ -9,7 +9,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -660,36 +662,55 @@ def score_command(ref: str, input: str, output: str, **settings: Any) -> None:
         {"model": ref, "input": input, "output": output, **_spec_changes(settings)}
     )
     repository = _state().repository
+    with _interrupt_on_sigterm():
+        if _as_json():
+            result = run_spec(spec, repository=repository)
+        else:
+            with _progress_bar(f"Scoring {Path(spec.input).name}") as show:
+                result = run_spec(
+                    spec,
+                    repository=repository,
+                    progress=lambda p: show(p.fraction, f"{p.rows_done:,} rows"),
+                )
+                show(1.0, f"{result.rows:,} rows")
     if _as_json():
-        result = run_spec(spec, repository=repository)
         click.echo(_dumps(result.to_dict()))
-        return
-    with _progress_bar(f"Scoring {Path(spec.input).name}") as show:
-        result = run_spec(
-            spec,
-            repository=repository,
-            progress=lambda p: show(p.fraction, f"{p.rows_done:,} rows"),
+    else:
+        click.echo(
+            f"Scored {result.rows:,} rows from {result.files} file(s) into {result.output} in "
+            f"{result.seconds:.1f} s (predictions: {', '.join(result.prediction_columns)})."
         )
-        show(1.0, f"{result.rows:,} rows")
-    click.echo(
-        f"Scored {result.rows:,} rows from {result.files} file(s) into {result.output} in "
-        f"{result.seconds:.1f} s (predictions: {', '.join(result.prediction_columns)})."
-    )
     _offer_warm_scorer()
+
+
+@contextmanager
+def _interrupt_on_sigterm() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so the engine removes its temporary output (a run in
+    the warm scorer does the same)."""
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _offer_warm_scorer() -> None:
     """After a run in a fresh process, start a warm scorer for the next ones (mode auto)."""
-    from .warm import client, protocol
+    from .warm import client
 
-    if protocol.mode() != "auto" or client.status() is not None:
-        return
-    client.start(idle_timeout=DEFAULT_IDLE_SECONDS, wait=0)
-    click.echo(
-        f"Started a warm scorer: the next runs start faster (it stops after "
-        f"{DEFAULT_IDLE_SECONDS // 60:.0f} idle minutes, or with `sparkserve scorer stop`).",
-        err=True,
-    )
+    if client.offer(idle_timeout=DEFAULT_IDLE_SECONDS):
+        click.echo(
+            f"Starting a warm scorer: the next runs start faster (it stops after "
+            f"{DEFAULT_IDLE_SECONDS // 60:.0f} idle minutes, or with `sparkserve scorer stop`).",
+            err=True,
+        )
 
 
 def _show_workflow(workflow: Any) -> None:

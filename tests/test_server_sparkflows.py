@@ -183,7 +183,7 @@ def test_the_sparkflows_execute_request(
     _, log = curl("GET", f"{jupyter_server}/sparkserve/api/v1/jobs/{job_id}/log?tail=40")
     assert job["status"] == "succeeded", (job["error"], log["log"])
     assert job["rows_done"] == len(features)
-    assert f"(warm scorer, pid {job['pid']})" in log["log"]
+    assert f"(forked by the warm scorer as pid {job['pid']})" in log["log"]
 
     scored = pd.read_parquet(output).sort_values(list(features.columns)).reset_index(drop=True)
     expected = features.assign(prediction=iris_model.predict(features))

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,11 @@ def warm(run_dir: Path) -> dict[str, Any]:
     return status
 
 
-def sparkserve(*args: str, mode: str | None = None, **kwargs: Any) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
+def sparkserve(
+    *args: str, mode: str | None = None, env_extra: dict[str, str] | None = None, **kwargs: Any
+) -> subprocess.CompletedProcess:
+    # The test's environment, as its own job runners and the warm scorer have it.
+    env = {**os.environ, **(env_extra or {})}
     if mode is not None:
         env[protocol.MODE_ENV] = mode
     return subprocess.run(
@@ -72,7 +76,7 @@ def test_score_runs_in_a_child_of_the_warm_scorer_with_the_same_output(
     result = sparkserve("score", "iris", str(iris_csv), str(output), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Scored 150 rows from 1 file(s) into")
-    assert "Started a warm scorer" not in result.stderr
+    assert "Starting a warm scorer" not in result.stderr
     [run] = recent_runs()
     assert run["command"] == ["score", "iris"] and run["exit_code"] == 0 and not run["detached"]
     assert 0 < run["peak_mb"] < 1000
@@ -104,7 +108,6 @@ def start_slow_run(slow_model, csv_folder: Path, output: Path) -> subprocess.Pop
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=dict(os.environ, PYTHONWARNINGS="ignore"),
     )
     wait_until(lambda: bool((client.status() or {}).get("in_progress")), timeout=60)
     return process
@@ -149,7 +152,7 @@ def test_a_job_forks_from_the_warm_scorer(
     [run] = recent_runs()
     assert run["entry"] == "job" and run["detached"] and run["pid"] == job.pid
     log = runner.log(job.id)
-    assert f"(warm scorer, pid {job.pid})" in log
+    assert f"(forked by the warm scorer as pid {job.pid})" in log
     assert f"Job {job.id} succeeded." in log
     assert f"process {job.pid} exited with code 0" in log
 
@@ -176,13 +179,13 @@ def test_a_request_for_other_code_or_an_unknown_entry_is_refused(warm):
     with socket.socket(socket.AF_UNIX) as sock:
         sock.connect(warm["socket"])
         protocol.send(sock, {"op": "run", "stamp": "0" * 16, "entry": "cli", "argv": ["status"],
-                             "cwd": "/", "env": {}}, [0, 1, 2])  # fmt: skip
+                             "cwd": "/", "env": {}})  # fmt: skip
         answer = protocol.Reader(sock).read()
     assert answer["stale"] is True and "other code" in answer["error"]
     with socket.socket(socket.AF_UNIX) as sock:
         sock.connect(warm["socket"])
         protocol.send(sock, {"op": "run", "stamp": warm["stamp"], "entry": "python",
-                             "argv": [], "cwd": "/", "env": {}}, [0, 1, 2])  # fmt: skip
+                             "argv": [], "cwd": "/", "env": {}})  # fmt: skip
         assert "Unknown entry" in protocol.Reader(sock).read()["error"]
     assert recent_runs() == []
 
@@ -200,11 +203,11 @@ def test_a_fresh_score_in_auto_mode_leaves_a_warm_scorer_for_the_next(
 ):
     result = sparkserve("score", "iris", str(iris_csv), str(tmp_path / "a.csv"), mode="auto")
     assert result.returncode == 0, result.stderr
-    assert "Started a warm scorer" in result.stderr
+    assert "Starting a warm scorer" in result.stderr
     wait_until(lambda: client.status() is not None, timeout=120)
     assert client.status()["idle_timeout"] == protocol.DEFAULT_IDLE_SECONDS
     again = sparkserve("score", "iris", str(iris_csv), str(tmp_path / "b.csv"), mode="auto")
-    assert again.returncode == 0 and "Started a warm scorer" not in again.stderr
+    assert again.returncode == 0 and "Starting a warm scorer" not in again.stderr
     assert [run["command"] for run in recent_runs()] == [["score", "iris"]]
 
 
@@ -273,3 +276,148 @@ def test_messages_survive_being_split_and_carry_descriptors():
         os.close(received)
         assert os.read(read_end, 2) == b"hi"
         os.close(read_end)
+
+
+# ---------------------------------------------------------------- what must not break it
+
+
+def start_run_request(warm: dict[str, Any], argv: list[str]) -> tuple[socket.socket, int]:
+    """A connected client that has sent a run of `sparkserve ARGV` and read its pid."""
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(warm["socket"])
+    request = {
+        "op": "run", "stamp": warm["stamp"], "entry": "cli", "argv": argv,
+        "cwd": os.getcwd(), "env": dict(os.environ), **protocol.process_context(),
+    }  # fmt: skip
+    reader = protocol.Reader(sock)
+    protocol.send(sock, request)
+    assert reader.read() == {"ready": True}
+    with open(os.devnull, "w") as null:
+        protocol.send(sock, {"op": "streams"}, [0, null.fileno(), null.fileno()])
+    return sock, int(reader.read()["pid"])
+
+
+def test_a_signal_sent_the_moment_a_run_starts_reaches_the_run_not_the_scorer(
+    warm, iris_saved, iris_csv, tmp_path
+):
+    for index in range(5):
+        argv = ["score", "iris", str(iris_csv), str(tmp_path / f"{index}.csv")]
+        sock, pid = start_run_request(warm, argv)
+        os.kill(pid, signal.SIGINT)
+        with sock:
+            ended = protocol.Reader(sock).read()
+        assert ended is not None and ended["pid"] == pid
+    status = client.status()
+    assert status is not None and status["pid"] == warm["pid"]
+    assert len(status["recent"]) == 5
+
+
+def test_a_client_gone_before_its_run_started_has_it_stopped(
+    warm, slow_model, csv_folder, tmp_path
+):
+    output = tmp_path / "scored.csv"
+    ref = slow_model(0.5)
+    sock, _pid = start_run_request(warm, ["score", ref, str(csv_folder), str(output)])
+    sock.close()  # as a Ctrl-C before the client read its answer
+    wait_until(lambda: len(recent_runs()) == 1, timeout=30)
+    assert recent_runs()[0]["seconds"] < 15
+    assert not output.exists() and no_partial_outputs(output)
+
+
+def test_a_malformed_request_is_answered_and_the_scorer_goes_on(warm):
+    read_end, write_end = os.pipe()
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(warm["socket"])
+        socket.send_fds(sock, [b"[" * 200_000 + b"\n"], [write_end])
+        os.close(write_end)
+        assert "Bad request" in protocol.Reader(sock).read()["error"]
+    assert os.read(read_end, 1) == b""  # the descriptor it was sent is closed, not kept
+    os.close(read_end)
+    assert client.status()["pid"] == warm["pid"]
+
+
+def test_a_run_killed_by_a_signal_kills_its_client_the_same_way(
+    warm, slow_model, csv_folder, tmp_path
+):
+    process = start_slow_run(slow_model, csv_folder, tmp_path / "scored.csv")
+    wait_until(lambda: (tmp_path / "predicting").exists())
+    [run] = client.status()["in_progress"]
+    os.kill(run["pid"], signal.SIGKILL)
+    process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+
+
+def test_a_client_started_differently_runs_its_command_itself(warm, iris_saved, iris_csv, tmp_path):
+    output = tmp_path / "out.csv"
+    other = sparkserve(
+        "score", "iris", str(iris_csv), str(output), env_extra={"PYTHONHASHSEED": "7"}
+    )
+    assert other.returncode == 0, other.stderr
+    assert recent_runs() == []  # refused: a fork cannot change its hash seed
+    nicer = subprocess.run(
+        ["nice", "-n", "5", SPARKSERVE, "score", "iris", str(iris_csv), str(output)],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert nicer.returncode == 0, nicer.stderr
+    assert len(recent_runs()) == 1  # a lower priority it can give
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    in_deleted = subprocess.Popen(
+        ["sh", "-c", f'rmdir "{gone}" && exec "$0" "$@"', SPARKSERVE, "score", "iris",
+         str(iris_csv), str(output)],
+        cwd=gone, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    _, stderr = in_deleted.communicate(timeout=240)
+    assert in_deleted.returncode == 0, stderr  # no working folder to give: run here
+
+
+def test_a_wedged_scorer_does_not_hang_the_command(warm, iris_saved, iris_csv, tmp_path):
+    os.kill(warm["pid"], signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        result = sparkserve("score", "iris", str(iris_csv), str(tmp_path / "out.csv"))
+        assert result.returncode == 0, result.stderr
+        assert time.monotonic() - started < client.ANSWER_TIMEOUT + 60
+    finally:
+        os.kill(warm["pid"], signal.SIGCONT)
+
+
+def test_a_stopping_scorer_lets_a_new_one_start_while_its_runs_finish(
+    warm, slow_model, csv_folder, tmp_path
+):
+    process = start_slow_run(slow_model, csv_folder, tmp_path / "scored.csv")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(warm["socket"])
+        protocol.send(sock, {"op": "stop"})
+        assert protocol.Reader(sock).read()["stopping"]
+    successor = client.start(idle_timeout=600)
+    assert successor["pid"] != warm["pid"] and protocol.pid_alive(warm["pid"])
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=60)
+    wait_until(lambda: not protocol.pid_alive(warm["pid"]), timeout=30)
+
+
+def test_running_jobs_keep_an_idle_scorer_alive(run_dir, repo, slow_model, csv_folder,
+                                               tmp_path):  # fmt: skip
+    status = client.start(idle_timeout=1)
+    runner = JobRunner(repo)
+    job = runner.submit(WorkflowSpec.from_dict(
+        {"model": slow_model(0.5), "input": str(csv_folder), "output": str(tmp_path / "o.csv")}
+    ))  # fmt: skip
+    assert client.status()["in_progress"][0]["pid"] == job.pid
+    time.sleep(4)
+    assert protocol.pid_alive(status["pid"])
+    runner.cancel(job.id)
+    wait_until(lambda: not protocol.pid_alive(status["pid"]), timeout=30)
+
+
+def test_a_fresh_score_succeeds_when_no_scorer_can_be_started(
+    monkeypatch, iris_saved, iris_csv, tmp_path
+):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o755)
+    monkeypatch.setenv(protocol.RUN_DIR_ENV, str(shared))
+    result = sparkserve("score", "iris", str(iris_csv), str(tmp_path / "o.csv"), mode="auto")
+    assert result.returncode == 0, result.stderr
+    assert "warm scorer" not in result.stderr

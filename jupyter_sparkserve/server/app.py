@@ -9,7 +9,6 @@ from traitlets import Bool, Int, Unicode
 
 from ..config import Settings
 from ..warm import client as warm_client
-from ..warm import protocol as warm_protocol
 from ..workflows import email
 from .handlers import handler_routes
 from .services import Services
@@ -76,18 +75,14 @@ class SparkserveApp(ExtensionApp):
             mlflow_tracking_uri=self.mlflow_tracking_uri,
         )
         self.settings["sparkserve_services"] = Services(
-            settings, max_jobs=self.max_jobs, smtp_env=self._smtp_env()
+            settings,
+            max_jobs=self.max_jobs,
+            smtp_env=self._smtp_env(),
+            warm_scorer=self.warm_scorer,
         )
         self.log.info("jupyter_sparkserve: repository at %s", settings.home)
-        if self.warm_scorer and warm_protocol.mode() == "auto":
-            self._start_warm_scorer()
-
-    def _start_warm_scorer(self) -> None:
-        """Start one (unless one runs) that stops with this server; jobs fork from it."""
-        try:
-            warm_client.start(idle_timeout=0, parent_pid=os.getpid(), wait=0)
-        except (OSError, warm_client.WarmScorerError) as error:
-            self.log.warning("jupyter_sparkserve: no warm scorer: %s", error)
+        if self.warm_scorer:  # one that stops with this server; jobs fork from it
+            warm_client.offer(idle_timeout=0, parent_pid=os.getpid())
 
     def _smtp_env(self) -> dict[str, str]:
         """The configured SMTP traitlets as environment variables for job processes only

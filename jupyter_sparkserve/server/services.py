@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -29,9 +30,11 @@ class Services:
         *,
         max_jobs: int | None = None,
         smtp_env: Mapping[str, str] | None = None,
+        warm_scorer: bool = True,
     ) -> None:
         self.settings = settings
         self.max_jobs = max_jobs
+        self.warm_scorer = warm_scorer
         self.smtp_env = dict(smtp_env or {})  # for job processes only
         self._repository: ModelRepository | None = None
         self._jobs: JobRunner | None = None
@@ -50,7 +53,14 @@ class Services:
         repository = self.repository()
         with self._lock:
             if self._jobs is None:
-                self._jobs = JobRunner(repository, max_jobs=self.max_jobs, smtp_env=self.smtp_env)
+                self._jobs = JobRunner(
+                    repository,
+                    max_jobs=self.max_jobs,
+                    smtp_env=self.smtp_env,
+                    # A warm scorer it starts stops with this server.
+                    warm_owner=os.getpid() if self.warm_scorer else None,
+                    offer_warm=self.warm_scorer,
+                )
             return self._jobs
 
     def in_background(self, what: str, function: Callable[..., Any], *args: Any) -> None:

@@ -1,8 +1,9 @@
 """Talking to the warm scorer: run a command or a job in it, ask how it is, start or stop it.
 
 The run functions return None whenever the warm scorer cannot take the run (none running,
-another installation's, stopping, or SPARKSERVE_WARM_SCORER=off): the caller then starts a
-fresh process as it would without one. Standard library only, like `protocol`.
+another installation's, stopping, a process context it cannot give, or
+SPARKSERVE_WARM_SCORER=off): the caller then starts a fresh process as it would without one.
+Standard library only, like `protocol`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,20 @@ from ..errors import SparkserveError
 from . import protocol
 
 CONNECT_TIMEOUT = 2.0
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+ANSWER_TIMEOUT = 10.0  # a wedged warm scorer: run the command here instead
+# Forwarded to the run's process group, as a terminal would send them to a fresh process.
+FORWARDED_SIGNALS = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGWINCH,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
+ORPHAN_WAIT_SECONDS = 30.0
+# A start within this long that has not answered yet is in progress, or failed: not again.
+RESTART_PAUSE_SECONDS = 60.0
 
 
 class WarmScorerError(SparkserveError):
@@ -31,6 +46,7 @@ class WarmScorerError(SparkserveError):
 
 
 def _connect(stamp: str | None = None) -> socket.socket | None:
+    """A connection to this user's warm scorer for `stamp`, None when there is none."""
     try:
         path = protocol.socket_path(stamp or protocol.code_stamp())
     except OSError:
@@ -39,10 +55,12 @@ def _connect(stamp: str | None = None) -> socket.socket | None:
     sock.settimeout(CONNECT_TIMEOUT)
     try:
         sock.connect(str(path))
-    except OSError:  # none there, or a socket file its server left behind
+        if protocol.peer_uid(sock) != os.getuid():  # our environment and streams go to it
+            raise OSError("the socket's server is another user's")
+    except OSError:  # none there, a socket file its server left behind, or not ours
         sock.close()
         return None
-    sock.settimeout(None)
+    sock.settimeout(ANSWER_TIMEOUT)
     return sock
 
 
@@ -51,71 +69,77 @@ def _request(message: dict[str, Any], stamp: str | None = None) -> dict[str, Any
     if sock is None:
         return None
     with sock:
-        protocol.send(sock, message)
-        return protocol.Reader(sock).read()
+        try:
+            protocol.send(sock, message)
+            return protocol.Reader(sock).read()
+        except (OSError, protocol.ProtocolError):  # includes a timeout: it is wedged
+            return None
 
 
 def status() -> dict[str, Any] | None:
-    """The running warm scorer's state (pid, preload time, running and recent runs), or None."""
+    """The running warm scorer's state (pid, preload time, runs in progress and recent), or
+    None when none answers."""
     return _request({"op": "status"})
 
 
 def run_attached(entry: str, argv: list[str]) -> int | None:
-    """Run `entry` with `argv` in a child of the warm scorer, on this process's standard
-    streams, directory and environment, forwarding this process's signals to it. Its exit
-    code, or None when the warm scorer cannot take the run."""
-    if protocol.mode() == "off":
+    """Run `entry` with `argv` in a child of the warm scorer, as this process would: on its
+    standard streams, directory, environment and limits, with its signals forwarded. The
+    exit code (a run killed by a signal kills this process with it), or None when the warm
+    scorer cannot take the run."""
+    try:
+        if protocol.mode() == "off":
+            return None
+        stamp = protocol.code_stamp()
+        request = _run_request(stamp, entry, argv, dict(os.environ), cwd=os.getcwd())
+    except OSError:  # a deleted working folder, a package being reinstalled
         return None
-    stamp = protocol.code_stamp()
     sock = _connect(stamp)
     if sock is None:
         return None
     with sock, _standard_streams() as fds:
-        request = _run_request(stamp, entry, argv, os.environ)
-        request["umask"] = _current_umask()
+        reader = protocol.Reader(sock)
         try:
-            protocol.send(sock, request, fds)
-            reader = protocol.Reader(sock)
+            protocol.send(sock, request)
+            ready = reader.read()
+            if ready is None or not ready.get("ready"):
+                return None  # refused: run it here instead
+            protocol.send(sock, {"op": "streams"}, fds)
             started = reader.read()
-        except OSError:
-            return None
+        except (OSError, protocol.ProtocolError):
+            return None  # closing the connection stops a run it might start late
         if started is None or "pid" not in started:
-            return None  # refused (stale code, stopping): run it here instead
+            return None  # refused: run it here instead
         pid = int(started["pid"])
-        previous = {sig: signal.signal(sig, _forward_to(pid)) for sig in FORWARDED_SIGNALS}
-        try:
-            ended = reader.read()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        if ended is None:  # the warm scorer died under the run: do not leave it orphaned
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            print("Error: the warm scorer stopped during the run.", file=sys.stderr)
-            return 1
-        return int(ended["exit"])
+        sock.settimeout(None)  # a run takes as long as it takes
+        with _forwarding_signals(pid):
+            try:
+                ended = reader.read()
+            except (OSError, protocol.ProtocolError):
+                ended = None
+        if ended is None:
+            return _orphaned(pid)
+    if ended.get("signal"):
+        _die_by(int(ended["signal"]))
+    return int(ended["exit"])
 
 
 def run_detached(
-    entry: str, argv: list[str], *, env: dict[str, str], cwd: Path, log_file: Path
+    entry: str, argv: list[str], *, env: dict[str, str], cwd: Path, log_file: Path, note: str
 ) -> int | None:
-    """Start `entry` in a session of its own forked from the warm scorer, its output appended
-    to `log_file`; its pid, or None when the warm scorer cannot take it."""
+    """Start `entry` in a session of its own forked from the warm scorer, its output (after
+    a line saying `note` and its pid) appended to `log_file`; its pid, or None when the warm
+    scorer cannot take it."""
     if protocol.mode(env) == "off":
         return None
-    stamp = protocol.code_stamp()
-    sock = _connect(stamp)
-    if sock is None:
+    try:
+        stamp = protocol.code_stamp()
+    except OSError:
         return None
-    request = _run_request(stamp, entry, argv, env)
-    request.update(cwd=str(cwd), detach=True, log_file=str(log_file), umask=_current_umask())
-    with sock:
-        try:
-            protocol.send(sock, request)
-            started = protocol.Reader(sock).read()
-        except OSError:
-            return None
-    return None if started is None or "pid" not in started else int(started["pid"])
+    request = _run_request(stamp, entry, argv, env, cwd=str(cwd))
+    request.update(detach=True, log_file=str(log_file), note=note)
+    answer = _request(request, stamp)
+    return None if answer is None or "pid" not in answer else int(answer["pid"])
 
 
 def start(
@@ -129,7 +153,7 @@ def start(
     current = _request({"op": "status"}, stamp)
     if current is not None:
         return current
-    log_file = protocol.run_dir() / f"scorer-{stamp}.log"
+    log_file = _log_file(stamp)
     command = [sys.executable, "-m", "jupyter_sparkserve.warm.server"]
     if idle_timeout is not None:
         command += ["--idle-timeout", str(idle_timeout)]
@@ -158,6 +182,25 @@ def start(
     )
 
 
+def offer(*, idle_timeout: float | None = None, parent_pid: int | None = None) -> bool:
+    """Start a warm scorer in the background for the runs to come, if the mode allows and
+    none runs or is starting; never fails (a run that ran fresh has done its job). Whether
+    one was started."""
+    try:
+        if protocol.mode() != "auto" or protocol.in_forked_run:
+            return False
+        stamp = protocol.code_stamp()
+        if _request({"op": "status"}, stamp) is not None:
+            return False
+        log_file = _log_file(stamp)
+        if log_file.exists() and time.time() - log_file.stat().st_mtime < RESTART_PAUSE_SECONDS:
+            return False  # one is starting, or failed to a moment ago (its log says why)
+        start(idle_timeout=idle_timeout, parent_pid=parent_pid, wait=0)
+        return True
+    except Exception:
+        return False
+
+
 def stop(timeout: float = 30.0) -> list[int]:
     """Ask every warm scorer of this user (this installation's and any left by older code)
     to stop once its runs in progress have finished; the pids that were running."""
@@ -181,27 +224,26 @@ def stop(timeout: float = 30.0) -> list[int]:
     return pids
 
 
+def _log_file(stamp: str) -> Path:
+    return protocol.run_dir() / f"scorer-{stamp}.log"
+
+
 def _run_request(
-    stamp: str, entry: str, argv: list[str], env: dict[str, str] | os._Environ[str]
+    stamp: str, entry: str, argv: list[str], env: dict[str, str], *, cwd: str
 ) -> dict[str, Any]:
     return {
         "op": "run",
         "stamp": stamp,
         "entry": entry,
         "argv": list(argv),
-        "cwd": os.getcwd(),
-        "env": dict(env),
+        "cwd": cwd,
+        "env": env,
+        **protocol.process_context(),
     }
 
 
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 @contextlib.contextmanager
-def _standard_streams() -> Any:
+def _standard_streams() -> Iterator[list[int]]:
     """This process's fds 0, 1 and 2; /dev/null stands in for a closed one."""
     fds, opened = [], []
     for fd in (0, 1, 2):
@@ -219,9 +261,58 @@ def _standard_streams() -> Any:
             os.close(fd)
 
 
-def _forward_to(pid: int) -> Any:
-    def forward(signum: int, _frame: Any) -> None:
+def _signal_run(pid: int, signum: int) -> None:
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:  # not yet its own group leader, or gone
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
 
-    return forward
+
+@contextlib.contextmanager
+def _forwarding_signals(pid: int) -> Iterator[None]:
+    """Signals to this process go to the run; Ctrl-Z stops the run, then this process, and
+    `fg` continues both."""
+
+    def forward(signum: int, _frame: Any) -> None:
+        _signal_run(pid, signum)
+
+    def suspend(_signum: int, _frame: Any) -> None:
+        _signal_run(pid, signal.SIGSTOP)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)  # stops here until SIGCONT
+
+    def resume(_signum: int, _frame: Any) -> None:
+        signal.signal(signal.SIGTSTP, suspend)
+        _signal_run(pid, signal.SIGCONT)
+
+    handlers = {sig: forward for sig in FORWARDED_SIGNALS}
+    handlers.update({signal.SIGTSTP: suspend, signal.SIGCONT: resume})
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _orphaned(pid: int) -> int:
+    """The warm scorer died under the run: stop the run (it cleans up) and wait for it."""
+    _signal_run(pid, signal.SIGTERM)
+    deadline = time.monotonic() + ORPHAN_WAIT_SECONDS
+    while protocol.pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    print("Error: the warm scorer stopped during the run; the run was stopped.", file=sys.stderr)
+    return 1
+
+
+def _die_by(signum: int) -> None:
+    """End this process by the signal that ended the run, as a shell expects."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    with contextlib.suppress(OSError, ValueError):  # SIGKILL and SIGSTOP have no handler
+        signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    time.sleep(1)  # a signal that does not kill (SIGCHLD-like) falls through
+    sys.exit(128 + signum)

@@ -12,10 +12,13 @@ import contextlib
 import hashlib
 import json
 import os
+import resource
 import socket
 import stat
+import struct
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ MODE_ENV = "SPARKSERVE_WARM_SCORER"
 # use: use a running one, never start one; off: always run in a fresh process.
 MODES = ("auto", "use", "off")
 DEFAULT_MODE = "auto"
+OFF_WORDS = ("off", "0", "false", "no", "never")
 DEFAULT_IDLE_SECONDS = 20 * 60  # a warm scorer started from the command line stops then
 # What a run may execute in the warm process: the command line, or a job's process.
 ENTRIES = ("cli", "job")
@@ -36,8 +40,30 @@ class ProtocolError(Exception):
     """The other side sent something that is not a message of this protocol."""
 
 
-def mode(environ: dict[str, str] | os._Environ[str] | None = None) -> str:
+# Process limits a run takes from its client (checked and set by `child`).
+LIMITS = {
+    name: getattr(resource, name)
+    for name in (
+        "RLIMIT_AS",
+        "RLIMIT_CORE",
+        "RLIMIT_CPU",
+        "RLIMIT_DATA",
+        "RLIMIT_FSIZE",
+        "RLIMIT_NOFILE",
+        "RLIMIT_NPROC",
+        "RLIMIT_STACK",
+    )
+}
+MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the terminating NUL
+# Set in a run forked from the warm scorer: it must not offer to start another.
+in_forked_run = False
+
+
+def mode(environ: Mapping[str, str] | None = None) -> str:
+    """auto, use or off, from SPARKSERVE_WARM_SCORER (unset or unknown: auto)."""
     value = (os.environ if environ is None else environ).get(MODE_ENV, "").strip().lower()
+    if value in OFF_WORDS:
+        return "off"
     return value if value in MODES else DEFAULT_MODE
 
 
@@ -65,10 +91,13 @@ def run_dir() -> Path:
 
 
 def code_stamp() -> str:
-    """Which installation a warm scorer runs: this interpreter and this package's files as
-    they are now. An edited or upgraded package gets a new stamp, so a client never runs its
-    command in a process holding older code."""
+    """Which installation a warm scorer runs: this interpreter, its site-packages folders
+    (installing or upgrading any package changes their listing) and this package's files as
+    they are now. A client never runs its command in a process holding older code."""
     digest = hashlib.sha256(sys.executable.encode())
+    for folder in _site_folders():
+        with contextlib.suppress(OSError):
+            digest.update(f"{folder}:{os.stat(folder).st_mtime_ns}".encode())
     newest, count = 0, 0
     for folder, _dirs, files in os.walk(PACKAGE_DIR):
         for name in files:
@@ -89,12 +118,44 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _site_folders() -> list[str]:
+    import site
+
+    folders = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE:
+        folders.append(site.getusersitepackages())
+    return folders
+
+
 def socket_path(stamp: str) -> Path:
-    return run_dir() / f"scorer-{stamp}.sock"
+    path = run_dir() / f"scorer-{stamp}.sock"
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        raise OSError(
+            f"{path} is too long for a Unix socket: set {RUN_DIR_ENV} to a shorter folder."
+        )
+    return path
+
+
+def process_context() -> dict[str, Any]:
+    """What a client sends of its own process beyond environment and directory."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return {
+        "umask": mask,
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),
+        "limits": {name: list(resource.getrlimit(value)) for name, value in LIMITS.items()},
+        "cpus": sorted(os.sched_getaffinity(0)),
+    }
 
 
 def lock_path(stamp: str) -> Path:
     return run_dir() / f"scorer-{stamp}.lock"
+
+
+def peer_uid(sock: socket.socket) -> int:
+    """The uid of the process at the other end of a Unix socket."""
+    credentials = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", credentials)[1]
 
 
 def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
@@ -132,7 +193,7 @@ class Reader:
         self.buffer = rest
         try:
             message = json.loads(line)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             raise ProtocolError(f"not JSON: {error}") from None
         if not isinstance(message, dict):
             raise ProtocolError("a message must be a JSON object")

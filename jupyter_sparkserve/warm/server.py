@@ -5,9 +5,10 @@ milliseconds instead of paying seconds of imports each time.
     python -m jupyter_sparkserve.warm.server [--idle-timeout S] [--parent-pid PID]
 
 One per user and installation (`protocol.code_stamp`), listening on a Unix socket in a folder
-only its user can enter; it also refuses a peer whose uid is not its own. The loop is single
-threaded, so forking never copies a lock held by another thread, and the parent never touches
-a database, a model or a pyarrow thread pool: each child starts clean, as `python -m` would.
+only its user can enter; it also refuses a peer whose uid is not its own. It runs one Python
+thread, so a fork never copies a lock another Python thread holds (the native pools of
+OpenBLAS and jemalloc have fork handlers), and it never opens a database, a model or a
+pyarrow thread pool: each child starts clean, as `python -m` would.
 
 A run is either attached (a client waits: the child writes to the client's own standard
 streams, the client forwards its signals, and the child's exit status and peak memory come
@@ -22,24 +23,21 @@ import contextlib
 import fcntl
 import gc
 import importlib
-import io
 import logging
 import os
 import resource
 import selectors
 import signal
 import socket
-import struct
 import sys
 import time
-import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..deploy.local import note_end
-from . import protocol
+from . import child, protocol
 
 log = logging.getLogger("sparkserve.warm")
 
@@ -65,6 +63,7 @@ PRELOAD = (
 )
 PRELOAD_ENV = "SPARKSERVE_WARM_PRELOAD"  # more modules, comma-separated (xgboost, ...)
 HISTORY = 20
+SERVER_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 @dataclass
@@ -98,6 +97,7 @@ class Run:
 class Client:
     conn: socket.socket
     reader: protocol.Reader
+    pending: dict[str, Any] | None = None  # an attached run accepted, waiting for its streams
     run: Run | None = None
 
 
@@ -113,6 +113,8 @@ class WarmServer:
     clients: dict[int, Client] = field(default_factory=dict)
     stopping: bool = False
     inode: int = 0  # of our socket file: never unlink another server's
+    lock: Any = None  # the open lock file: closed when stopping, for a successor to start
+    startup_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     last_activity: float = field(default_factory=time.monotonic)
 
     def serve(self, listener: socket.socket, path: Path) -> None:
@@ -123,23 +125,31 @@ class WarmServer:
         os.set_blocking(wake_write, False)
         os.set_blocking(wake_read, False)
         signal.set_wakeup_fd(wake_write)
-        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for signum in SERVER_SIGNALS:
             signal.signal(signum, lambda *_: None)  # the wake-up pipe says which
         self.selector.register(wake_read, selectors.EVENT_READ, "wake")
         self.selector.register(listener, selectors.EVENT_READ, "listen")
         try:
             while not (self.stopping and not self._attached_runs()):
                 for key, _ in self.selector.select(timeout=1.0):
-                    if key.data == "wake":
-                        self._on_signals(wake_read)
-                    elif key.data == "listen":
-                        self._accept()
-                    else:
-                        self._on_client(key.data)
+                    self._on_event(key.data, wake_read)
                 self._reap()
                 self._check_idle()
         finally:
             self._stop_listening()
+
+    def _on_event(self, what: Any, wake_read: int) -> None:
+        try:
+            if what == "wake":
+                self._on_signals(wake_read)
+            elif what == "listen":
+                self._accept()
+            else:
+                self._on_client(what)
+        except Exception:  # one bad request must not end the runs of everyone else
+            log.exception("while handling %s", what)
+            if isinstance(what, Client):
+                self._drop(what)
 
     # -------------------------------------------------------------------------- events
 
@@ -154,7 +164,7 @@ class WarmServer:
             conn, _ = self.listener.accept()
         except OSError:
             return
-        uid = _peer_uid(conn)
+        uid = protocol.peer_uid(conn)
         if uid != os.getuid():
             log.warning("refused a connection from uid %s", uid)
             conn.close()
@@ -170,53 +180,82 @@ class WarmServer:
             more = client.reader.feed()
         except (OSError, protocol.ProtocolError):
             more = False
-        if not more:  # the client went away
-            if client.run is not None and client.run.ended is None:
-                _stop_run(client.run.pid)
+        if not more:  # the client went away (its run, if any, is stopped)
             self._drop(client)
             return
-        try:
-            message = client.reader.message()
-        except protocol.ProtocolError as error:
-            self._reply(client, {"error": f"Bad request: {error}"}, close=True)
-            return
-        if message is None:
-            return
-        if client.run is not None:
-            return  # a client of a started run has nothing more to ask
-        self._handle(client, message)
+        while client.run is None and client.conn.fileno() != -1:  # after a run: nothing more
+            try:
+                message = client.reader.message()
+            except protocol.ProtocolError as error:
+                self._reply(client, {"error": f"Bad request: {error}"}, close=True)
+                return
+            if message is None:
+                return
+            self._handle(client, message)
 
     def _handle(self, client: Client, message: dict[str, Any]) -> None:
         op = message.get("op")
+        if op != "streams":
+            _close_all(client.reader.fds)  # descriptors come with "streams" only
+            client.reader.fds = []
         if op == "status":
             self._reply(client, self.status(), close=True)
         elif op == "stop":
             self._reply(client, {"stopping": True, "pid": os.getpid()}, close=True)
             self._begin_stop("asked to")
         elif op == "run":
-            self._start_run(client, message)
+            problem = self._run_problem(message)
+            if problem is not None:
+                self._refuse(client, message, problem)
+            elif message.get("detach"):
+                self._start_run(client, message, [])
+            else:
+                # The client's streams are asked for only now: descriptors in flight to a
+                # server that then hangs would keep the client's pipes open with it.
+                client.pending = message
+                self._reply(client, {"ready": True})
+        elif op == "streams" and client.pending is not None:
+            fds, client.reader.fds = client.reader.fds, []
+            if len(fds) != 3:
+                _close_all(fds)
+                self._refuse(client, client.pending, "A run needs its three standard streams.")
+            else:
+                self._start_run(client, client.pending, fds)
         else:
             self._reply(client, {"error": f"Unknown op {op!r}."}, close=True)
 
-    def _start_run(self, client: Client, request: dict[str, Any]) -> None:
-        fds, client.reader.fds = client.reader.fds, []
-        problem = _request_problem(request, self.stamp, fds)
+    def _run_problem(self, request: dict[str, Any]) -> str | None:
+        problem = _request_problem(request, self.stamp)
         if problem is None and self.stopping:
             problem = "The warm scorer is stopping."
-        if problem is not None:
-            for fd in fds:
-                os.close(fd)
-            self._reply(client, {"error": problem, "stale": request.get("stamp") != self.stamp})
-            self._drop(client)
-            return
-        detached = bool(request.get("detach"))
+        return problem or child.context_problem(request, self.startup_env)
+
+    def _refuse(self, client: Client, request: dict[str, Any], problem: str) -> None:
+        """The client runs it itself."""
+        log.info("refused a run: %s", problem)
+        self._reply(client, {"error": problem, "stale": request.get("stamp") != self.stamp})
+        self._drop(client)
+
+    def _start_run(self, client: Client, request: dict[str, Any], fds: list[int]) -> None:
         for stream in (sys.stdout, sys.stderr):
             stream.flush()  # nothing of ours may reach the child's streams
-        pid = os.fork()
-        if pid == 0:
-            _child(request, fds)  # never returns
-        for fd in fds:
-            os.close(fd)
+        # Held from before the fork until the child has its own handlers: a signal sent to
+        # the new pid must reach the run, not the wake-up pipe it shares with us.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, SERVER_SIGNALS)
+        try:
+            pid = os.fork()
+        except OSError as error:
+            _close_all(fds)
+            self._refuse(client, request, f"Could not fork: {error}.")
+            return
+        else:
+            if pid == 0:
+                child.run(request, fds, set(SERVER_SIGNALS) - set(blocked))  # never returns
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        _close_all(fds)
+        client.pending = None
+        detached = bool(request.get("detach"))
         run = Run(
             pid=pid,
             entry=request["entry"],
@@ -262,7 +301,7 @@ class WarmServer:
         if self.parent_pid is not None and not protocol.pid_alive(self.parent_pid):
             self._begin_stop(f"its parent {self.parent_pid} is gone")
         idle = time.monotonic() - self.last_activity
-        if self.idle_seconds > 0 and idle > self.idle_seconds and not self._attached_runs():
+        if self.idle_seconds > 0 and idle > self.idle_seconds and not self.runs:
             self._begin_stop(f"idle for {idle:.0f} s")
 
     def _begin_stop(self, why: str) -> None:
@@ -270,6 +309,8 @@ class WarmServer:
             log.info("stopping: %s", why)
             self.stopping = True
             self._stop_listening()
+            if self.lock is not None:
+                self.lock.close()  # a successor may start while our runs finish
 
     def _stop_listening(self) -> None:
         with contextlib.suppress(KeyError, ValueError, OSError):
@@ -293,11 +334,17 @@ class WarmServer:
             self._drop(client)
 
     def _drop(self, client: Client) -> None:
+        """Forget a client; a run still waited for by it is stopped: nobody would see it."""
         with contextlib.suppress(KeyError, ValueError, OSError):
             self.selector.unregister(client.conn)
         self.clients.pop(client.conn.fileno(), None)
-        if client.run is not None:
-            client.run.client = None
+        _close_all(client.reader.fds)
+        client.reader.fds = []
+        run = client.run
+        if run is not None:
+            run.client = None
+            if run.ended is None:
+                _stop_run(run.pid)
         client.conn.close()
 
     def status(self) -> dict[str, Any]:
@@ -315,7 +362,21 @@ class WarmServer:
         }
 
 
-def _request_problem(request: dict[str, Any], stamp: str, fds: list[int]) -> str | None:
+def _stop_run(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:  # not yet its own group leader, or already gone
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _request_problem(request: dict[str, Any], stamp: str) -> str | None:
     if request.get("stamp") != stamp:
         return "This warm scorer runs other code than the client's."
     if request.get("entry") not in protocol.ENTRIES:
@@ -328,127 +389,9 @@ def _request_problem(request: dict[str, Any], stamp: str, fds: list[int]) -> str
         return "env must be an object of strings."
     if not isinstance(request.get("cwd"), str):
         return "cwd must be a string."
-    if request.get("detach"):
-        if not isinstance(request.get("log_file"), str) or fds:
-            return "A detached run takes a log_file and no file descriptors."
-    elif len(fds) != 3:
-        return "An attached run sends its standard input, output and error."
+    if request.get("detach") and not isinstance(request.get("log_file"), str):
+        return "A detached run takes a log_file."
     return None
-
-
-def _child(request: dict[str, Any], fds: list[int]) -> None:
-    """In the forked child: become the client's process, run the entry, and exit."""
-    code = 1
-    try:
-        signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        if request.get("detach"):
-            os.setsid()  # a job outlives this server, like one started with spawn_detached
-            log_fd = os.open(request["log_file"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            null = os.open(os.devnull, os.O_RDONLY)
-            fds = [null, log_fd, log_fd]
-        else:
-            os.setpgid(0, 0)  # the server stops a run with everything it started
-            # SIGTERM (the client went away, or was terminated) unwinds like Ctrl-C, so the
-            # engine removes its temporary output as a fresh process's handler would.
-            signal.signal(signal.SIGTERM, _interrupt)
-        _close_inherited(keep=set(fds))
-        for target, fd in enumerate(fds):
-            os.dup2(fd, target)
-        for fd in set(fds) - {0, 1, 2}:
-            os.close(fd)
-        os.environ.clear()
-        os.environ.update(request["env"])
-        _reopen_standard_streams()
-        os.chdir(request["cwd"])
-        os.umask(int(request.get("umask", 0o022)))
-        import tempfile
-
-        tempfile.tempdir = None  # read again from this run's environment
-        code = _run_entry(request["entry"], list(request["argv"]))
-    except SystemExit as exit:
-        code = _exit_code(exit.code)
-    except KeyboardInterrupt:
-        code = 130
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        os._exit(code)
-
-
-def _interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-def _stop_run(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:  # not yet its own group leader, or already gone
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-
-
-def _run_entry(entry: str, argv: list[str]) -> int:
-    if entry == "cli":
-        from ..cli import main
-
-        sys.argv = ["sparkserve", *argv]
-        main(args=argv, prog_name="sparkserve")
-        return 0
-    from ..workflows import job_process
-
-    sys.argv = [job_process.__file__, *argv]
-    return job_process.main(argv)
-
-
-def _exit_code(code: object) -> int:
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code
-    print(code, file=sys.stderr)
-    return 1
-
-
-def _close_inherited(keep: set[int]) -> None:
-    """Close the server's sockets and pipes in the child: only its standard streams stay."""
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd > 2 and fd not in keep:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-
-def _reopen_standard_streams() -> None:
-    """New sys.std* on fds 0-2: the server's were made for its own log file. Buffering
-    follows the new streams (a terminal gets lines) and PYTHONUNBUFFERED, as at startup."""
-    unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
-    sys.stdin = sys.__stdin__ = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
-    sys.stdout = sys.__stdout__ = _text_stream(1, "strict", os.isatty(1), unbuffered)
-    sys.stderr = sys.__stderr__ = _text_stream(2, "backslashreplace", True, unbuffered)
-
-
-def _text_stream(fd: int, errors: str, line_buffering: bool, unbuffered: bool) -> io.TextIOWrapper:
-    binary = open(fd, "wb", buffering=0 if unbuffered else -1, closefd=False)  # noqa: SIM115
-    return io.TextIOWrapper(
-        binary,  # type: ignore[arg-type]
-        encoding="utf-8",
-        errors=errors,
-        line_buffering=line_buffering,
-        write_through=unbuffered,
-    )
-
-
-def _peer_uid(conn: socket.socket) -> int:
-    credentials = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", credentials)
-    return uid
 
 
 def preload(extra: list[str]) -> float:
@@ -487,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stamp = protocol.code_stamp()
     path = protocol.socket_path(stamp)
-    lock = open(protocol.lock_path(stamp), "a")  # noqa: SIM115 (held for the process's life)
+    lock = open(protocol.lock_path(stamp), "a")  # noqa: SIM115 (held until stopping)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -495,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     extra = [m.strip() for m in os.environ.get(PRELOAD_ENV, "").split(",") if m.strip()]
     server = WarmServer(stamp=stamp, idle_seconds=args.idle_timeout, parent_pid=args.parent_pid)
+    server.lock = lock
     server.preload_seconds = preload(extra)
     # Bound under a temporary name and renamed: a client never meets a half-started server.
     temp = path.with_name(f".{path.name}.{os.getpid()}")

@@ -56,7 +56,6 @@ from ..deploy.local import (
     describe_exit,
     group_members,
     log_tail,
-    note_start,
     noted_end,
     signal_group,
     spawn_detached,
@@ -67,6 +66,7 @@ from ..repository import ModelRef, ModelRepository
 from ..repository import database as db
 from ..scoring.batch import BatchProgress, remove_partial_outputs
 from ..warm import client as warm_client
+from ..warm.protocol import DEFAULT_IDLE_SECONDS
 from .definitions import Workflow, Workflows, WorkflowSpec
 from .email import EmailNotSent, SmtpSettings, send_job_report
 from .parameters import ExecutionRequest
@@ -167,14 +167,21 @@ class JobRunner:
         max_jobs: int | None = None,
         python: str = sys.executable,
         smtp_env: Mapping[str, str] | None = None,
+        warm_owner: int | None = None,
+        offer_warm: bool = True,
     ) -> None:
         """`smtp_env`: SMTP settings (SPARKSERVE_SMTP_* variables) for the reports, given to
-        job processes only, over those of this process's environment."""
+        job processes only, over those of this process's environment. A job that could not
+        fork from a warm scorer starts one for the next jobs (`offer_warm`, and the mode
+        allowing), which lives as long as process `warm_owner` (a Jupyter server), else
+        stops when idle."""
         self.repository = repository
         self.smtp_env = dict(smtp_env or {})
         self.root = repository.settings.home / "jobs"
         self.max_jobs = max_jobs_setting(max_jobs)
         self.python = python
+        self.warm_owner = warm_owner
+        self.offer_warm = offer_warm
         self.recover()
 
     # ---------------------------------------------------------------------------- starting
@@ -245,14 +252,20 @@ class JobRunner:
         pid = None
         if self.python == sys.executable:  # the warm scorer runs this interpreter
             env["PYTHONUNBUFFERED"] = "1"
-            pid = warm_client.run_detached("job", argv, env=env, cwd=cwd, log_file=log_file)
-            if pid is not None:
-                note_start(log_file, f"{JOB_MODULE} {shlex.join(argv)} (warm scorer, pid {pid})")
+            note = f"{JOB_MODULE} {shlex.join(argv)}"
+            pid = warm_client.run_detached(
+                "job", argv, env=env, cwd=cwd, log_file=log_file, note=note
+            )
         if pid is None:
             command = [self.python, "-m", JOB_MODULE, *argv]
             child = spawn_detached(command, env=env, log_file=log_file, cwd=cwd)
             pid = child.pid
             _reap_in_background(child, process_start(pid))
+            if self.offer_warm:  # for the next jobs
+                warm_client.offer(
+                    idle_timeout=0 if self.warm_owner else DEFAULT_IDLE_SECONDS,
+                    parent_pid=self.warm_owner,
+                )
         start = process_start(pid)
         j = db.jobs
         with db.write_transaction(self.repository.engine) as conn:
