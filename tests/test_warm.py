@@ -421,3 +421,18 @@ def test_a_fresh_score_succeeds_when_no_scorer_can_be_started(
     result = sparkserve("score", "iris", str(iris_csv), str(tmp_path / "o.csv"), mode="auto")
     assert result.returncode == 0, result.stderr
     assert "warm scorer" not in result.stderr
+
+
+def test_sigterm_unwinds_a_fresh_run_as_it_does_a_warm_one(slow_model, csv_folder, tmp_path):
+    output = tmp_path / "scored.csv"
+    process = subprocess.Popen(
+        [SPARKSERVE, "score", slow_model(0.5), str(csv_folder), str(output)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip (SPARKSERVE_WARM_SCORER=off: a process of its own)
+    wait_until(lambda: (tmp_path / "predicting").exists())
+    process.terminate()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1 and "Aborted" in stderr
+    assert not output.exists() and no_partial_outputs(output)
