@@ -177,10 +177,10 @@ def main() -> None:
     warm_command = [sparkserve, "score", ref, str(small), str(out / "ours.parquet")]
     mlflow_runs, cold_runs, warm_runs = [], [], []
     start_s = 0.0
-    for round in range(RUNS):  # alternate, keep the best of each: the machine is shared
+    for attempt in range(RUNS):  # alternate, keep the best of each: the machine is shared
         mlflow_runs.append(timed(mlflow_command, env)[:2])
         cold_runs.append(timed(cold_command, cold_env)[:2])
-        if round == 0:
+        if attempt == 0:
             start_s = timed([sparkserve, "scorer", "start", "--idle-timeout", "600"], env)[0]
         warm_runs.append((timed(warm_command, env)[0], last_warm_run_mb(sparkserve, env)))
     # the best time, and the highest peak memory, of each
