@@ -33,6 +33,21 @@ ARTIFACTS_DIR = TESTS_DIR / "artifacts"  # screenshots and other things worth lo
 FAST_SAVE = {"pip_requirements": ["scikit-learn", "pandas"]}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """No warm scorer unless a test asks for one (tests/test_warm.py), and never in the
+    user's own socket folder: set for the whole session, so that kernels, servers and other
+    processes started by session or module fixtures inherit it too."""
+    os.environ["SPARKSERVE_WARM_SCORER"] = "off"
+    os.environ["SPARKSERVE_RUN_DIR"] = tempfile.mkdtemp(prefix="ss-tests-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from jupyter_sparkserve.warm import client
+
+    client.stop()  # any a test left behind
+    shutil.rmtree(os.environ["SPARKSERVE_RUN_DIR"], ignore_errors=True)
+
+
 def require_component(name: str, available: bool, how_to_get_it: str) -> None:
     if available:
         return
@@ -46,9 +61,7 @@ def require_component(name: str, available: bool, how_to_get_it: str) -> None:
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "sparkserve-home"
     monkeypatch.setenv("SPARKSERVE_HOME", str(home))
-    # No warm scorer unless a test asks for one (tests/test_warm.py): a command-line score
-    # would otherwise leave one running after the test.
-    monkeypatch.setenv("SPARKSERVE_WARM_SCORER", "off")
+    monkeypatch.setenv("SPARKSERVE_WARM_SCORER", "off")  # as pytest_configure set it
     for variable in (
         "SPARKSERVE_DATABASE_URL",
         "SPARKSERVE_ARTIFACT_ROOT",
