@@ -73,7 +73,7 @@ def test_wheel_ships_the_labextension_and_enables_the_server_extension(wheel: Pa
     assert "jupyter_sparkserve/repository/repository.py" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert (
-        "sparkserve = jupyter_sparkserve.cli:main"
+        "sparkserve = jupyter_sparkserve.launcher:main"
         in zipfile.ZipFile(wheel).read(entry_points).decode()
     )
 
