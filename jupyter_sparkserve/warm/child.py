@@ -97,8 +97,6 @@ def run(request: dict[str, Any], fds: list[int], blocked: set[signal.Signals]) -
         else:
             os.setpgid(0, 0)  # signals go to the run and everything it starts
             _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # the server gone: nobody reports it
-            # SIGTERM unwinds like Ctrl-C, so the engine removes its temporary output.
-            signal.signal(signal.SIGTERM, _interrupt)
         _close_inherited(keep=set(fds))
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
@@ -158,10 +156,6 @@ def _run_entry(entry: str, argv: list[str]) -> int:
 
     sys.argv = [job_process.__file__, *argv]
     return job_process.main(argv)
-
-
-def _interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def _exit_code(code: object) -> int:

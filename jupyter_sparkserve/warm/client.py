@@ -189,14 +189,10 @@ def offer(*, idle_timeout: float | None = None, parent_pid: int | None = None) -
     try:
         if protocol.mode() != "auto" or protocol.in_forked_run:
             return False
-        stamp = protocol.code_stamp()
-        if _request({"op": "status"}, stamp) is not None:
-            return False
-        log_file = _log_file(stamp)
+        log_file = _log_file(protocol.code_stamp())
         if log_file.exists() and time.time() - log_file.stat().st_mtime < RESTART_PAUSE_SECONDS:
             return False  # one is starting, or failed to a moment ago (its log says why)
-        start(idle_timeout=idle_timeout, parent_pid=parent_pid, wait=0)
-        return True
+        return start(idle_timeout=idle_timeout, parent_pid=parent_pid, wait=0) == {}
     except Exception:
         return False
 
@@ -261,30 +257,22 @@ def _standard_streams() -> Iterator[list[int]]:
             os.close(fd)
 
 
-def _signal_run(pid: int, signum: int) -> None:
-    try:
-        os.killpg(pid, signum)
-    except ProcessLookupError:  # not yet its own group leader, or gone
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
-
-
 @contextlib.contextmanager
 def _forwarding_signals(pid: int) -> Iterator[None]:
     """Signals to this process go to the run; Ctrl-Z stops the run, then this process, and
     `fg` continues both."""
 
     def forward(signum: int, _frame: Any) -> None:
-        _signal_run(pid, signum)
+        protocol.signal_run(pid, signum)
 
     def suspend(_signum: int, _frame: Any) -> None:
-        _signal_run(pid, signal.SIGSTOP)
+        protocol.signal_run(pid, signal.SIGSTOP)
         signal.signal(signal.SIGTSTP, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTSTP)  # stops here until SIGCONT
 
     def resume(_signum: int, _frame: Any) -> None:
         signal.signal(signal.SIGTSTP, suspend)
-        _signal_run(pid, signal.SIGCONT)
+        protocol.signal_run(pid, signal.SIGCONT)
 
     handlers = {sig: forward for sig in FORWARDED_SIGNALS}
     handlers.update({signal.SIGTSTP: suspend, signal.SIGCONT: resume})
@@ -298,7 +286,7 @@ def _forwarding_signals(pid: int) -> Iterator[None]:
 
 def _orphaned(pid: int) -> int:
     """The warm scorer died under the run: stop the run (it cleans up) and wait for it."""
-    _signal_run(pid, signal.SIGTERM)
+    protocol.signal_run(pid, signal.SIGTERM)
     deadline = time.monotonic() + ORPHAN_WAIT_SECONDS
     while protocol.pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)

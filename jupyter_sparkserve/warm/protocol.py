@@ -127,6 +127,16 @@ def _site_folders() -> list[str]:
     return folders
 
 
+def signal_run(pid: int, signum: int) -> None:
+    """Send `signum` to a run forked by the warm scorer and everything it started (its
+    process group), or to the run alone before it has made its group."""
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
 def socket_path(stamp: str) -> Path:
     path = run_dir() / f"scorer-{stamp}.sock"
     if len(os.fsencode(path)) > MAX_SOCKET_PATH:

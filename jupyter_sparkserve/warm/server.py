@@ -344,7 +344,7 @@ class WarmServer:
         if run is not None:
             run.client = None
             if run.ended is None:
-                _stop_run(run.pid)
+                protocol.signal_run(run.pid, signal.SIGTERM)
         client.conn.close()
 
     def status(self) -> dict[str, Any]:
@@ -360,14 +360,6 @@ class WarmServer:
             "in_progress": [run.summary() for run in self.runs.values()],
             "recent": [run.summary() for run in self.history],
         }
-
-
-def _stop_run(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:  # not yet its own group leader, or already gone
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
 
 
 def _close_all(fds: list[int]) -> None:
