@@ -24,9 +24,9 @@ from _lab import (
 from _lab import browser as browser  # the fixture, for the test below
 from conftest import FAST_SAVE
 
+from jupyter_sparkserve.config import ENDPOINT_TOKEN_ENV as TOKEN_ENV
 from jupyter_sparkserve.config import Settings
 from jupyter_sparkserve.deploy.deployments import Deployments
-from jupyter_sparkserve.deploy.local import TOKEN_ENV
 from jupyter_sparkserve.repository import ModelRepository
 
 SLOW = 180_000  # ms: MLflow's first registration, an endpoint or a kernel starting on 2 cores

@@ -12,15 +12,15 @@ import pandas as pd
 import pytest
 from _files import no_partial_outputs, wait_until
 
-from jupyter_sparkserve.deploy.local import group_members
+from jupyter_sparkserve.config import max_jobs_setting
 from jupyter_sparkserve.errors import Conflict, InvalidInput, NotFound
+from jupyter_sparkserve.processes import group_members
 from jupyter_sparkserve.workflows import (
     JobRunner,
     Workflows,
     WorkflowSpec,
     execution_request,
 )
-from jupyter_sparkserve.workflows.jobs import max_jobs_setting
 
 pytestmark = [
     pytest.mark.timeout(300),

@@ -21,16 +21,18 @@ import pandas as pd
 import pytest
 import requests
 
-from jupyter_sparkserve.deploy import local
+from jupyter_sparkserve import processes
+from jupyter_sparkserve.config import ENDPOINT_TOKEN_ENV
 from jupyter_sparkserve.deploy.local import (
     EndpointFailed,
+    EndpointState,
     LocalEndpoint,
     endpoint_state,
-    log_tail,
     start_endpoint,
     stop_endpoint,
 )
 from jupyter_sparkserve.errors import Conflict
+from jupyter_sparkserve.processes import log_tail
 
 pytestmark = pytest.mark.slow
 
@@ -89,7 +91,7 @@ def assert_stopped(endpoint: LocalEndpoint) -> None:
     assert state.status == "failed", state
 
 
-def wait_failed(endpoint: LocalEndpoint, timeout: float = 10.0) -> local.EndpointState:
+def wait_failed(endpoint: LocalEndpoint, timeout: float = 10.0) -> EndpointState:
     deadline = time.monotonic() + timeout
     while True:
         state = endpoint_state(endpoint)
@@ -157,15 +159,17 @@ def test_start_stop_cycles_leave_nothing_behind(
 ) -> None:
     # Three here; test_deployments runs the ten deploy/undeploy cycles through the service.
     log_file = tmp_path / "cycles.log"  # one log, appended to by every cycle
+    started = []
     for cycle in range(3):
         endpoint = start(endpoints, mlflow_model_dir, log_file)
+        started.append(endpoint.pid)
         assert requests.get(f"{endpoint.url}/ping", timeout=5).status_code == 200, cycle
         stop_endpoint(endpoint)
         assert refuses(endpoint.port), cycle
         assert not alive(endpoint.pid), cycle
         assert processes_running(str(mlflow_model_dir)) == [], cycle
     assert log_file.read_text().count("starting:") == 3
-    assert local._CHILDREN == {}  # every child was reaped
+    assert not any(processes.is_child(pid) for pid in started)  # every child was reaped
 
 
 def test_a_token_guards_the_endpoint_and_stays_secret(
@@ -186,7 +190,7 @@ def test_a_token_guards_the_endpoint_and_stays_secret(
 
     assert token.encode() not in Path(f"/proc/{endpoint.pid}/cmdline").read_bytes()
     assert token not in json.dumps(endpoint.to_details())
-    assert token not in os.environ.get(local.TOKEN_ENV, "")
+    assert token not in os.environ.get(ENDPOINT_TOKEN_ENV, "")
     stop_endpoint(endpoint)
     assert token not in endpoint.log_file.read_text()
     assert "with a bearer token" in endpoint.log_file.read_text()
@@ -256,7 +260,7 @@ def test_the_endpoint_outlives_its_starter(mlflow_model_dir: Path, tmp_path: Pat
     assert starter.returncode == 0, starter.stderr
     endpoint = LocalEndpoint.from_details(json.loads(starter.stdout.splitlines()[-1]))
     try:
-        assert endpoint.pid not in local._CHILDREN  # not ours: found again through /proc only
+        assert not processes.is_child(endpoint.pid)  # not ours: recognised by its command
         assert requests.get(f"{endpoint.url}/ping", timeout=5).status_code == 200
         assert endpoint_state(endpoint).status == "running"
     finally:

@@ -17,9 +17,9 @@ from conftest import FAST_SAVE
 from jupyter_client.manager import KernelManager, start_new_kernel
 
 from jupyter_sparkserve.cells import CELLS_MIME_TYPE, bang_command
+from jupyter_sparkserve.config import ENDPOINT_TOKEN_ENV as TOKEN_ENV
 from jupyter_sparkserve.config import Settings
 from jupyter_sparkserve.deploy.deployments import Deployments
-from jupyter_sparkserve.deploy.local import TOKEN_ENV
 from jupyter_sparkserve.repository import ModelRepository
 from jupyter_sparkserve.workflows import JobRunner
 

@@ -104,7 +104,7 @@ class TestSmtpSettings:
         assert "SPARKSERVE_SMTP_PASSWORD" not in os.environ
         assert self.PASSWORD not in os.environ.values()
         jobs = jp_serverapp.web_app.settings["sparkserve_services"].jobs()
-        assert jobs.smtp_env == {
+        assert dict(jobs.settings.smtp_env) == {
             "SPARKSERVE_SMTP_HOST": "smtp.example.com",
             "SPARKSERVE_SMTP_USER": "robot",
             "SPARKSERVE_SMTP_PASSWORD": self.PASSWORD,

@@ -23,6 +23,7 @@ from _files import wait_until
 from _smtp import Inbox, received, running_smtp_server
 from conftest import FAST_SAVE, require_component
 
+from jupyter_sparkserve import processes
 from jupyter_sparkserve.repository import ModelRepository
 from jupyter_sparkserve.scoring.spark import spark_available
 from jupyter_sparkserve.warm import client as warm_client
@@ -97,7 +98,7 @@ def jupyter_server(tmp_path: Path, inbox: tuple[Inbox, int], warm_scorers: Path)
             server.wait()
         log.close()
         if scorer is not None:  # it stops with the server that started it
-            wait_until(lambda: not protocol.pid_alive(scorer["pid"]), timeout=30)
+            wait_until(lambda: not processes.pid_alive(scorer["pid"]), timeout=30)
 
 
 def curl(method: str, url: str, body: object = None) -> tuple[int, object]:

@@ -18,6 +18,7 @@ import pytest
 from _api import server_config  # noqa: F401 (fixture)
 from _files import no_partial_outputs, wait_until
 
+from jupyter_sparkserve import processes
 from jupyter_sparkserve.launcher import command_name
 from jupyter_sparkserve.warm import client, protocol
 from jupyter_sparkserve.workflows import JobRunner, WorkflowSpec
@@ -166,7 +167,7 @@ def test_a_warm_job_killed_with_sigkill_is_failed_with_how_it_died(
         {"model": slow_model(120), "input": str(csv_folder), "output": str(output)}
     ))  # fmt: skip
     wait_until(lambda: (tmp_path / "predicting").exists())
-    assert protocol.pid_alive(job.pid)
+    assert processes.pid_alive(job.pid)
     os.killpg(job.pid, signal.SIGKILL)  # a session of its own, like any job
     wait_until(lambda: runner.get(job.id).finished, timeout=30)
     failed = runner.get(job.id)
@@ -217,11 +218,11 @@ def test_the_scorer_stops_when_idle_and_when_its_parent_is_gone(run_dir):
     assert status["parent_pid"] == parent.pid and status["idle_timeout"] == 0
     parent.kill()
     parent.wait()
-    wait_until(lambda: not protocol.pid_alive(status["pid"]), timeout=30)
+    wait_until(lambda: not processes.pid_alive(status["pid"]), timeout=30)
     assert not Path(status["socket"]).exists()
 
     idle = client.start(idle_timeout=1)
-    wait_until(lambda: not protocol.pid_alive(idle["pid"]), timeout=30)
+    wait_until(lambda: not processes.pid_alive(idle["pid"]), timeout=30)
     assert client.status() is None
 
 
@@ -229,7 +230,7 @@ def test_stop_waits_for_runs_and_reports_what_it_stopped(warm):
     assert sparkserve("scorer", "status").stdout.startswith(f"Warm scorer pid {warm['pid']}")
     stopped = sparkserve("scorer", "stop", "--json")
     assert json.loads(stopped.stdout) == {"stopped": [warm["pid"]]}
-    assert not protocol.pid_alive(warm["pid"]) and not Path(warm["socket"]).exists()
+    assert not processes.pid_alive(warm["pid"]) and not Path(warm["socket"]).exists()
     assert "No warm scorer is running (mode: use)" in sparkserve("scorer", "status").stdout
 
 
@@ -391,10 +392,10 @@ def test_a_stopping_scorer_lets_a_new_one_start_while_its_runs_finish(
         protocol.send(sock, {"op": "stop"})
         assert protocol.Reader(sock).read()["stopping"]
     successor = client.start(idle_timeout=600)
-    assert successor["pid"] != warm["pid"] and protocol.pid_alive(warm["pid"])
+    assert successor["pid"] != warm["pid"] and processes.pid_alive(warm["pid"])
     process.send_signal(signal.SIGINT)
     process.communicate(timeout=60)
-    wait_until(lambda: not protocol.pid_alive(warm["pid"]), timeout=30)
+    wait_until(lambda: not processes.pid_alive(warm["pid"]), timeout=30)
 
 
 def test_running_jobs_keep_an_idle_scorer_alive(run_dir, repo, slow_model, csv_folder,
@@ -406,9 +407,9 @@ def test_running_jobs_keep_an_idle_scorer_alive(run_dir, repo, slow_model, csv_f
     ))  # fmt: skip
     assert client.status()["in_progress"][0]["pid"] == job.pid
     time.sleep(4)
-    assert protocol.pid_alive(status["pid"])
+    assert processes.pid_alive(status["pid"])
     runner.cancel(job.id)
-    wait_until(lambda: not protocol.pid_alive(status["pid"]), timeout=30)
+    wait_until(lambda: not processes.pid_alive(status["pid"]), timeout=30)
 
 
 def test_a_fresh_score_succeeds_when_no_scorer_can_be_started(

@@ -33,9 +33,8 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
 from .. import cells
-from ..config import Settings
+from ..config import ENDPOINT_TOKEN_ENV, Settings
 from ..deploy.deployments import Deployment, Deployments
-from ..deploy.local import TOKEN_ENV
 from ..deploy.mlflow import MlflowRegistry
 from ..deploy.targets import TARGETS
 from ..errors import Conflict, SparkserveError
@@ -78,7 +77,7 @@ def _usage_errors() -> Iterator[None]:
 
 
 def _token() -> str | None:
-    return os.environ.get(TOKEN_ENV) or None
+    return os.environ.get(ENDPOINT_TOKEN_ENV) or None
 
 
 @magics_class

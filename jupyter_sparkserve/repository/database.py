@@ -39,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
+from ..config import safe_uri
 from ..errors import InvalidInput, RepositoryTooNew
 
 # Bump with every change to the tables below, and add the step that upgrades to it.
@@ -219,14 +220,6 @@ def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def safe_url(url: str) -> str:
-    """The URL with any password masked, for messages and status output."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unreadable database URL>"
-
-
 def create_repository_engine(url: str) -> Engine:
     advice = (
         "use an SQLAlchemy URL such as sqlite:////path/to/repository.db or "
@@ -240,7 +233,7 @@ def create_repository_engine(url: str) -> Engine:
         raise InvalidInput(f"Invalid database URL: {advice}.") from None
     except ImportError as error:
         raise InvalidInput(
-            f"No driver for the database URL {safe_url(url)} ({error}): install it, for "
+            f"No driver for the database URL {safe_uri(url)} ({error}): install it, for "
             "PostgreSQL with pip install 'jupyter_sparkserve[postgres]'."
         ) from None
 
@@ -307,7 +300,7 @@ def ensure_schema(
             current = read_schema_version(connection)
     except OperationalError as error:
         raise InvalidInput(
-            f"Cannot open the repository database {safe_url(str(engine.url))}: "
+            f"Cannot open the repository database {safe_uri(str(engine.url))}: "
             f"{str(error.orig).strip()}"
         ) from None
     if current == target:

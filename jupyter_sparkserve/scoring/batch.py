@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import ARROW_POOL_ENV, DEFAULT_ARROW_POOL
 from ..errors import InvalidInput, SparkserveError
 
 FORMATS = ("csv", "parquet", "jsonl")
@@ -61,7 +62,7 @@ def use_returning_allocator() -> None:
     pyarrow's default allocator (mimalloc) keeps freed batch memory mapped for reuse;
     jemalloc hands it back, which kept the peak of a 2M-row run about 35 MB lower here
     (benchmarks/batch.py). An explicit ARROW_DEFAULT_MEMORY_POOL wins."""
-    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+    os.environ.setdefault(ARROW_POOL_ENV, DEFAULT_ARROW_POOL)
 
 
 class Cancelled(SparkserveError):

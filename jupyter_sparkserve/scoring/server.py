@@ -16,13 +16,12 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..config import ENDPOINT_CONFIG_ENV, ENDPOINT_TOKEN_ENV
 from .batcher import MicroBatcher
 from .metrics import ROUTES, EndpointMetrics
 from .protocol import ModelInput, ScoringError, parse_request
 from .scorer import Scorer
 
-CONFIG_ENV = "SPARKSERVE_ENDPOINT_CONFIG"
-TOKEN_ENV = "SPARKSERVE_ENDPOINT_TOKEN"
 JSON_HEADERS = [(b"content-type", b"application/json")]
 OPEN_PATHS = ("/ping", "/health")  # liveness probes (SageMaker, Kubernetes) carry no token
 
@@ -224,7 +223,8 @@ def _too_large(limit: int):
 def app_from_environment() -> ScoringApp:
     """The app factory uvicorn's worker processes call (config and token from the env)."""
     return ScoringApp(
-        EndpointConfig.from_json(os.environ[CONFIG_ENV]), token=os.environ.get(TOKEN_ENV)
+        EndpointConfig.from_json(os.environ[ENDPOINT_CONFIG_ENV]),
+        token=os.environ.get(ENDPOINT_TOKEN_ENV),
     )
 
 
@@ -253,9 +253,9 @@ def serve(
         "date_header": False,
     }
     if workers > 1:
-        os.environ[CONFIG_ENV] = config.to_json()
+        os.environ[ENDPOINT_CONFIG_ENV] = config.to_json()
         if token:
-            os.environ[TOKEN_ENV] = token
+            os.environ[ENDPOINT_TOKEN_ENV] = token
         uvicorn.run(
             "jupyter_sparkserve.scoring.server:app_from_environment",
             factory=True,

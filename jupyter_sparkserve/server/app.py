@@ -7,9 +7,9 @@ import os
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Int, Unicode
 
+from .. import config
 from ..config import Settings
 from ..warm import client as warm_client
-from ..workflows import email
 from .handlers import handler_routes
 from .services import Services
 
@@ -69,34 +69,30 @@ class SparkserveApp(ExtensionApp):
     )
 
     def initialize_settings(self) -> None:
-        settings = Settings.from_env(
-            home=self.home,
-            database_url=self.database_url,
-            mlflow_tracking_uri=self.mlflow_tracking_uri,
-        )
-        self.settings["sparkserve_services"] = Services(
-            settings,
-            max_jobs=self.max_jobs,
-            smtp_env=self._smtp_env(),
-            warm_scorer=self.warm_scorer,
-        )
+        settings = self.sparkserve_settings()
+        self.settings["sparkserve_services"] = Services(settings, warm_scorer=self.warm_scorer)
         self.log.info("jupyter_sparkserve: repository at %s", settings.home)
         if self.warm_scorer:  # one that stops with this server; jobs fork from it
             warm_client.offer(idle_timeout=0, parent_pid=os.getpid())
 
-    def _smtp_env(self) -> dict[str, str]:
-        """The configured SMTP traitlets as environment variables for job processes only
-        (they send the reports): never this server's environment, which kernels and
-        endpoints inherit."""
-        configured = {
-            email.HOST_ENV: self.smtp_host,
-            email.PORT_ENV: None if self.smtp_port is None else str(self.smtp_port),
-            email.SENDER_ENV: self.smtp_sender,
-            email.STARTTLS_ENV: None if self.smtp_starttls is None else str(self.smtp_starttls),
-            email.USER_ENV: self.smtp_user,
-            email.PASSWORD_ENV: self.smtp_password,
-        }
-        return {name: value for name, value in configured.items() if value is not None}
+    def sparkserve_settings(self) -> Settings:
+        """The traitlets mapped onto the core's settings, over the environment. The SMTP
+        ones go to job processes only (they send the reports), never into this server's
+        environment, which kernels and endpoints inherit."""
+        return Settings.from_env(
+            home=self.home,
+            database_url=self.database_url,
+            mlflow_tracking_uri=self.mlflow_tracking_uri,
+            max_jobs=self.max_jobs,
+            smtp={
+                config.SMTP_HOST_ENV: self.smtp_host,
+                config.SMTP_PORT_ENV: self.smtp_port,
+                config.SMTP_SENDER_ENV: self.smtp_sender,
+                config.SMTP_STARTTLS_ENV: self.smtp_starttls,
+                config.SMTP_USER_ENV: self.smtp_user,
+                config.SMTP_PASSWORD_ENV: self.smtp_password,
+            },
+        )
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(handler_routes())

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -28,14 +28,10 @@ class Services:
         self,
         settings: Settings,
         *,
-        max_jobs: int | None = None,
-        smtp_env: Mapping[str, str] | None = None,
         warm_scorer: bool = True,
     ) -> None:
         self.settings = settings
-        self.max_jobs = max_jobs
         self.warm_scorer = warm_scorer
-        self.smtp_env = dict(smtp_env or {})  # for job processes only
         self._repository: ModelRepository | None = None
         self._jobs: JobRunner | None = None
         self._lock = threading.Lock()
@@ -55,8 +51,6 @@ class Services:
             if self._jobs is None:
                 self._jobs = JobRunner(
                     repository,
-                    max_jobs=self.max_jobs,
-                    smtp_env=self.smtp_env,
                     # A warm scorer it starts stops with this server.
                     warm_owner=os.getpid() if self.warm_scorer else None,
                     offer_warm=self.warm_scorer,

@@ -23,7 +23,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from ..deploy.local import note_start
+from ..config import ARROW_POOL_ENV, DEFAULT_ARROW_POOL
+from ..processes import note_start
 from . import protocol
 
 # Read once, when an interpreter or a native library starts.
@@ -47,9 +48,6 @@ STARTUP_ENV = (
     "OPENBLAS_NUM_THREADS",
     "MKL_NUM_THREADS",
 )
-ALLOCATOR_ENV = "ARROW_DEFAULT_MEMORY_POOL"
-# Scoring processes choose jemalloc unless told otherwise (scoring.batch).
-DEFAULT_ALLOCATOR = "jemalloc"
 SIGNALS_TO_RESET = (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP)
 PR_SET_NAME, PR_SET_PDEATHSIG = 15, 1
 
@@ -58,10 +56,10 @@ def context_problem(request: dict[str, Any], startup_env: dict[str, str]) -> str
     """Why a child of this server could not be the client's process, or None."""
     env = request["env"]
     differs = [name for name in STARTUP_ENV if env.get(name) != startup_env.get(name)]
-    if env.get(ALLOCATOR_ENV, DEFAULT_ALLOCATOR) != startup_env.get(
-        ALLOCATOR_ENV, DEFAULT_ALLOCATOR
+    if env.get(ARROW_POOL_ENV, DEFAULT_ARROW_POOL) != startup_env.get(
+        ARROW_POOL_ENV, DEFAULT_ARROW_POOL
     ):
-        differs.append(ALLOCATOR_ENV)
+        differs.append(ARROW_POOL_ENV)
     if differs:
         return f"The client was started with other {', '.join(differs)} than the warm scorer."
     if os.getuid() == 0:
@@ -169,11 +167,11 @@ def _exit_code(code: object) -> int:
 
 def _close_inherited(keep: set[int]) -> None:
     """Close the server's sockets and pipes: only the run's streams stay open."""
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd > 2 and fd not in keep:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+    low = 3
+    for fd in sorted(fd for fd in keep if fd >= low):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
 
 def _reopen_standard_streams() -> None:

@@ -13,12 +13,12 @@ import os
 import signal
 import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .. import processes
 from ..errors import SparkserveError
 from . import protocol
 
@@ -147,7 +147,8 @@ def start(
 ) -> dict[str, Any]:
     """Start a warm scorer for this installation unless one runs; return its status once it
     answers (after `wait` seconds at most; 0 to return at once with {})."""
-    from ..deploy.local import SMTP_CREDENTIAL_ENVS, TOKEN_ENV, spawn_detached, with_log_tail
+    from ..config import without_secrets
+    from ..processes import spawn_detached, with_log_tail
 
     stamp = protocol.code_stamp()
     current = _request({"op": "status"}, stamp)
@@ -160,10 +161,9 @@ def start(
     if parent_pid is not None:
         command += ["--parent-pid", str(parent_pid)]
     # Runs get their callers' environments; the server itself needs no secret.
-    env = {k: v for k, v in os.environ.items() if k not in (TOKEN_ENV, *SMTP_CREDENTIAL_ENVS)}
-    child = spawn_detached(command, env=env, log_file=log_file, cwd=protocol.run_dir())
-    # Reaped when it ends, which can be long after this call (a Jupyter server's lifetime).
-    threading.Thread(target=child.wait, name="sparkserve-warm-reaper", daemon=True).start()
+    child = spawn_detached(
+        command, env=without_secrets(), log_file=log_file, cwd=protocol.run_dir()
+    )
     if wait <= 0:
         return {}
     deadline = time.monotonic() + wait
@@ -211,7 +211,7 @@ def stop(timeout: float = 30.0) -> list[int]:
             pids.append(int(answer["pid"]))
     deadline = time.monotonic() + timeout
     for pid in pids:
-        while protocol.pid_alive(pid):
+        while processes.pid_alive(pid):
             if time.monotonic() > deadline:
                 raise WarmScorerError(
                     f"The warm scorer (pid {pid}) is still finishing runs after {timeout:g} s."
@@ -288,7 +288,7 @@ def _orphaned(pid: int) -> int:
     """The warm scorer died under the run: stop the run (it cleans up) and wait for it."""
     protocol.signal_run(pid, signal.SIGTERM)
     deadline = time.monotonic() + ORPHAN_WAIT_SECONDS
-    while protocol.pid_alive(pid) and time.monotonic() < deadline:
+    while processes.pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     print("Error: the warm scorer stopped during the run; the run was stopped.", file=sys.stderr)
     return 1

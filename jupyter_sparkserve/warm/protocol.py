@@ -22,8 +22,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-RUN_DIR_ENV = "SPARKSERVE_RUN_DIR"
-MODE_ENV = "SPARKSERVE_WARM_SCORER"
+from .. import config, processes
+
+RUN_DIR_ENV = config.RUN_DIR_ENV
+MODE_ENV = config.WARM_SCORER_ENV
 # auto: use a running warm scorer, and start one after a cold `sparkserve score`;
 # use: use a running one, never start one; off: always run in a fresh process.
 MODES = ("auto", "use", "off")
@@ -108,16 +110,6 @@ def code_stamp() -> str:
     return digest.hexdigest()[:16]
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
-
-
 def _site_folders() -> list[str]:
     import site
 
@@ -130,11 +122,7 @@ def _site_folders() -> list[str]:
 def signal_run(pid: int, signum: int) -> None:
     """Send `signum` to a run forked by the warm scorer and everything it started (its
     process group), or to the run alone before it has made its group."""
-    try:
-        os.killpg(pid, signum)
-    except ProcessLookupError:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
+    processes.signal_group(pid, signum, or_leader=True)
 
 
 def socket_path(stamp: str) -> Path:

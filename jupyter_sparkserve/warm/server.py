@@ -36,7 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..deploy.local import note_end
+from .. import processes
+from ..config import WARM_PRELOAD_ENV
+from ..processes import note_end
 from . import child, protocol
 
 log = logging.getLogger("sparkserve.warm")
@@ -61,7 +63,6 @@ PRELOAD = (
     "jupyter_sparkserve.scoring.offline",
     "jupyter_sparkserve.workflows.job_process",
 )
-PRELOAD_ENV = "SPARKSERVE_WARM_PRELOAD"  # more modules, comma-separated (xgboost, ...)
 HISTORY = 20
 SERVER_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -298,7 +299,7 @@ class WarmServer:
                 note_end(Path(run.log_file), pid, -run.signal if run.signal else run.exit_code)
 
     def _check_idle(self) -> None:
-        if self.parent_pid is not None and not protocol.pid_alive(self.parent_pid):
+        if self.parent_pid is not None and not processes.pid_alive(self.parent_pid):
             self._begin_stop(f"its parent {self.parent_pid} is gone")
         idle = time.monotonic() - self.last_activity
         if self.idle_seconds > 0 and idle > self.idle_seconds and not self.runs:
@@ -428,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     except BlockingIOError:
         log.info("another warm scorer serves %s", path)
         return 0
-    extra = [m.strip() for m in os.environ.get(PRELOAD_ENV, "").split(",") if m.strip()]
+    extra = [m.strip() for m in os.environ.get(WARM_PRELOAD_ENV, "").split(",") if m.strip()]
     server = WarmServer(stamp=stamp, idle_seconds=args.idle_timeout, parent_pid=args.parent_pid)
     server.lock = lock
     server.preload_seconds = preload(extra)

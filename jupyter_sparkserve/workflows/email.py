@@ -1,50 +1,27 @@
 """E-mail reports for finished jobs, through the SMTP server the environment names.
 
-Read in the process that sends (the job's own process, or the one that finds a dead job):
-
-| variable | meaning | default |
-| --- | --- | --- |
-| `SPARKSERVE_SMTP_HOST` | SMTP server; unset means no mail is sent | |
-| `SPARKSERVE_SMTP_PORT` | its port | 587 with STARTTLS, else 25 |
-| `SPARKSERVE_SMTP_SENDER` | the From address | `sparkserve@<this host>` |
-| `SPARKSERVE_SMTP_STARTTLS` | upgrade the connection with STARTTLS (1/true/yes) | false |
-| `SPARKSERVE_SMTP_USER`, `SPARKSERVE_SMTP_PASSWORD` | log in when a user is set | |
-
-The password never appears in a message, a log or a repr.
+The SMTP settings (`config.SmtpSettings`, `SPARKSERVE_SMTP_*`) are read in the process that
+sends: the job's own process, or the one that finds a dead job. The password never appears
+in a message, a log or a repr.
 """
 
 from __future__ import annotations
 
-import os
-import re
 import smtplib
-import socket
 import ssl
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid, parseaddr
+from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING
 
-from ..deploy.local import log_tail
+from ..config import EMAIL_ADDRESS, SmtpSettings
 from ..errors import InvalidInput, SparkserveError
+from ..processes import log_tail
 
 if TYPE_CHECKING:
     from .jobs import Job
 
-HOST_ENV = "SPARKSERVE_SMTP_HOST"
-PORT_ENV = "SPARKSERVE_SMTP_PORT"
-SENDER_ENV = "SPARKSERVE_SMTP_SENDER"
-STARTTLS_ENV = "SPARKSERVE_SMTP_STARTTLS"
-USER_ENV = "SPARKSERVE_SMTP_USER"
-PASSWORD_ENV = "SPARKSERVE_SMTP_PASSWORD"
-
 REPORT_LOG_LINES = 30
-# One address: no spaces, quotes, brackets or separators; a domain without a dot
-# (user@localhost) is allowed.
-_ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"']+@[^@\s<>()\[\],;:\"']+")
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("", "0", "false", "no", "off")
 
 
 class EmailNotSent(SparkserveError):
@@ -72,7 +49,7 @@ def parse_addresses(value: object, what: str) -> tuple[str, ...]:
         address = item.strip()
         if not address:
             continue
-        if not _ADDRESS.fullmatch(address):
+        if not EMAIL_ADDRESS.fullmatch(address):
             raise InvalidInput(
                 f"{what}: {address!r} is not an e-mail address (expected name@example.com; "
                 "separate several with commas)."
@@ -80,50 +57,6 @@ def parse_addresses(value: object, what: str) -> tuple[str, ...]:
         if address not in addresses:
             addresses.append(address)
     return tuple(addresses)
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    host: str
-    port: int
-    sender: str
-    starttls: bool = False
-    user: str | None = None
-    password: str | None = field(default=None, repr=False)
-    timeout: float = 30.0
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> SmtpSettings | None:
-        """The settings, or None when SPARKSERVE_SMTP_HOST is not set."""
-        env = os.environ if environ is None else environ
-        host = env.get(HOST_ENV, "").strip()
-        if not host:
-            return None
-        starttls_text = env.get(STARTTLS_ENV, "").strip().lower()
-        if starttls_text not in _TRUE + _FALSE:
-            raise InvalidInput(f"{STARTTLS_ENV} must be true or false, got {starttls_text!r}.")
-        starttls = starttls_text in _TRUE
-        port_text = env.get(PORT_ENV, "").strip()
-        try:
-            port = int(port_text) if port_text else (587 if starttls else 25)
-        except ValueError:
-            port = 0
-        if not 0 < port < 65536:
-            raise InvalidInput(f"{PORT_ENV} must be a port number, got {port_text!r}.")
-        sender = env.get(SENDER_ENV, "").strip() or f"sparkserve@{socket.getfqdn()}"
-        if not _ADDRESS.fullmatch(parseaddr(sender)[1]):
-            raise InvalidInput(
-                f"{SENDER_ENV} must be an e-mail address such as sparkserve@example.com or "
-                f"'Sparkserve <sparkserve@example.com>', got {sender!r}."
-            )
-        return cls(
-            host=host,
-            port=port,
-            sender=sender,
-            starttls=starttls,
-            user=env.get(USER_ENV, "").strip() or None,
-            password=env.get(PASSWORD_ENV) or None,
-        )
 
 
 def job_report(job: Job, sender: str, recipients: Sequence[str]) -> EmailMessage:

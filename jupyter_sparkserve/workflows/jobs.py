@@ -29,12 +29,11 @@ import os
 import shlex
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,37 +43,21 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
-from ..config import (
-    ARTIFACT_ROOT_ENV,
-    DATABASE_URL_ENV,
-    HOME_ENV,
-    REGISTRY_URI_ENV,
-    TRACKING_URI_ENV,
-    Settings,
-)
-from ..deploy.local import (
-    describe_exit,
-    group_members,
-    log_tail,
-    noted_end,
-    signal_group,
-    spawn_detached,
-    with_log_tail,
-)
+from .. import processes
+from ..config import max_jobs_setting
 from ..errors import Conflict, InvalidInput, NotFound, SparkserveError
+from ..processes import log_tail, with_log_tail
 from ..repository import ModelRef, ModelRepository
 from ..repository import database as db
 from ..scoring.batch import BatchProgress, remove_partial_outputs
 from ..warm import client as warm_client
 from ..warm.protocol import DEFAULT_IDLE_SECONDS
 from .definitions import Workflow, Workflows, WorkflowSpec
-from .email import EmailNotSent, SmtpSettings, send_job_report
+from .email import EmailNotSent, send_job_report
 from .parameters import ExecutionRequest
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 ACTIVE = ("queued", "running")
-MAX_JOBS_ENV = "SPARKSERVE_MAX_JOBS"
-DEFAULT_MAX_JOBS = 2
 CANCEL_GRACE_SECONDS = 10.0
 # A queued job still without a process after this: whoever submitted it died before starting it.
 SPAWN_LIMIT_SECONDS = 120.0
@@ -166,19 +149,17 @@ class JobRunner:
         *,
         max_jobs: int | None = None,
         python: str = sys.executable,
-        smtp_env: Mapping[str, str] | None = None,
         warm_owner: int | None = None,
         offer_warm: bool = True,
     ) -> None:
-        """`smtp_env`: SMTP settings (SPARKSERVE_SMTP_* variables) for the reports, given to
-        job processes only, over those of this process's environment. A job that could not
-        fork from a warm scorer starts one for the next jobs (`offer_warm`, and the mode
+        """`max_jobs` overrides the repository settings' bound. A job that could not fork
+        from a warm scorer starts one for the next jobs (`offer_warm`, and the mode
         allowing), which lives as long as process `warm_owner` (a Jupyter server), else
         stops when idle."""
         self.repository = repository
-        self.smtp_env = dict(smtp_env or {})
-        self.root = repository.settings.home / "jobs"
-        self.max_jobs = max_jobs_setting(max_jobs)
+        self.settings = repository.settings
+        self.root = self.settings.home / "jobs"
+        self.max_jobs = max_jobs_setting(self.settings.max_jobs if max_jobs is None else max_jobs)
         self.python = python
         self.warm_owner = warm_owner
         self.offer_warm = offer_warm
@@ -247,7 +228,7 @@ class JobRunner:
 
     def _spawn(self, job_id: str, log_file: Path) -> None:
         argv = [job_id, "--max-jobs", str(self.max_jobs)]
-        env = {**os.environ, **self.smtp_env, **settings_env(self.repository.settings)}
+        env = self.settings.job_env()
         cwd = log_file.parent  # Spark's derby.log and the like land in the job's folder
         pid = None
         if self.python == sys.executable:  # the warm scorer runs this interpreter
@@ -258,15 +239,13 @@ class JobRunner:
             )
         if pid is None:
             command = [self.python, "-m", JOB_MODULE, *argv]
-            child = spawn_detached(command, env=env, log_file=log_file, cwd=cwd)
-            pid = child.pid
-            _reap_in_background(child, process_start(pid))
+            pid = processes.spawn_detached(command, env=env, log_file=log_file, cwd=cwd).pid
             if self.offer_warm:  # for the next jobs
                 warm_client.offer(
                     idle_timeout=0 if self.warm_owner else DEFAULT_IDLE_SECONDS,
                     parent_pid=self.warm_owner,
                 )
-        start = process_start(pid)
+        start = processes.start_stamp(pid)
         j = db.jobs
         with db.write_transaction(self.repository.engine) as conn:
             conn.execute(
@@ -365,11 +344,9 @@ class JobRunner:
             if job.finished:
                 return job
             time.sleep(POLL_SECONDS / 2)
-        if job.pid is not None and process_alive(job.pid, job.pid_start):
-            signal_group(job.pid, signal.SIGKILL)  # with whatever it started (a Spark JVM)
-            stop_by = time.monotonic() + 10
-            while group_members(job.pid) and time.monotonic() < stop_by:
-                time.sleep(0.05)
+        if job.pid is not None and processes.is_running(job.pid, job.pid_start):
+            processes.signal_group(job.pid, signal.SIGKILL)  # with what it started (a Spark JVM)
+            processes.wait_group_gone(job.pid, time.monotonic() + 10)
         ended = self.finish(
             job_id,
             "cancelled",
@@ -400,7 +377,7 @@ class JobRunner:
         """In the job's process: wait for a free slot, then mark the job running with this
         process. None when the job was cancelled or ended before it could run."""
         pid = os.getpid()
-        start = process_start(pid)
+        start = processes.start_stamp(pid)
         j = db.jobs
         waiting = False
         while True:
@@ -494,7 +471,7 @@ class JobRunner:
         if not recipients:
             return
         try:
-            settings = SmtpSettings.from_env({**os.environ, **self.smtp_env})
+            settings = self.settings.smtp()
             if settings is None:
                 raise EmailNotSent("SPARKSERVE_SMTP_HOST is not set, so no mail can be sent.")
             send_job_report(job, recipients, settings)
@@ -547,77 +524,6 @@ class JobRunner:
         )
 
 
-def max_jobs_setting(value: int | None = None) -> int:
-    """How many jobs may run at once: `value`, else SPARKSERVE_MAX_JOBS, else 2."""
-    if value is None:
-        text = os.environ.get(MAX_JOBS_ENV, "").strip()
-        if not text:
-            return DEFAULT_MAX_JOBS
-        try:
-            value = int(text)
-        except ValueError:
-            raise InvalidInput(
-                f"{MAX_JOBS_ENV} must be a whole number of jobs (1 or more), got {text!r}."
-            ) from None
-    if value < 1:
-        raise InvalidInput(f"At least one job must be allowed to run at once, not {value}.")
-    return value
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a child process open the same repository."""
-    env = {
-        HOME_ENV: str(settings.home),
-        DATABASE_URL_ENV: settings.database_url,
-        ARTIFACT_ROOT_ENV: str(settings.artifact_root),
-        TRACKING_URI_ENV: settings.mlflow_tracking_uri,
-    }
-    if settings.mlflow_registry_uri:
-        env[REGISTRY_URI_ENV] = settings.mlflow_registry_uri
-    return env
-
-
-# ---------------------------------------------------------------------------- processes
-
-# Job processes this process started, by (pid, start time): how each ended, filled in by a
-# thread that waits for it (so none lingers as a zombie).
-_EXITS: dict[tuple[int, int | None], str] = {}
-_WAITERS: dict[tuple[int, int | None], threading.Thread] = {}
-
-
-def _reap_in_background(child: subprocess.Popen[bytes], start: int | None) -> None:
-    key = (child.pid, start)
-
-    def wait() -> None:
-        _EXITS[key] = describe_exit(child.wait())
-        _WAITERS.pop(key, None)
-
-    waiter = threading.Thread(target=wait, name=f"sparkserve-job-{child.pid}", daemon=True)
-    _WAITERS[key] = waiter
-    waiter.start()
-
-
-def _process_stat(pid: int) -> tuple[str, int] | None:
-    """(state, start time in clock ticks after boot) of a process; None when there is none."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (OSError, ValueError):
-        return None
-    fields = text.rpartition(")")[2].split()  # the command name in (...) may hold spaces
-    return fields[0], int(fields[19])
-
-
-def process_start(pid: int) -> int | None:
-    stat = _process_stat(pid)
-    return None if stat is None else stat[1]
-
-
-def process_alive(pid: int, start: int | None) -> bool:
-    """Whether `pid` is alive and is the process that had started at `start`."""
-    stat = _process_stat(pid)
-    return stat is not None and stat[0] not in ("Z", "X") and stat[1] == start
-
-
 def _dead_process_problem(job: Job) -> str | None:
     """Why the job cannot progress any more, None while its process lives (or may yet)."""
     if job.pid is None:
@@ -625,15 +531,12 @@ def _dead_process_problem(job: Job) -> str | None:
         if job.status == "queued" and age < SPAWN_LIMIT_SECONDS:
             return None  # its process is being started
         return "Its process never started: whatever submitted it stopped first."
-    if process_alive(job.pid, job.pid_start):
+    if processes.is_running(job.pid, job.pid_start):
         return None
-    key = (job.pid, job.pid_start)
-    waiter = _WAITERS.get(key)
-    if waiter is not None:
-        waiter.join(2.0)  # a zombie of ours: its exit status is a moment away
+    how = processes.exit_reason(job.pid, wait=2.0)  # our child: how it ended
     # A zombie another process (the warm scorer) is about to reap and note in the log.
-    zombie = (_process_stat(job.pid) or ("",))[0] == "Z"
-    how = _EXITS.get(key) or noted_end(job.log_file, job.pid, wait=2.0 if zombie else 0.0)
+    zombie = processes.is_zombie(job.pid)
+    how = how or processes.noted_end(job.log_file, job.pid, wait=2.0 if zombie else 0.0)
     how = how or "is gone (another process started it, so how it ended is unknown)"
     return with_log_tail(f"The job's process {job.pid} {how} before the job ended.", job.log_file)
 
@@ -658,14 +561,13 @@ def _busy(conn: Connection, me: Any) -> int:
             age = (db.utcnow() - db.as_utc(row.created_at)).total_seconds()
             count += row.status == "queued" and age < SPAWN_LIMIT_SECONDS
         else:
-            count += process_alive(row.pid, row.pid_start)
+            count += processes.is_running(row.pid, row.pid_start)
     return count
 
 
 def _signal_process(job: Job, signum: signal.Signals) -> None:
-    if job.host == HOST and job.pid is not None and process_alive(job.pid, job.pid_start):
-        with suppress(ProcessLookupError):
-            os.kill(job.pid, signum)
+    if job.host == HOST and job.pid is not None and processes.is_running(job.pid, job.pid_start):
+        processes.signal_process(job.pid, signum)
 
 
 def _stamp() -> str:
