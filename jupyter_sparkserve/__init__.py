@@ -24,6 +24,7 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext jupyter_sparkserve` registers the sparkserve magics."""
-    from .magics import SparkserveMagics
+    from .magics import DeployMagics, SparkserveMagics
 
     ipython.register_magics(SparkserveMagics)
+    ipython.register_magics(DeployMagics)

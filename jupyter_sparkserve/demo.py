@@ -16,6 +16,7 @@ import requests
 
 from .deploy.deployments import Deployments
 from .deploy.mlflow import MlflowRegistry
+from .lifecycle import deployment_snippets
 from .repository import ModelRepository, ModelVersion
 
 DEMO_MODEL = "iris-classifier"
@@ -118,7 +119,7 @@ def run_demo(
             f"Scored the same {len(rest_predictions)} rows over REST: "
             + ("the same answers" if agreed else f"DIFFERENT answers: {rest_predictions}")
         )
-        found = deployments.snippets(deployment.id)
+        found = deployment_snippets(repository, deployment.id).snippets
     finally:
         if not keep_running:
             deployment = deployments.undeploy(deployment.id)

@@ -1,8 +1,10 @@
-"""Which actions a model version offers, decided once here for every face.
+"""The model lifecycle, decided once here for every face: which actions a model version and a
+deployment offer, which deployment statuses count as deployed, the registration rule, and
+which snippets a version or a deployment has.
 
-The sidebar's Actions menu, the REST API and the CLI show exactly this answer; none of them
-re-derives a rule. The rules follow the model lifecycle: saved -> registered in MLflow ->
-deployed -> undeployed.
+saved -> registered in MLflow -> deployed -> undeployed. The sidebar's Actions menu, the REST
+API, the CLI and the magics show exactly these answers; none of them re-derives a rule, and
+an action is offered exactly when the core accepts it.
 """
 
 from __future__ import annotations
@@ -12,10 +14,18 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from .errors import Conflict
+from .errors import Conflict, remedy
 
 if TYPE_CHECKING:
+    from .deploy.mlflow import Registration
+    from .repository import ModelRepository, ModelVersion
     from .snippets import Snippet
+
+# A deployment goes starting -> running -> stopped, or failed at any point.
+DEPLOYMENT_STATUSES = ("starting", "running", "stopped", "failed")
+# Up, or coming up: the version counts as deployed, Undeploy stops it (a starting one is
+# stopped as soon as its endpoint comes up), and its version cannot be deleted.
+DEPLOYED_STATUSES = ("starting", "running")
 
 
 class Action(str, Enum):
@@ -32,6 +42,7 @@ class Action(str, Enum):
 class VersionState:
     registered: bool
     deployed: bool
+    serving: bool = False  # a deployment of it answers (running, not just starting)
 
 
 def enabled_actions(state: VersionState) -> list[Action]:
@@ -41,27 +52,37 @@ def enabled_actions(state: VersionState) -> list[Action]:
     if state.deployed:
         actions.append(Action.UNDEPLOY)
     actions.append(Action.SCORE)
-    if state.registered or state.deployed:
-        # python/curl snippets for a deployed version, an offline one for a registered one
+    if state.registered or state.serving:
+        # python/curl snippets for a serving version, an offline one for a registered one
         actions.append(Action.SNIPPETS)
     if not state.deployed:
         actions.append(Action.DELETE)  # never pull a model out from under a live endpoint
     return actions
 
 
-def version_actions(repository: Any, ref: str) -> list[Action]:
+def deployment_actions(status: str) -> list[Action]:
+    """What a deployment in `status` offers: Undeploy while it is deployed, snippets while
+    its endpoint answers."""
+    if status not in DEPLOYED_STATUSES:
+        return []
+    return [Action.UNDEPLOY, Action.SNIPPETS] if status == "running" else [Action.UNDEPLOY]
+
+
+def version_actions(repository: ModelRepository, ref: str) -> list[Action]:
     """The actions enabled for the repository version `ref` as things are now."""
     version = repository.resolve(ref)
     return enabled_actions(version_states(repository, [(version.name, version.version)])[0])
 
 
-def version_states(repository: Any, versions: Sequence[tuple[str, int]]) -> list[VersionState]:
+def version_states(
+    repository: ModelRepository, versions: Sequence[tuple[str, int]]
+) -> list[VersionState]:
     """The state of each (name, version), in order, with two queries for the whole list (a
     page of the model list, all versions of a model); only deployments recorded as up are
     checked further, since a dead endpoint must not count as deployed."""
     from sqlalchemy import select
 
-    from .deploy.deployments import ACTIVE, Deployments
+    from .deploy.deployments import Deployments
     from .repository import database as db
 
     if not versions:
@@ -79,25 +100,93 @@ def version_states(repository: Any, versions: Sequence[tuple[str, int]]) -> list
         live = conn.execute(
             select(m.c.name, d.c.version, d.c.id)
             .join(d, d.c.model_id == m.c.id)
-            .where(m.c.name.in_(names), d.c.status.in_(ACTIVE))
+            .where(m.c.name.in_(names), d.c.status.in_(DEPLOYED_STATUSES))
         ).all()
     service = Deployments(repository)
-    deployed = {(row.name, row.version) for row in live if service.get(row.id).active}
-    return [VersionState(pair in registered, pair in deployed) for pair in versions]
+    statuses: dict[tuple[str, int], set[str]] = {}
+    for row in live:
+        statuses.setdefault((row.name, row.version), set()).add(service.get(row.id).status)
+    states = []
+    for pair in versions:
+        found = statuses.get(pair, set())
+        states.append(
+            VersionState(
+                registered=pair in registered,
+                deployed=bool(found & set(DEPLOYED_STATUSES)),
+                serving="running" in found,
+            )
+        )
+    return states
 
 
-def offline_snippets(repository: Any, ref: str) -> list[Snippet]:
-    """The offline python snippet of a registered version (load its `models:/` URI from
-    MLflow and score a DataFrame); refused for a version never registered."""
+def require_registered(
+    repository: ModelRepository, version: ModelVersion, why: str
+) -> Registration:
+    """The version's newest MLflow registration; Conflict saying `why` it needs one, with
+    Register as the remedy, when it has none."""
     from .deploy.mlflow import MlflowRegistry
-    from .snippets import offline_python
 
-    version = repository.resolve(ref)
     registrations = MlflowRegistry(repository).registrations(version.ref)
     if not registrations:
         raise Conflict(
-            f"{version.ref} has no snippets yet: register it first (sparkserve register "
-            f"{version.ref})."
+            f"{version.ref} is not registered in MLflow, and {why}: register it first.",
+            remedy=remedy("register", ref=version.ref),
         )
+    return registrations[0]
+
+
+@dataclass(frozen=True)
+class SnippetSet:
+    snippets: list[Snippet]
+    summary: str  # one line saying what they do
+    key: str  # what they are for: a deployment id or a version ref
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "snippets": [snippet.to_dict() for snippet in self.snippets],
+            "summary": self.summary,
+        }
+
+
+def snippets_for(repository: ModelRepository, ref_or_id: str) -> SnippetSet:
+    """The snippets of a deployment id, or of a model version reference."""
+    from .deploy.deployments import Deployments
+
+    deployments = Deployments(repository)
+    if deployments.exists(ref_or_id):
+        return deployment_snippets(repository, ref_or_id)
+    return version_snippets(repository, ref_or_id)
+
+
+def deployment_snippets(repository: ModelRepository, deployment_id: str) -> SnippetSet:
+    """python and curl code scoring the version's input example at the deployment."""
+    from .deploy.deployments import Deployments
+
+    deployment = Deployments(repository).get(deployment_id)
+    if Action.SNIPPETS not in deployment_actions(deployment.status):
+        raise Conflict(
+            f"Deployment {deployment.id} of {deployment.ref} is {deployment.status}: it has no "
+            "endpoint to send requests to."
+        )
+    from .deploy.targets import get_target
+
+    version = repository.resolve(deployment.ref)
+    found = get_target(deployment.target).snippets(version, deployment.url, deployment.details)
+    summary = f"Score {deployment.ref} at {deployment.url} (deployment {deployment.id})."
+    return SnippetSet(found, summary, deployment.id)
+
+
+def version_snippets(repository: ModelRepository, ref: str) -> SnippetSet:
+    """A serving version's endpoint snippets; else, for a registered one, the offline
+    python snippet (load its `models:/` URI from MLflow and score a DataFrame)."""
+    from .deploy.deployments import Deployments
+    from .snippets import offline_python
+
+    version = repository.resolve(ref)
+    deployment = Deployments(repository).active_for(version)
+    if deployment is not None and deployment.status == "running":
+        return deployment_snippets(repository, deployment.id)
+    registration = require_registered(repository, version, "its snippets load it from MLflow")
     tracking_uri = repository.settings.mlflow_tracking_uri
-    return [offline_python(version, registrations[0], tracking_uri)]
+    found = [offline_python(version, registration, tracking_uri)]
+    return SnippetSet(found, f"Score {version.ref} offline from MLflow.", version.ref)

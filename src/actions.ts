@@ -1,12 +1,18 @@
 import { INotebookTracker } from '@jupyterlab/notebook';
 
-import { api, errorMessage, IDeployment, IJob, ITargetStatus } from './api';
+import { api, ApiError, errorMessage, IDeployment, IJob, IRemedy, ITargetStatus } from './api';
 import { confirmDelete, deployDialog, scoreDialog } from './dialogs';
 import { IActionTarget } from './modelList';
 import { insertIntoNotebook } from './notebookInsert';
 import { snippetsDialog } from './snippetsDialog';
 
 export type MessageKind = 'info' | 'success' | 'error';
+
+/** A button offered with a message: the remedy of an error, as the core named it. */
+export interface IMessageAction {
+  label: string;
+  run: () => Promise<void>;
+}
 
 /** What the actions need from the sidebar around them. */
 export interface IActionContext {
@@ -15,7 +21,7 @@ export interface IActionContext {
   notebooks: INotebookTracker | null;
   /** Bring a widget of the main area to the front. */
   activate(id: string): void;
-  say(kind: MessageKind, text: string): void;
+  say(kind: MessageKind, text: string, action?: IMessageAction): void;
   /** The repository changed: read the model list again. */
   changed(): Promise<void>;
   jobStarted(job: IJob): void;
@@ -92,18 +98,9 @@ async function score(target: IActionTarget, context: IActionContext) {
 }
 
 async function snippets(target: IActionTarget, context: IActionContext) {
-  // A deployed version has the endpoint's python and curl snippets; a registered one the
-  // offline snippet. Which one the API offers is its `deployed` answer.
-  let found;
-  if (target.deployed) {
-    const live = await liveDeployments(target);
-    if (live.length === 0) {
-      throw new Error(`No deployment of ${target.ref} is up any more: refresh the list.`);
-    }
-    found = await api.deploymentSnippets(live[0].id);
-  } else {
-    found = await api.versionSnippets(target.name, target.version);
-  }
+  // Which snippets a version has (a serving endpoint's, else the offline one) is the core's
+  // answer: this only shows them.
+  const found = await api.versionSnippets(target.name, target.version);
   const insert = await snippetsDialog(`Snippets for ${target.ref}`, found.snippets);
   if (!insert) {
     return;
@@ -151,7 +148,55 @@ export async function runAction(
   try {
     await handler(target, context);
   } catch (error) {
-    context.say('error', `${target.ref}: ${errorMessage(error)}`);
+    const remedy = error instanceof ApiError ? remedyButton(error.remedy, context) : undefined;
+    context.say('error', `${target.ref}: ${errorMessage(error)}`, remedy);
     await context.changed().catch(() => undefined);
   }
+}
+
+/** `name:version` of a version reference the core names in a remedy. */
+function splitRef(ref: string): [string, number] {
+  const at = ref.lastIndexOf(':');
+  return [ref.slice(0, at), Number(ref.slice(at + 1))];
+}
+
+/** The remedies this sidebar can carry out itself, as buttons; the others stay words. */
+const REMEDY_BUTTONS: Record<string, (args: IRemedy['args']) => [string, () => Promise<unknown>]> =
+  {
+    register: args => {
+      const [name, version] = splitRef(String(args.ref));
+      return [`Register ${args.ref}`, () => api.register(name, version)];
+    },
+    reregister: args => {
+      const [name, version] = splitRef(String(args.ref));
+      return [`Re-register ${args.ref}`, () => api.reregister(name, version)];
+    },
+    undeploy: args => [
+      `Undeploy ${args.deployment}`,
+      () => api.undeploy(String(args.deployment))
+    ],
+    cancel_job: args => [`Cancel job ${args.job}`, () => api.cancelJob(String(args.job))]
+  };
+
+function remedyButton(
+  remedy: IRemedy | undefined,
+  context: IActionContext
+): IMessageAction | undefined {
+  const make = remedy === undefined ? undefined : REMEDY_BUTTONS[remedy.action];
+  if (remedy === undefined || make === undefined) {
+    return undefined;
+  }
+  const [label, call] = make(remedy.args);
+  return {
+    label,
+    run: async () => {
+      try {
+        await call();
+        context.say('success', `${label}: done.`);
+      } catch (error) {
+        context.say('error', errorMessage(error));
+      }
+      await context.changed();
+    }
+  };
 }

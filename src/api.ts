@@ -1,6 +1,8 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
+import type { components } from './schema';
+
 /** Where the server extension mounts its REST API. */
 export const API_NAMESPACE = 'sparkserve/api/v1';
 
@@ -11,163 +13,46 @@ export const API_NAMESPACE = 'sparkserve/api/v1';
  */
 export const FRONTEND_VERSION = '0.1.0';
 
+/**
+ * The shapes of the REST API, generated from openapi.yaml (`jlpm build:types` writes
+ * src/schema.d.ts; tests/test_ui.py holds the file to the spec). Nothing here restates one.
+ */
+type Schemas = components['schemas'];
+
 /** What a model version offers now, computed by the core (`jupyter_sparkserve.lifecycle`). */
-export type Action =
-  'register' | 'reregister' | 'deploy' | 'undeploy' | 'score' | 'snippets' | 'delete';
-
-export interface ITargetStatus {
-  target: string;
-  usable: boolean;
-  detail: string;
-}
-
+export type Action = Schemas['Action'];
+export type ITargetOption = Schemas['TargetOption'];
+export type ITargetStatus = Schemas['TargetStatus'];
 /** The answer of `GET status`. */
-export interface IStatus {
-  version: string;
-  versions?: { sparkserve: string; mlflow: string; python: string };
-  home: string;
-  repository: {
-    models: number;
-    versions: number;
-    schema_version: number;
-  };
-  targets?: ITargetStatus[];
-}
-
+export type IStatus = Schemas['Status'];
+export type IModelSummary = Schemas['ModelSummary'];
 /** The state and enabled actions every version (and a model's latest version) carries. */
-export interface IVersionState {
-  registered: boolean;
-  deployed: boolean;
-  actions: string[];
-}
-
-export interface IModelSummary extends IVersionState {
-  name: string;
-  latest_version: number;
-  version_count: number;
-  flavor: string;
-  description: string;
-  tags: Record<string, string>;
-  aliases: Record<string, number>;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface IModelPage {
-  items: IModelSummary[];
-  total: number;
-  offset: number;
-  limit: number;
-  next_offset: number | null;
-}
-
-export interface IModelVersion extends IVersionState {
-  name: string;
-  version: number;
-  ref: string;
-  description: string;
-  flavor: string;
-  flavors: string[];
-  tags: Record<string, string>;
-  metrics: Record<string, number>;
-  aliases: string[];
-  has_input_example: boolean;
-  source: string;
-  size_bytes: number;
-  mlflow_version: string;
-  created_at: string;
-}
-
-export interface IModelDetails {
-  name: string;
-  latest_version: number;
-  aliases: Record<string, number>;
-  created_at: string;
-  updated_at: string;
-  versions: IModelVersion[];
-}
-
-export interface IRegisterResult {
-  registration: { ref: string; mlflow_name: string; mlflow_version: number; model_uri: string };
-  version: IModelVersion;
-}
-
-export interface ISnippet {
-  language: 'python' | 'shell';
-  title: string;
-  code: string;
-  /** The code as a notebook cell runs it (a shell command as an escaped IPython `!` line). */
-  cell: string;
-}
-
-export type DeploymentStatus = 'starting' | 'running' | 'stopped' | 'failed';
-
-export interface IDeployment {
-  id: string;
-  ref: string;
-  name: string;
-  version: number;
-  target: string;
-  status: DeploymentStatus;
-  url: string;
-  model_uri: string;
-  error: string;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface IDeployOptions {
-  host?: string;
-  port?: number | null;
-  token?: string | null;
-}
-
-export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-
-export interface IJobSpec {
-  model: string;
-  input: string;
-  output: string;
-  engine: string;
-  keep_columns: string[] | null;
-  prediction_column: string;
-}
-
-export interface IJob {
-  id: string;
-  kind: string;
-  workflow_id: number | null;
-  workflow_name: string;
-  spec: IJobSpec;
-  status: JobStatus;
-  cancel_requested: boolean;
-  rows_done: number;
-  rows_total: number | null;
-  fraction: number | null;
-  output_path: string;
-  error: string;
-  seconds: number | null;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-}
-
+export type IVersionState = Pick<IModelSummary, 'registered' | 'deployed' | 'actions'>;
+export type IModelPage = Schemas['ModelPage'];
+export type IModelVersion = Schemas['ModelVersion'];
+export type IModelDetails = Schemas['ModelDetails'];
+export type IRegisterResult = Schemas['RegisterResult'];
+export type ISnippet = Schemas['Snippet'];
+export type ISnippets = Schemas['Snippets'];
+export type IDeployment = Schemas['Deployment'];
+export type DeploymentStatus = IDeployment['status'];
+/** What the user can do about an error, as the core says it; the sidebar offers a button. */
+export type IRemedy = Schemas['Remedy'];
+export type JobStatus = Schemas['JobStatus'];
+export type IJob = Schemas['Job'];
+export type IJobSpec = Schemas['WorkflowSpec'];
 /** What the sidebar's Score dialog sends (`POST jobs`); the server checks every value. */
-export interface IScoreSettings {
-  model: string;
-  input: string;
-  output: string;
-  engine: string;
-  keep_columns?: string;
-  prediction_column?: string;
-}
+export type IScoreSettings = Schemas['WorkflowSettings'];
+/** A target's options by name, as its `ITargetOption`s declare them. */
+export type IDeployOptions = Record<string, string | number | boolean>;
 
 /** An error the UI can show as it is: the server's message, or what is wrong with the setup. */
 export class ApiError extends Error {
   constructor(
     readonly code: string,
     message: string,
-    readonly status?: number
+    readonly status?: number,
+    readonly remedy?: IRemedy
   ) {
     super(message);
   }
@@ -210,7 +95,7 @@ export async function requestAPI<T>(endPoint: string, init: RequestInit = {}): P
   }
   if (!response.ok) {
     const message = body?.message ?? (response.statusText || `HTTP ${response.status}`);
-    throw new ApiError(body?.error ?? 'HTTP_ERROR', message, response.status);
+    throw new ApiError(body?.error ?? 'HTTP_ERROR', message, response.status, body?.remedy);
   }
   return body as T;
 }
@@ -260,8 +145,9 @@ export const api = {
   reregister: (name: string, version: number): Promise<IRegisterResult> =>
     post<IRegisterResult>(`${versionPath(name, version)}/reregister`),
 
-  versionSnippets: (name: string, version: number): Promise<{ snippets: ISnippet[] }> =>
-    requestAPI<{ snippets: ISnippet[] }>(`${versionPath(name, version)}/snippets`),
+  /** A serving version's endpoint snippets, else a registered one's offline snippet. */
+  versionSnippets: (name: string, version: number): Promise<ISnippets> =>
+    requestAPI<ISnippets>(`${versionPath(name, version)}/snippets`),
 
   listDeployments: (all = false): Promise<{ items: IDeployment[] }> =>
     requestAPI<{ items: IDeployment[] }>('deployments' + query({ all: all ? 'true' : undefined })),
@@ -275,8 +161,8 @@ export const api = {
   undeploy: (id: string): Promise<IDeployment> =>
     requestAPI<IDeployment>(`deployments/${encodeURIComponent(id)}`, { method: 'DELETE' }),
 
-  deploymentSnippets: (id: string): Promise<{ snippets: ISnippet[] }> =>
-    requestAPI<{ snippets: ISnippet[] }>(`deployments/${encodeURIComponent(id)}/snippets`),
+  deploymentSnippets: (id: string): Promise<ISnippets> =>
+    requestAPI<ISnippets>(`deployments/${encodeURIComponent(id)}/snippets`),
 
   submitJob: (spec: IScoreSettings): Promise<IJob> => post<IJob>('jobs', { spec }),
 

@@ -1,7 +1,7 @@
 import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
-import { IDeployOptions, IScoreSettings, ITargetStatus } from './api';
+import { IDeployOptions, IScoreSettings, ITargetOption, ITargetStatus } from './api';
 import { el } from './dom';
 
 /** Score engines, as openapi.yaml's WorkflowSpec lists them. */
@@ -58,7 +58,32 @@ export interface IDeployChoice {
   options: IDeployOptions;
 }
 
-/** Ask where and how to deploy `ref`; the targets and whether each is usable come from `status`. */
+/** The field of one target option: a checkbox, a number or a (password) text input. */
+function optionField(target: string, option: ITargetOption): [HTMLElement, () => unknown] {
+  const name = `deploy-option-${option.name}`;
+  if (option.type === 'boolean') {
+    const box = input(name, '', 'checkbox');
+    box.checked = option.default === true;
+    return [field(option.name, box, option.help), () => box.checked];
+  }
+  const kind = option.secret ? 'password' : option.type === 'integer' ? 'number' : 'text';
+  const placeholder = option.default === null ? '' : String(option.default);
+  const control = input(name, placeholder, kind);
+  control.dataset.target = target;
+  const read = (): unknown => {
+    const text = control.value.trim();
+    if (text === '') {
+      return undefined; // the target's default
+    }
+    return option.type === 'integer' ? Number(text) : option.secret ? control.value : text;
+  };
+  return [field(option.name, control, option.help), read];
+}
+
+/**
+ * Ask where and how to deploy `ref`. The targets, whether each is usable and the options each
+ * takes come from `status`: the fields shown are the chosen target's options.
+ */
 export async function deployDialog(
   ref: string,
   targets: ITargetStatus[]
@@ -69,8 +94,9 @@ export async function deployDialog(
     testId: 'sparkserve-target-detail'
   });
   for (const status of targets) {
+    const label = status.title ? `${status.target}: ${status.title}` : status.target;
     const option = el('option', {
-      text: status.usable ? status.target : `${status.target} (not usable here)`,
+      text: status.usable ? label : `${label} (not usable here)`,
       title: status.detail,
       attrs: { value: status.target }
     });
@@ -81,37 +107,40 @@ export async function deployDialog(
   if (firstUsable) {
     target.value = firstUsable.target;
   }
-  const showDetail = (): void => {
-    detail.textContent = targets.find(status => status.target === target.value)?.detail ?? '';
-  };
-  target.addEventListener('change', showDetail);
-  showDetail();
   const unusable = targets.filter(status => !status.usable);
   const notes = unusable.map(status => el('li', { text: `${status.target}: ${status.detail}` }));
+  const optionsBox = el('div', {
+    className: 'jp-SparkserveForm-options',
+    testId: 'sparkserve-deploy-options'
+  });
+  let readers: [string, () => unknown][] = [];
+  const showTarget = (): void => {
+    const chosen = targets.find(status => status.target === target.value);
+    detail.textContent = chosen?.detail ?? '';
+    const made = (chosen?.options ?? []).map(
+      option => [option.name, optionField(target.value, option)] as const
+    );
+    optionsBox.replaceChildren(...made.map(([, [control]]) => control));
+    readers = made.map(([name, [, read]]) => [name, read]);
+  };
+  target.addEventListener('change', showTarget);
+  showTarget();
 
-  const host = input('deploy-host', '127.0.0.1');
-  const port = input('deploy-port', 'a free port', 'number');
-  const token = input('deploy-token', 'none: no token required', 'password');
   const body = new FormBody<IDeployChoice>(
     () => {
       const options: IDeployOptions = {};
-      if (host.value.trim()) {
-        options.host = host.value.trim();
-      }
-      if (port.value.trim()) {
-        options.port = Number(port.value);
-      }
-      if (token.value) {
-        options.token = token.value;
+      for (const [name, read] of readers) {
+        const value = read();
+        if (value !== undefined) {
+          options[name] = value as string | number | boolean;
+        }
       }
       return { target: target.value, options };
     },
     field('Target', target),
     detail,
     ...(notes.length > 0 ? [el('ul', { className: 'jp-SparkserveForm-notes' }, ...notes)] : []),
-    field('Host', host, 'The address the endpoint binds.'),
-    field('Port', port),
-    field('Token', token, 'A bearer token the endpoint will require.')
+    optionsBox
   );
   const result = await showDialog<IDeployChoice>({
     title: `Deploy ${ref}`,

@@ -3,7 +3,7 @@ import { refreshIcon } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { IActionContext, MessageKind, runAction } from './actions';
+import { IActionContext, IMessageAction, MessageKind, runAction } from './actions';
 import { ActionsMenu } from './actionsMenu';
 import { api, errorMessage, FRONTEND_VERSION, IStatus, ITargetStatus } from './api';
 import { button, el } from './dom';
@@ -75,7 +75,7 @@ export class SparkservePanel extends Widget {
       targets: () => this._targets(),
       notebooks: options.notebooks,
       activate: options.activate,
-      say: (kind, text) => this._say(kind, text),
+      say: (kind, text, action) => this._say(kind, text, action),
       changed: () => this._models.refresh(),
       jobStarted: job => void this._jobs.track(job)
     };
@@ -185,11 +185,23 @@ export class SparkservePanel extends Widget {
     this._banner.replaceChildren(...errors, ...warnings);
   }
 
-  private _say(kind: MessageKind, text: string): void {
+  private _say(kind: MessageKind, text: string, action?: IMessageAction): void {
     this._message.hidden = false;
     this._message.dataset.kind = kind;
     this._message.className = `jp-SparkservePanel-message jp-mod-${kind}`;
     this._message.textContent = text;
+    if (action !== undefined) {
+      const button = el('button', {
+        className: 'jp-Button jp-mod-styled jp-SparkservePanel-remedy',
+        testId: 'sparkserve-remedy',
+        text: action.label
+      });
+      button.addEventListener('click', () => {
+        button.disabled = true;
+        void action.run();
+      });
+      this._message.append(' ', button);
+    }
   }
 
   private _banner: HTMLElement;

@@ -29,7 +29,7 @@ def sparkserve_json(*args: str, exit_code: int = 0) -> Any:
 
 def error_of(*args: str) -> dict:
     found = sparkserve_json(*args, exit_code=1)
-    assert set(found) == {"error", "message"}
+    assert {"error", "message"} <= set(found) <= {"error", "message", "remedy", "hint"}
     return found
 
 

@@ -21,7 +21,12 @@ from jupyter_sparkserve.cli import main
 from jupyter_sparkserve.deploy.deployments import Deployments
 from jupyter_sparkserve.deploy.mlflow import MlflowRegistry
 from jupyter_sparkserve.errors import Conflict, NotFound
-from jupyter_sparkserve.lifecycle import version_actions
+from jupyter_sparkserve.lifecycle import (
+    DEPLOYMENT_STATUSES,
+    Action,
+    deployment_snippets,
+    version_actions,
+)
 from jupyter_sparkserve.repository import ModelRepository
 from jupyter_sparkserve.snippets import example_rows
 
@@ -69,7 +74,7 @@ def test_the_whole_lifecycle(repo, deployments: Deployments, mlflow_model_dir: P
         repo.delete_version("iris:1")
 
     expected = _expected(repo, "iris:1")
-    python, curl = deployments.snippets(deployment.id)
+    python, curl = deployment_snippets(repo, deployment.id).snippets
     (tmp_path / "score.py").write_text(python.code)
     ran = subprocess.run(
         [sys.executable, str(tmp_path / "score.py")], capture_output=True, text=True, timeout=60
@@ -106,7 +111,9 @@ def test_undeploy_of_an_unknown_id_is_not_found(deployments: Deployments) -> Non
     refused = CliRunner().invoke(main, ["undeploy", "nope0000", "--json"])
     assert refused.exit_code == 1, refused.output
     error = json.loads(refused.stdout)
-    assert error["error"] == "NOT_FOUND" and "sparkserve deployments list" in error["message"]
+    assert error["error"] == "NOT_FOUND" and "No deployment 'nope0000'" in error["message"]
+    assert error["remedy"] == {"action": "list_deployments", "args": {}}
+    assert error["hint"] == "sparkserve deployments list --all"
 
 
 def test_undeploy_of_a_failed_deployment_is_refused(repo, deployments, mlflow_model_dir):
@@ -129,11 +136,11 @@ def test_token_guards_the_endpoint_and_stays_out_of_snippets(
     repo.import_model(mlflow_model_dir, "iris")
     MlflowRegistry(repo).register("iris")
     token = "t0k3n-" + os.urandom(8).hex()
-    deployment = deployments.deploy("iris", token=token)
+    deployment = deployments.deploy("iris", options={"token": token})
     body = {"dataframe_split": example_rows(repo.resolve("iris"))}
     assert requests.post(f"{deployment.url}/invocations", json=body, timeout=30).status_code == 401
 
-    python, curl = deployments.snippets(deployment.id)
+    python, curl = deployment_snippets(repo, deployment.id).snippets
     assert token not in python.code and token not in curl.code
     assert token not in json.dumps(deployment.to_dict())
     (tmp_path / "score.py").write_text(python.code)
@@ -199,9 +206,9 @@ def test_a_deploy_that_died_while_starting_does_not_block_the_version(
     from jupyter_sparkserve.repository import database as db
 
     version = repo.import_model(mlflow_model_dir, "iris")
-    deployments._insert("deadbeef0001", version, "local", "models:/iris/1", {})
+    deployments._insert("deadbeef0001", version, "local", "models:/iris/1", "log")
     with pytest.raises(Conflict, match="already deployed"):
-        deployments._insert("deadbeef0002", version, "local", "models:/iris/1", {})
+        deployments._insert("deadbeef0002", version, "local", "models:/iris/1", "log")
     with pytest.raises(Conflict, match="undeploy first"):
         repo.delete_version("iris:1")
     with db.write_transaction(repo.engine) as conn:
@@ -212,27 +219,43 @@ def test_a_deploy_that_died_while_starting_does_not_block_the_version(
     repo.delete_version("iris:1")
 
 
-def test_undeploy_of_a_starting_deployment_is_refused(repo, deployments, mlflow_model_dir):
-    """Deploy answers while the endpoint is still starting; its row has no pid to stop yet."""
-    repo.import_model(mlflow_model_dir, "iris")
-    MlflowRegistry(repo).register("iris")
-    deployment = deployments.begin("iris")
-    with pytest.raises(Conflict, match=f"Deployment {deployment.id} of iris:1 is still starting"):
-        deployments.undeploy(deployment.id)
-    assert deployments.get(deployment.id).status == "starting"
-    launched = deployments.launch(deployment.id)
-    assert deployments.undeploy(launched.id).status == "stopped"
+def test_undeploy_is_offered_exactly_when_it_is_accepted(repo, deployments, mlflow_model_dir):
+    """For every deployment status: the version's and the deployment's Undeploy action are
+    there if and only if `undeploy` accepts it."""
+    registry = MlflowRegistry(repo)
+    for _ in range(4):
+        registry.register(repo.import_model(mlflow_model_dir, "iris").ref)
+    starting = deployments.begin("iris:1")  # recorded, its endpoint not launched yet
+    running = deployments.deploy("iris:2")
+    stopped = deployments.undeploy(deployments.deploy("iris:3").id)
+    failed = deployments.deploy("iris:4")
+    os.killpg(failed.details["pid"], signal.SIGKILL)
+    cases = [starting, running, stopped, deployments.get(failed.id)]
+    assert [d.status for d in cases] == list(DEPLOYMENT_STATUSES)
+    for deployment in cases:
+        offered = Action.UNDEPLOY in version_actions(repo, deployment.ref)
+        assert offered == (Action.UNDEPLOY in deployments.get(deployment.id).actions)
+        try:
+            deployments.undeploy(deployment.id)
+            accepted = True
+        except Conflict:
+            accepted = False
+        assert offered == accepted, deployment.status
+        assert deployments.get(deployment.id).status in ("stopped", "failed")
+    # The deploy in progress of the one undeployed while starting gives up: nothing runs.
+    with pytest.raises(Conflict, match="is stopped, not starting"):
+        deployments.launch(starting.id)
 
 
 def test_a_launch_does_not_resurrect_a_deployment_marked_failed_meanwhile(
     repo, deployments: Deployments, mlflow_model_dir: Path, monkeypatch
 ) -> None:
-    from jupyter_sparkserve.deploy.targets import TARGETS
+    from jupyter_sparkserve.deploy.targets import get_target
 
     repo.import_model(mlflow_model_dir, "iris")
     MlflowRegistry(repo).register("iris")
     deployment = deployments.begin("iris")
-    target = TARGETS["local"]
+    target = get_target("local")
     real_start = target.start
     started = []
 

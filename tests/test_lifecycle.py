@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from jupyter_sparkserve.cli import main
 from jupyter_sparkserve.deploy.mlflow import MlflowRegistry
-from jupyter_sparkserve.errors import Conflict
+from jupyter_sparkserve.errors import Conflict, Remedy
 from jupyter_sparkserve.lifecycle import Action, VersionState, enabled_actions
 from jupyter_sparkserve.repository import ModelRepository
 from jupyter_sparkserve.snippets import offline_python
@@ -34,8 +34,9 @@ def test_register_then_reregister_make_mlflow_versions(
     assert first.model_uri == "models:/iris/1"
     # Run artifacts stay under SPARKSERVE_HOME, not in ./mlruns of whatever the cwd is.
     assert first.source.startswith((home / "mlartifacts").as_uri())
-    with pytest.raises(Conflict, match=r"already registered.*reregister iris:1"):
+    with pytest.raises(Conflict, match=r"already registered") as refused:
         registry.register("iris:1")
+    assert refused.value.remedy == Remedy("reregister", {"ref": "iris:1"})
 
     again = registry.reregister("iris:1")
     assert again.mlflow_version == 2
@@ -56,8 +57,9 @@ def test_reregister_needs_a_registration_and_delete_forgets_it(
 ) -> None:
     repo.import_model(mlflow_model_dir, "iris")
     repo.import_model(mlflow_model_dir, "iris")
-    with pytest.raises(Conflict, match=r"never registered.*sparkserve register iris:2"):
+    with pytest.raises(Conflict, match=r"never registered") as refused:
         registry.reregister("iris")
+    assert refused.value.remedy == Remedy("register", {"ref": "iris:2"})
     registry.register("iris:2")
     assert registry.registrations("iris:1") == []
     repo.delete_version("iris:2")

@@ -331,7 +331,7 @@ def test_sfdeploy_cells_score_at_the_live_endpoint_until_sfundeploy(
         ("%sfscore iris nosuch.csv out.csv", "does not exist"),  # the job's own error
         ("%sfdeploy", "the following arguments are required: REF"),
         ("%sfdeploy nosuchmodel --register", "No model named 'nosuchmodel'"),
-        ("%sfdeploy iris", "add --register (%sfdeploy iris --register)"),
+        ("%sfdeploy iris", "Try: %sfdeploy iris:1 --register"),
         ("%sfdeploy iris --target mars", "invalid choice: 'mars'"),
         ("%sfdeploy iris --no-cells --cells print", "--no-cells or --cells MODE, not both"),
         ("%sfdeploy iris --cells sometimes", "invalid choice: 'sometimes'"),

@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import require_component
 
 import jupyter_sparkserve
 
@@ -141,3 +142,21 @@ def test_wheel_in_a_fresh_venv_without_node_lists_both_extensions_ok(
     assert re.search(rf"jupyter_sparkserve {version} OK", servers), servers
     labs = _section(jupyter("labextension", "list"), f"{venv}/share/jupyter/labextensions")
     assert re.search(rf"jupyter_sparkserve v{version} enabled\s+OK", labs), labs
+
+
+def test_the_typescript_types_are_generated_from_the_spec(tmp_path: Path) -> None:
+    """src/schema.d.ts is what openapi-typescript makes of openapi.yaml now: the sidebar's
+    types and the REST API's shapes are one declaration (`jlpm build:types` refreshes it)."""
+    root = Path(__file__).parent.parent
+    generator = root / "node_modules" / ".bin" / "openapi-typescript"
+    require_component("openapi-typescript", generator.exists(), "jlpm install (make test does)")
+    fresh = tmp_path / "schema.d.ts"
+    subprocess.run(
+        [str(generator), "jupyter_sparkserve/server/openapi.yaml", "--output", str(fresh)],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    committed = (root / "src" / "schema.d.ts").read_text()
+    assert fresh.read_text() == committed, "run `jlpm build:types` and commit src/schema.d.ts"

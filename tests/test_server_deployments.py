@@ -16,6 +16,7 @@ from _api import Answer, Api, api_fixture, server_config  # noqa: F401 (fixtures
 
 from jupyter_sparkserve.deploy.deployments import Deployments
 from jupyter_sparkserve.deploy.mlflow import MlflowRegistry
+from jupyter_sparkserve.errors import Conflict
 from jupyter_sparkserve.repository import ModelRepository
 
 pytestmark = pytest.mark.timeout(400)
@@ -109,18 +110,17 @@ async def test_a_deploy_that_fails_in_the_background_says_why(api: Api, register
     assert (await api("GET", "models/iris/versions/1")).body["deployed"] is False
 
 
-async def test_undeploy_while_starting_is_a_conflict(
+async def test_undeploy_while_starting_stops_it(
     api: Api, repo: ModelRepository, registered: str
 ) -> None:
     service = Deployments(repo)
-    deployment = service.begin(registered)  # recorded as starting, never launched
-    try:
-        answer = await api("DELETE", f"deployments/{deployment.id}")
-        assert (answer.status, answer.error) == (409, "CONFLICT"), answer.body
-        assert f"Deployment {deployment.id} of iris:1 is still starting" in answer.message
-        assert (await api("GET", f"deployments/{deployment.id}")).body["status"] == "starting"
-    finally:
-        service._update(deployment.id, status="failed", error="never launched")
+    deployment = service.begin(registered)  # recorded as starting, not launched yet
+    listed = await api("GET", f"deployments/{deployment.id}")
+    assert listed.body["actions"] == ["undeploy"]  # offered, and so accepted
+    answer = await api("DELETE", f"deployments/{deployment.id}")
+    assert (answer.status, answer.body["status"]) == (200, "stopped"), answer.body
+    with pytest.raises(Conflict, match="is stopped, not starting"):
+        service.launch(deployment.id)  # the deploy in progress gives up: nothing runs
 
 
 @pytest.mark.parametrize(

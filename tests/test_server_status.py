@@ -15,14 +15,12 @@ import pytest
 from _api import Api, api_fixture, server_config  # noqa: F401 (fixtures)
 
 from jupyter_sparkserve import __version__
+from jupyter_sparkserve.deploy.planned import aws_credentials as sagemaker_status
+from jupyter_sparkserve.deploy.planned import azureml_workspace as azureml_status
+from jupyter_sparkserve.deploy.planned import container_engine as container_status
+from jupyter_sparkserve.deploy.targets import targets_status
 from jupyter_sparkserve.repository import ModelRepository
 from jupyter_sparkserve.repository import database as db
-from jupyter_sparkserve.targets_status import (
-    azureml_status,
-    container_status,
-    sagemaker_status,
-    targets_status,
-)
 
 
 class FakeEngine(BaseHTTPRequestHandler):
@@ -93,8 +91,6 @@ def test_a_reachable_engine_is_usable(engine_socket: Path) -> None:
 def test_a_target_not_built_yet_is_never_usable(
     engine_socket: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from jupyter_sparkserve.targets_status import targets_status
-
     monkeypatch.setenv("DOCKER_HOST", f"unix://{engine_socket}")
     targets = {found.target: found for found in targets_status()}
     assert targets["local"].usable

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from conftest import FAST_SAVE
 
-from jupyter_sparkserve.errors import InvalidInput, InvalidReference, NotFound
+from jupyter_sparkserve.errors import InvalidInput, InvalidReference, NotFound, Remedy
 from jupyter_sparkserve.workflows import (
     ExecutionRequest,
     JobRunner,
@@ -63,17 +63,17 @@ def test_a_spec_from_json_normalises_lists_and_defaults() -> None:
         ({"output": "/d/in.csv"}, "is the input: choose another output"),
         ({"engine": "dask"}, "Unknown engine 'dask': use one of local, spark"),
         ({"input_format": "xlsx"}, "Unknown input format 'xlsx': use one of csv, parquet, jsonl"),
-        ({"output_format": 3}, "Unknown output format 3"),
+        ({"output_format": 3}, "'output_format' in the workflow must be a string or null"),
         ({"keep_columns": "a,b,a"}, "keep_columns names 'a' twice"),
         ({"keep_columns": [1]}, "keep_columns must hold strings only"),
         ({"keep_columns": "p", "prediction_column": "p"}, "also a kept input column"),
         ({"prediction_column": ""}, "prediction_column is empty"),
         ({"spark_config": {"spark.master": "local"}}, "apply to engine 'spark' only"),
-        ({"engine": "spark", "spark_config": "a=b"}, "spark_config must map Spark settings"),
+        ({"engine": "spark", "spark_config": "a=b"}, "'spark_config' in the workflow must be an"),
         ({"engine": "spark", "spark_config": {"bad key": "1"}}, "Invalid Spark setting name"),
         ({"engine": "spark", "spark_config": {"k": [1]}}, "must be text"),
         ({"email_on_failure": "ops"}, "'ops' is not an e-mail address"),
-        ({"colour": "red"}, "Unknown workflow setting(s) 'colour': the settings are model,"),
+        ({"colour": "red"}, "Unknown workflow setting(s) 'colour' in the workflow: the workflow"),
     ],
 )
 def test_bad_specs_are_refused_with_what_to_fix(changes: dict, message: str) -> None:
@@ -85,7 +85,7 @@ def test_bad_specs_are_refused_with_what_to_fix(changes: dict, message: str) -> 
 def test_a_spec_needs_model_input_and_output() -> None:
     with pytest.raises(InvalidInput, match="needs input, output"):
         WorkflowSpec.from_dict({"model": "iris"})
-    with pytest.raises(InvalidInput, match="object of settings"):
+    with pytest.raises(InvalidInput, match="workflow must be a JSON object"):
         WorkflowSpec.from_dict(["iris"])  # type: ignore[arg-type]
     with pytest.raises(InvalidReference):
         WorkflowSpec(model="iris:x", input="a", output="b")
@@ -140,8 +140,9 @@ def test_create_list_get_update_delete(repo, tmp_path: Path, monkeypatch) -> Non
     assert workflows.get(1).spec.engine == "local"  # a refused update changes nothing
 
     assert workflows.delete(1).id == 1
-    with pytest.raises(NotFound, match="No workflow 1: `sparkserve workflows list`"):
+    with pytest.raises(NotFound, match=r"No workflow 1\.") as missing:
         workflows.get(1)
+    assert missing.value.remedy == Remedy("list_workflows")
     with pytest.raises(InvalidInput, match="positive integer, got 'x'"):
         workflows.get("x")
     with pytest.raises(InvalidInput, match="at most 128 characters"):
@@ -372,15 +373,15 @@ def test_execution_request_is_checked_and_applied() -> None:
         ({}, "workflowId is required"),
         ({"workflowId": ""}, "workflowId is required"),
         ({"workflowId": "abc"}, "positive integer, got 'abc'"),
-        ({"workflowId": True}, "positive integer, got True"),
+        ({"workflowId": True}, "'workflowId' in the execute request must be an integer or a"),
         ({"workflowId": 0}, "positive integer, got 0"),
-        ({"workflowId": 1, "programParams": "x"}, "Unknown field(s) 'programParams': the fields"),
-        ({"workflowId": 1, "programParameters": ["--input"]}, "programParameters is a string"),
+        ({"workflowId": 1, "programParams": "x"}, "Unknown field(s) 'programParams' in the"),
+        ({"workflowId": 1, "programParameters": ["--input"]}, "'programParameters' in the"),
         ({"workflowId": 1, "programParameters": "--bogus 1"}, "unknown key --bogus"),
         ({"workflowId": 1, "sparkConfig": "oops"}, "'oops' is not key=value"),
-        ({"workflowId": 1, "libJars": 5}, "libJars must be a list"),
+        ({"workflowId": 1, "libJars": 5}, "'libJars' in the execute request must be a string"),
         ({"workflowId": 1, "emailOnSuccess": "me@"}, "emailOnSuccess: 'me@' is not an e-mail"),
-        ({"workflowId": 1, "emailOnFailure": 42}, "emailOnFailure must be e-mail addresses"),
+        ({"workflowId": 1, "emailOnFailure": 42}, "'emailOnFailure' in the execute request"),
     ],
 )
 def test_bad_execute_bodies(body: object, message: str) -> None:

@@ -1,32 +1,36 @@
 """Deployments: model versions served somewhere, recorded in the repository database.
 
-Deploy serves the version's registered MLflow model (`models:/NAME/N`) and is refused for a
-version that is not registered; Undeploy is refused for a deployment that is not up. Reading
-a deployment checks its endpoint: one whose process died is marked `failed` with the tail of
-its log. The only target so far is `local` (a detached endpoint process on this machine).
+Deploy serves the version's registered MLflow model (`models:/NAME/N`), so it needs a
+registration (`lifecycle.require_registered`; `register=True` registers first). It runs in
+two halves: `begin` checks the rules and records the deployment `starting`, `launch` fetches
+the model and has the target start it. Undeploy is accepted exactly when `lifecycle` offers
+it: a running deployment is stopped; a starting one is marked stopped, and the deploy in
+progress stops the endpoint it was bringing up. Reading a deployment checks its target: one
+whose endpoint died is marked `failed` with the reason.
 """
 
 from __future__ import annotations
 
 import shutil
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from ..errors import Conflict, InvalidInput, NotFound
+from ..errors import Conflict, NotFound, remedy
+from ..lifecycle import DEPLOYED_STATUSES, Action, deployment_actions, require_registered
 from ..repository import ModelRef, ModelRepository, ModelVersion
 from ..repository import database as db
-from ..snippets import Snippet
 from .mlflow import MlflowRegistry
-from .targets import TARGETS
+from .targets import StartRequest, get_target, targets
 
-ACTIVE = ("starting", "running")
 # Longer than any start takes (the endpoint has 120 s to answer /ping): a row still
 # 'starting' after this belongs to a deploy whose process died.
 STARTING_LIMIT_SECONDS = 600
+table = db.deployments
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,18 @@ class Deployment:
 
     @property
     def active(self) -> bool:
-        return self.status in ACTIVE
+        return self.status in DEPLOYED_STATUSES
+
+    @property
+    def actions(self) -> list[Action]:
+        return deployment_actions(self.status)
+
+    def shown_details(self) -> list[tuple[str, str]]:
+        """The target's labelled facts about it, for the faces to show."""
+        try:
+            return get_target(self.target).details(self.details)
+        except Exception:  # a target uninstalled since, or details it cannot read
+            return []
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +77,8 @@ class Deployment:
             "url": self.url,
             "model_uri": self.model_uri,
             "details": self.details,
+            "shown": [{"label": label, "value": value} for label, value in self.shown_details()],
+            "actions": [action.value for action in self.actions],
             "error": self.error,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
@@ -77,67 +94,79 @@ class Deployments:
         self,
         ref: str | ModelRef,
         target: str = "local",
+        options: Mapping[str, Any] | None = None,
         *,
-        host: str = "127.0.0.1",
-        port: int | None = None,
-        token: str | None = None,
+        register: bool = False,
+        environ: Mapping[str, str] | None = None,
     ) -> Deployment:
-        deployment = self.begin(ref, target)
-        return self.launch(deployment.id, host=host, port=port, token=token)
+        """Both halves at once: the deployment as it ended (running, else an error)."""
+        deployment = self.begin(ref, target, options, register=register, environ=environ)
+        return self.launch(deployment.id, options, environ=environ)
 
-    def begin(self, ref: str | ModelRef, target: str = "local") -> Deployment:
-        """First half of `deploy`: check the rules and record the deployment as `starting`
-        (the REST API answers with it at once and runs `launch` in the background)."""
-        if target not in TARGETS:
-            raise InvalidInput(f"Unknown target {target!r}: choose one of {', '.join(TARGETS)}.")
+    def begin(
+        self,
+        ref: str | ModelRef,
+        target: str = "local",
+        options: Mapping[str, Any] | None = None,
+        *,
+        register: bool = False,
+        environ: Mapping[str, str] | None = None,
+    ) -> Deployment:
+        """First half of `deploy`: check the rules and the options, and record the deployment
+        as `starting` (the REST API answers with it at once and runs `launch` in the
+        background). `register`: register the version in MLflow first if it is not."""
+        get_target(target).parse_options(options, environ)
         version = self.repository.resolve(ref)
-        registrations = MlflowRegistry(self.repository).registrations(version.ref)
-        if not registrations:
-            raise Conflict(
-                f"{version.ref} is not registered in MLflow, and Deploy serves the registered "
-                f"model: register it first (sparkserve register {version.ref})."
+        if register and not MlflowRegistry(self.repository).registrations(version.ref):
+            MlflowRegistry(self.repository).register(version.ref)
+        try:
+            registration = require_registered(
+                self.repository, version, "a deployment serves the registered model"
             )
-        if self.active_for(version) is not None:  # refreshes a dead one to failed first
-            raise Conflict(f"{version.ref} is already deployed; undeploy it first.")
+        except Conflict as error:
+            # Said as the step that does both: deploy with registration.
+            raise Conflict(
+                error.message, remedy=remedy("deploy", ref=version.ref, register=True)
+            ) from None
+        active = self.active_for(version)  # refreshes a dead one to failed first
+        if active is not None:
+            raise _already_deployed(version, active.id)
         deployment_id = uuid.uuid4().hex[:12]
         log_file = self.root / deployment_id / "log"
-        self._insert(
-            deployment_id, version, target, registrations[0].model_uri, {"log_file": str(log_file)}
-        )
+        self._insert(deployment_id, version, target, registration.model_uri, str(log_file))
         return self._read(deployment_id)
 
     def launch(
         self,
         deployment_id: str,
+        options: Mapping[str, Any] | None = None,
         *,
-        host: str = "127.0.0.1",
-        port: int | None = None,
-        token: str | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> Deployment:
-        """Second half of `deploy`: fetch the registered model and start the endpoint; the
-        deployment ends `running`, or `failed` with the reason."""
+        """Second half of `deploy`: fetch the registered model and have the target start it;
+        the deployment ends `running`, or `failed` with the reason."""
         deployment = self._read(deployment_id)
         if deployment.status != "starting":
             raise Conflict(f"Deployment {deployment_id} is {deployment.status}, not starting.")
+        target = get_target(deployment.target)
         folder = self.root / deployment_id
         served = folder / "model"
         try:
+            parsed = target.parse_options(options, environ)
             # Fetched from the MLflow store: the deployment serves what MLflow registered.
             self.repository.fetch_model(deployment.model_uri, served)
-            started = TARGETS[deployment.target].start(
-                served, folder, {"host": host, "port": port}, token
-            )
+            started = target.start(StartRequest(deployment_id, served, folder, parsed))
         except BaseException as error:  # an interrupt too: never leave a row 'starting'
             shutil.rmtree(served, ignore_errors=True)  # the log stays, to read what went wrong
             message = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
             self._update(deployment_id, status="failed", error=message)
             raise
-        # Only a row still 'starting' becomes running: one marked failed or stopped meanwhile
-        # stays as it is, and the endpoint just started for it is stopped again.
+        # Only a row still 'starting' becomes running: one undeployed (or marked failed)
+        # meanwhile stays as it is, and the endpoint just started for it is stopped again.
         with db.write_transaction(self.repository.engine) as conn:
             claimed = conn.execute(
-                update(db.deployments)
-                .where(db.deployments.c.id == deployment_id, db.deployments.c.status == "starting")
+                update(table)
+                .where(table.c.id == deployment_id, table.c.status == "starting")
                 .values(
                     status="running",
                     url=started.url,
@@ -146,23 +175,29 @@ class Deployments:
                 )
             ).rowcount
         if not claimed:
-            TARGETS[deployment.target].stop(started.details)
+            target.stop(started.details)
             shutil.rmtree(served, ignore_errors=True)
         return self._read(deployment_id)
 
     def undeploy(self, deployment_id: str) -> Deployment:
+        """Stop a deployment that is up; one still starting is stopped as it comes up."""
         deployment = self.get(deployment_id)
-        if not deployment.active:
+        if Action.UNDEPLOY not in deployment.actions:
             raise Conflict(
                 f"Deployment {deployment_id} of {deployment.ref} is {deployment.status}, not "
                 "deployed: there is nothing to undeploy."
             )
-        if deployment.status == "starting":  # no endpoint yet: nothing to stop
-            raise Conflict(
-                f"Deployment {deployment_id} of {deployment.ref} is still starting; wait until "
-                "it is running, then undeploy it."
+        if deployment.status == "starting":
+            stopped = self._update(
+                deployment_id,
+                status="stopped",
+                error="Undeployed while it was starting.",
+                where_status="starting",
             )
-        TARGETS[deployment.target].stop(deployment.details)
+            if stopped.status == "stopped":
+                return stopped
+            deployment = stopped  # it came up meanwhile: stop it as a running one
+        get_target(deployment.target).stop(deployment.details)
         shutil.rmtree(self.root / deployment_id / "model", ignore_errors=True)
         return self._update(deployment_id, status="stopped", error="")
 
@@ -175,52 +210,35 @@ class Deployments:
                 deployment_id,
                 status="failed",
                 error="The process deploying it stopped before the endpoint came up.",
+                where_status="starting",
             )
-        if deployment.status == "running":
-            state = TARGETS[deployment.target].state(deployment.details)
+        if deployment.status == "running" and deployment.target in targets():
+            # (A target uninstalled since cannot be asked: the record stands as it is.)
+            state = targets()[deployment.target].state(deployment.details)
             if not state.serving:
-                deployment = self._update(deployment_id, status="failed", error=state.message)
+                deployment = self._update(
+                    deployment_id, status="failed", error=state.message, where_status="running"
+                )
         return deployment
-
-    def snippets(self, deployment_id: str) -> list[Snippet]:
-        """Code that scores the version's input example against the deployment."""
-        deployment = self.get(deployment_id)
-        if not deployment.active:
-            raise Conflict(f"Deployment {deployment.id} is {deployment.status}: no endpoint.")
-        version = self.repository.resolve(deployment.ref)
-        return TARGETS[deployment.target].snippets(version, deployment.url, deployment.details)
 
     def exists(self, deployment_id: str) -> bool:
         with self.repository.engine.connect() as conn, conn.begin():
-            found = conn.execute(
-                select(db.deployments.c.id).where(db.deployments.c.id == deployment_id)
-            ).first()
+            found = conn.execute(select(table.c.id).where(table.c.id == deployment_id)).first()
         return found is not None
 
     def list(self, *, active_only: bool = False) -> list[Deployment]:
-        d = db.deployments
-        query = select(d.c.id).order_by(d.c.created_at.desc())
+        query = select(table.c.id).order_by(table.c.created_at.desc())
         if active_only:
-            query = query.where(d.c.status.in_(ACTIVE))
+            query = query.where(table.c.status.in_(DEPLOYED_STATUSES))
         with self.repository.engine.connect() as conn, conn.begin():
             ids = conn.execute(query).scalars().all()
-        return [self.get(deployment_id) for deployment_id in ids]
+        found = [self.get(deployment_id) for deployment_id in ids]
+        return [d for d in found if d.active] if active_only else found
 
     def active_for(self, version: ModelVersion) -> Deployment | None:
-        d = db.deployments
         with self.repository.engine.connect() as conn, conn.begin():
             model_id = self.repository.model_id(conn, version.name)
-            ids = (
-                conn.execute(
-                    select(d.c.id).where(
-                        d.c.model_id == model_id,
-                        d.c.version == version.version,
-                        d.c.status.in_(ACTIVE),
-                    )
-                )
-                .scalars()
-                .all()
-            )
+            ids = conn.execute(_active(model_id, version.version)).scalars().all()
         for deployment_id in ids:
             deployment = self.get(deployment_id)
             if deployment.active:
@@ -228,24 +246,17 @@ class Deployments:
         return None
 
     def _insert(
-        self, deployment_id: str, version: ModelVersion, target: str, uri: str, details: dict
+        self, deployment_id: str, version: ModelVersion, target: str, uri: str, log_file: str
     ) -> None:
         now = db.utcnow()
-        d = db.deployments
         with db.write_transaction(self.repository.engine) as conn:
             model_id = self.repository.model_id(conn, version.name)
             # Checked again under the write lock: two deploys of one version cannot both win.
-            live = conn.execute(
-                select(d.c.id).where(
-                    d.c.model_id == model_id,
-                    d.c.version == version.version,
-                    d.c.status.in_(ACTIVE),
-                )
-            ).first()
+            live = conn.execute(_active(model_id, version.version)).first()
             if live is not None:
-                raise Conflict(f"{version.ref} is already deployed; undeploy it first.")
+                raise _already_deployed(version, live.id)
             conn.execute(
-                insert(db.deployments).values(
+                insert(table).values(
                     id=deployment_id,
                     model_id=model_id,
                     version=version.version,
@@ -253,32 +264,34 @@ class Deployments:
                     status="starting",
                     url="",
                     model_uri=uri,
-                    details=details,
+                    details={"log_file": log_file},
                     error="",
                     created_at=now,
                     updated_at=now,
                 )
             )
 
-    def _update(self, deployment_id: str, **values: Any) -> Deployment:
+    def _update(
+        self, deployment_id: str, *, where_status: str | None = None, **values: Any
+    ) -> Deployment:
+        """Change the row (only while it is in `where_status`, when given); the row after."""
+        condition = table.c.id == deployment_id
+        if where_status is not None:
+            condition = condition & (table.c.status == where_status)
         with db.write_transaction(self.repository.engine) as conn:
-            conn.execute(
-                update(db.deployments)
-                .where(db.deployments.c.id == deployment_id)
-                .values(**values, updated_at=db.utcnow())
-            )
+            conn.execute(update(table).where(condition).values(**values, updated_at=db.utcnow()))
         return self._read(deployment_id)
 
     def _read(self, deployment_id: str) -> Deployment:
-        d, m = db.deployments, db.models
+        m = db.models
         with self.repository.engine.connect() as conn, conn.begin():
             row = conn.execute(
-                select(d, m.c.name).join(m, m.c.id == d.c.model_id).where(d.c.id == deployment_id)
+                select(table, m.c.name)
+                .join(m, m.c.id == table.c.model_id)
+                .where(table.c.id == deployment_id)
             ).first()
         if row is None:
-            raise NotFound(
-                f"No deployment {deployment_id!r}: `sparkserve deployments list` shows them."
-            )
+            raise NotFound(f"No deployment {deployment_id!r}.", remedy=remedy("list_deployments"))
         return Deployment(
             id=row.id,
             name=row.name,
@@ -292,3 +305,18 @@ class Deployments:
             created_at=db.as_utc(row.created_at),
             updated_at=db.as_utc(row.updated_at),
         )
+
+
+def _active(model_id: int, version: int) -> Any:
+    return select(table.c.id).where(
+        table.c.model_id == model_id,
+        table.c.version == version,
+        table.c.status.in_(DEPLOYED_STATUSES),
+    )
+
+
+def _already_deployed(version: ModelVersion, deployment_id: str) -> Conflict:
+    return Conflict(
+        f"{version.ref} is already deployed ({deployment_id}); undeploy it first.",
+        remedy=remedy("undeploy", deployment=deployment_id),
+    )

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from ..config import safe_uri
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, NotFound, remedy
 from ..repository import ModelRef, ModelRepository, ModelVersion
 from ..repository import database as db
 from ..repository.mlflow_uris import mlflow_store
@@ -75,7 +75,8 @@ class MlflowRegistry:
         if self.registrations(version.ref):
             raise Conflict(
                 f"{version.ref} is already registered in MLflow; Re-register makes a new MLflow "
-                f"version of it (sparkserve reregister {version.ref})."
+                "version of it.",
+                remedy=remedy("reregister", ref=version.ref),
             )
         return self._register(version)
 
@@ -83,8 +84,8 @@ class MlflowRegistry:
         version = self.repository.resolve(ref)
         if not self.registrations(version.ref):
             raise Conflict(
-                f"{version.ref} was never registered in MLflow: Register it first "
-                f"(sparkserve register {version.ref})."
+                f"{version.ref} was never registered in MLflow: register it first.",
+                remedy=remedy("register", ref=version.ref),
             )
         return self._register(version)
 

@@ -1,17 +1,51 @@
-"""Where a deployment runs. Each target answers four questions, and nothing else differs
-between them for the rest of the product: start serving a model folder, stop, is it still
-serving, and which snippets reach it. Later targets (a container engine, SageMaker, AzureML)
-implement the same protocol."""
+"""Deployment targets as plug-ins: where a deployment runs.
+
+A target is a `DeploymentTarget` registered under the entry-point group
+`jupyter_sparkserve.targets` (the built-in `local` one too), so another package adds one
+without a change here. It declares its options once (`Option`: the Deploy dialog, the CLI's
+and the magic's flags are generated from them), says whether it is usable on this machine
+(`check`), starts serving a model folder, stops, reports whether it still serves, gives the
+snippets that reach it and the details worth showing. Nothing else differs between targets
+for the rest of the product.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..repository import ModelVersion
-from ..snippets import Snippet, endpoint_curl, endpoint_python
-from . import local
+from .. import plugins
+from ..errors import InvalidInput
+from ..options import Option, parse_options
+from ..plugins import Availability
+
+__all__ = [
+    "Availability",
+    "DeploymentTarget",
+    "StartRequest",
+    "Started",
+    "TargetState",
+    "get_target",
+    "targets",
+]
+
+if TYPE_CHECKING:
+    from ..repository import ModelVersion
+    from ..snippets import Snippet
+
+GROUP = "jupyter_sparkserve.targets"
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    deployment_id: str
+    model_dir: Path  # the MLflow model folder to serve
+    workdir: Path  # the deployment's own folder (its log goes here)
+    options: Mapping[str, Any]  # every declared option, checked, defaults filled in
 
 
 @dataclass(frozen=True)
@@ -26,49 +60,106 @@ class TargetState:
     message: str = ""
 
 
-class DeploymentTarget(Protocol):
-    name: str
+class DeploymentTarget(ABC):
+    name: ClassVar[str]
+    title: ClassVar[str]  # a few words for menus and dialogs
+    options: ClassVar[tuple[Option, ...]] = ()
 
-    def start(
-        self, model_dir: Path, workdir: Path, options: dict[str, Any], token: str | None
-    ) -> Started: ...
+    @abstractmethod
+    def check(self) -> Availability:
+        """Whether deploying here can work on this machine, answered in a few seconds
+        without side effects."""
 
-    def stop(self, details: dict[str, Any]) -> None: ...
+    @abstractmethod
+    def start(self, request: StartRequest) -> Started:
+        """Serve the model; return once it answers, or raise saying why not (nothing left
+        running)."""
 
-    def state(self, details: dict[str, Any]) -> TargetState: ...
-
-    def snippets(
-        self, version: ModelVersion, url: str, details: dict[str, Any]
-    ) -> list[Snippet]: ...
-
-
-class LocalTarget:
-    """A detached `sparkserve serve` process on this machine."""
-
-    name = "local"
-
-    def start(
-        self, model_dir: Path, workdir: Path, options: dict[str, Any], token: str | None
-    ) -> Started:
-        endpoint = local.start_endpoint(
-            model_dir,
-            log_file=workdir / "log",
-            host=options.get("host", "127.0.0.1"),
-            port=options.get("port"),
-            token=token,
-        )
-        return Started(endpoint.url, {**endpoint.to_details(), "token_required": bool(token)})
-
+    @abstractmethod
     def stop(self, details: dict[str, Any]) -> None:
-        local.stop_endpoint(local.LocalEndpoint.from_details(details))
+        """Stop serving; stopping what is already gone does nothing."""
 
+    @abstractmethod
     def state(self, details: dict[str, Any]) -> TargetState:
-        found = local.endpoint_state(local.LocalEndpoint.from_details(details))
-        return TargetState(found.status == "running", found.message)
+        """Whether it still serves, and if not why."""
 
+    @abstractmethod
     def snippets(self, version: ModelVersion, url: str, details: dict[str, Any]) -> list[Snippet]:
-        token = bool(details.get("token_required"))
-        return [endpoint_python(version, url, token), endpoint_curl(version, url, token)]
+        """Ready-to-run code that scores the version's input example at the endpoint."""
+
+    def details(self, details: dict[str, Any]) -> list[tuple[str, str]]:
+        """Labelled facts about a deployment worth showing (none besides its URL)."""
+        return []
+
+    def parse_options(
+        self,
+        values: Mapping[str, Any] | None,
+        environ: Mapping[str, str] | None = None,
+        *,
+        error: type[InvalidInput] = InvalidInput,
+    ) -> dict[str, Any]:
+        """Every option's value (see `options.parse_options`); `error` for a bad shape."""
+        return parse_options(self.options, values, "deploy options", environ=environ, error=error)
+
+    def describe(self) -> dict[str, Any]:
+        """The target as the API lists it (with `check`'s answer from `status`)."""
+        return {
+            "target": self.name,
+            "title": self.title,
+            "options": [option.to_dict() for option in self.options],
+        }
 
 
-TARGETS: dict[str, DeploymentTarget] = {"local": LocalTarget()}
+def targets() -> dict[str, DeploymentTarget]:
+    """The installed targets by name: `local` first, then the others by name."""
+    return plugins.load(GROUP, DeploymentTarget)
+
+
+def get_target(name: str) -> DeploymentTarget:
+    found = targets()
+    if name not in found:
+        raise InvalidInput(f"Unknown target {name!r}: choose one of {', '.join(found)}.")
+    return found[name]
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    target: str
+    title: str
+    usable: bool
+    detail: str
+    options: tuple[Option, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "title": self.title,
+            "usable": self.usable,
+            "detail": self.detail,
+            "options": [option.to_dict() for option in self.options],
+        }
+
+
+def targets_status() -> list[TargetStatus]:
+    """Every installed target's check, then the targets this release has not built yet
+    (what each would use), checked in parallel: the slowest check sets the time. The Deploy
+    dialog offers exactly the usable ones, and Deploy accepts exactly those."""
+    from .planned import PLANNED
+
+    installed = targets()
+    checks: list[Any] = [target.check for target in installed.values()]
+    planned = [plan for plan in PLANNED if plan.name not in installed]
+    checks += [plan.check for plan in planned]
+    with ThreadPoolExecutor(max_workers=len(checks)) as pool:
+        found = list(pool.map(lambda check: check(), checks))
+    rows = [
+        TargetStatus(target.name, target.title, answer.usable, answer.detail, target.options)
+        for target, answer in zip(installed.values(), found, strict=False)
+    ]
+    rows += [
+        TargetStatus(plan.name, plan.title, False, answer.detail)
+        for plan, answer in zip(planned, found[len(installed) :], strict=True)
+    ]
+    broken = plugins.broken(GROUP, DeploymentTarget)
+    rows += [TargetStatus(name, name, False, problem) for name, problem in broken.items()]
+    return rows

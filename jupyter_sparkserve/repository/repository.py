@@ -17,7 +17,8 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from ..config import Settings, safe_uri
-from ..errors import Conflict, InvalidInput, NotAnMLflowModel, NotFound
+from ..errors import Conflict, InvalidInput, NotAnMLflowModel, NotFound, remedy
+from ..lifecycle import DEPLOYED_STATUSES
 from . import database as db
 from .artifacts import ArtifactStore, ensure_same_owner
 from .flavors import save_python_model
@@ -375,8 +376,8 @@ class ModelRepository:
         parsed = ref if isinstance(ref, ModelRef) else ModelRef.parse(ref)
         if not parsed.in_repository:
             raise InvalidInput(
-                f"{parsed.uri!r} is not in the repository: import it first with "
-                f"`sparkserve models import {parsed.uri} --name NAME`."
+                f"{parsed.uri!r} is not in the repository: import it first.",
+                remedy=remedy("import_model", source=str(parsed.uri)),
             )
         name = str(parsed.name)
         with self._engine.connect() as conn, conn.begin():
@@ -692,15 +693,15 @@ class ModelRepository:
 def _refuse_if_deployed(conn: Connection, model_id: int, version: int | None, what: str) -> None:
     """Never pull a model out from under a live endpoint."""
     d = db.deployments
-    query = select(d.c.id).where(d.c.model_id == model_id, d.c.status.in_(("starting", "running")))
+    query = select(d.c.id).where(d.c.model_id == model_id, d.c.status.in_(DEPLOYED_STATUSES))
     if version is not None:
         query = query.where(d.c.version == version)
     live = conn.execute(query).scalars().all()
     if live:
         raise Conflict(
-            f"{what} is deployed ({', '.join(live)}): undeploy first (sparkserve undeploy "
-            f"{live[0]}), or if its endpoint died, `sparkserve deployments show {live[0]}` "
-            "records that."
+            f"{what} is deployed ({', '.join(live)}): undeploy first (a deployment whose "
+            "endpoint died is marked failed the next time it is looked at).",
+            remedy=remedy("undeploy", deployment=live[0]),
         )
 
 

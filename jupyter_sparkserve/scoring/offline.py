@@ -20,8 +20,6 @@ from ..repository import ModelRef, ModelRepository
 from . import batch
 from .batch import BatchModel, BatchResult, ProgressCallback
 
-ENGINES = ("local", "spark")
-
 
 def score(
     model: str | ModelRef,
@@ -42,10 +40,11 @@ def score(
 ) -> BatchResult:
     """Score a file, folder or glob into an output file or folder; see `batch.plan_run`.
     `writer_tag` names the temporary output (a job passes its id, to clean up after itself)."""
-    if engine not in ENGINES:
-        raise InvalidInput(f"Unknown engine {engine!r}: use one of {', '.join(ENGINES)}.")
-    if engine == "local" and (spark_config or lib_jars):
-        raise InvalidInput("Spark settings and jars apply to engine 'spark' only.")
+    from .engines import get_engine
+
+    runner = get_engine(engine)
+    if not runner.takes_spark_settings and (spark_config or lib_jars):
+        raise InvalidInput(f"Spark settings and jars do not apply to engine {engine!r}.")
     repository = repository or ModelRepository()
     model_path = repository.model_path(model)
     plan = batch.plan_run(
@@ -58,18 +57,14 @@ def score(
         input_schema=_input_schema(model_path),
         writer_tag=writer_tag,
     )
-    if engine == "spark":
-        from . import spark
-
-        return spark.score_files(
-            model_path,
-            plan,
-            spark_config=spark_config,
-            lib_jars=list(lib_jars or []),
-            progress=progress,
-            cancel=cancel,
-        )
-    return batch.run(load_batch_model(model_path), plan, progress=progress, cancel=cancel)
+    return runner.score(
+        model_path,
+        plan,
+        spark_config=spark_config,
+        lib_jars=list(lib_jars or []),
+        progress=progress,
+        cancel=cancel,
+    )
 
 
 def score_dataframe(

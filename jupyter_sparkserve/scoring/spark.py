@@ -22,19 +22,25 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput, SparkserveError
+from ..plugins import Availability
 from . import batch
-from .batch import BatchProgress, BatchResult, Cancelled, Plan
+from .batch import BatchProgress, BatchResult, Cancelled, Plan, ProgressCallback
+from .engines import BatchEngine
 
 PROBE_ROWS = 16  # rows scored on the driver to learn the prediction columns
 POLL_SECONDS = 0.5  # how often progress and cancellation are checked
 _log = logging.getLogger(__name__)
 _INSTALL_HINT = "The Spark engine needs pyspark: pip install 'jupyter_sparkserve[spark]'"
+_JAVA_HINT = (
+    "The Spark engine needs Java 17 or later: install a JDK and put java on PATH "
+    "(or set JAVA_HOME)."
+)
 
 
 def spark_available() -> bool:
@@ -48,6 +54,40 @@ def _java() -> str | None:
     if java_home and Path(java_home, "bin", "java").is_file():
         return str(Path(java_home, "bin", "java"))
     return shutil.which("java")
+
+
+class SparkEngine(BatchEngine):
+    """`mlflow.pyfunc.spark_udf` on `local[*]` or the master that `spark.master` names."""
+
+    name = "spark"
+    title = "Apache Spark"
+    takes_spark_settings = True
+
+    def check(self) -> Availability:
+        if importlib.util.find_spec("pyspark") is None:
+            return Availability(False, _INSTALL_HINT)
+        if _java() is None:
+            return Availability(False, _JAVA_HINT)
+        return Availability(True, "pyspark and Java are installed.")
+
+    def score(
+        self,
+        model_path: Path,
+        plan: Plan,
+        *,
+        spark_config: Mapping[str, str] | None = None,
+        lib_jars: Sequence[str] = (),
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> BatchResult:
+        return score_files(
+            model_path,
+            plan,
+            spark_config=dict(spark_config or {}),
+            lib_jars=list(lib_jars),
+            progress=progress,
+            cancel=cancel,
+        )
 
 
 def score_files(
@@ -64,10 +104,7 @@ def score_files(
     if importlib.util.find_spec("pyspark") is None:
         raise InvalidInput(_INSTALL_HINT)
     if _java() is None:
-        raise InvalidInput(
-            "The Spark engine needs Java 17 or later: install a JDK and put java on PATH "
-            "(or set JAVA_HOME)."
-        )
+        raise InvalidInput(_JAVA_HINT)
     started = time.perf_counter()
     cancel = cancel or threading.Event()
     spark = _session(dict(spark_config or {}), list(lib_jars or []))

@@ -25,8 +25,7 @@ API_PREFIX = "sparkserve/api/v1"
 class SparkserveHTTPError(web.HTTPError):
     def __init__(self, error: SparkserveError) -> None:
         super().__init__(error.http_status, log_message=error.message.replace("%", "%%"))
-        self.code = error.code
-        self.message = error.message
+        self.error = error
 
 
 class SparkserveHandler(ExtensionHandlerMixin, APIHandler):
@@ -100,7 +99,7 @@ class SparkserveHandler(ExtensionHandlerMixin, APIHandler):
         exc_info = kwargs.get("exc_info")
         error = exc_info[1] if exc_info else None
         if isinstance(error, SparkserveHTTPError):
-            payload = {"error": error.code, "message": error.message}
+            payload = error.error.to_dict()  # with the remedy as data: the sidebar's button
         elif isinstance(error, web.HTTPError):
             payload = {
                 "error": f"HTTP_{status_code}",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from tornado import web
 
 from ..deploy.deployments import Deployments
+from ..lifecycle import deployment_snippets
 from .base import SparkserveHandler
 from .bodies import DeployRequest
 
@@ -24,10 +25,12 @@ class DeploymentsHandler(SparkserveHandler):
         takes seconds, so that runs after the answer; GET deployments/{id} follows it."""
         request = self.body(DeployRequest.parse)
         service = Deployments(await self.repository())
-        deployment = await self.run_core(service.begin, request.ref, request.target)
+        deployment = await self.run_core(
+            service.begin, request.ref, request.target, request.options, register=request.register
+        )
 
         def launch() -> None:
-            service.launch(deployment.id, host=request.host, port=request.port, token=request.token)
+            service.launch(deployment.id, request.options)
 
         self.services.in_background(f"Deploying {deployment.ref} ({deployment.id})", launch)
         self.reply(deployment.to_dict(), 202, f"deployments/{deployment.id}")
@@ -49,6 +52,5 @@ class DeploymentHandler(SparkserveHandler):
 class DeploymentSnippetsHandler(SparkserveHandler):
     @web.authenticated
     async def get(self, deployment_id: str) -> None:
-        service = Deployments(await self.repository())
-        found = await self.run_core(service.snippets, deployment_id)
-        self.reply({"snippets": [snippet.to_dict() for snippet in found]})
+        found = await self.run_core(deployment_snippets, await self.repository(), deployment_id)
+        self.reply(found.to_dict())

@@ -9,7 +9,7 @@ from tornado import web
 
 from ..deploy.mlflow import MlflowRegistry
 from ..errors import InvalidInput
-from ..lifecycle import offline_snippets
+from ..lifecycle import version_snippets
 from ..scoring.offline import score_dataframe
 from . import views
 from .base import SparkserveHandler, SparkserveHTTPError
@@ -152,5 +152,5 @@ class VersionSnippetsHandler(SparkserveHandler):
     async def get(self, name: str, version: str) -> None:
         ref = version_ref(name, version)
         repository = await self.repository()
-        found = await self.run_core(offline_snippets, repository, ref)
-        self.reply({"snippets": [snippet.to_dict() for snippet in found]})
+        found = await self.run_core(version_snippets, repository, ref)
+        self.reply(found.to_dict())

@@ -8,7 +8,7 @@ from importlib.metadata import version
 from tornado import web
 
 from .. import __version__
-from ..targets_status import targets_status
+from ..deploy.targets import targets_status
 from .base import SparkserveHandler
 
 

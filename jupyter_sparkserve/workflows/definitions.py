@@ -27,11 +27,13 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
-from ..errors import InvalidInput, NotFound
+from .. import shapes
+from ..errors import InvalidInput, NotFound, remedy
 from ..repository import ModelRef, ModelRepository
 from ..repository import database as db
 from ..scoring.batch import FORMATS, BatchResult, ProgressCallback
-from ..scoring.offline import ENGINES, score
+from ..scoring.engines import engines
+from ..scoring.offline import score
 from .email import parse_addresses
 
 MAX_WORKFLOW_NAME_LENGTH = 128
@@ -73,8 +75,9 @@ class WorkflowSpec:
         set_("input_format", _format(self.input_format, "input"))
         set_("output_format", _format(self.output_format, "output"))
         set_("keep_columns", _columns(self.keep_columns))
-        if self.engine not in ENGINES:
-            raise InvalidInput(f"Unknown engine {self.engine!r}: use one of {', '.join(ENGINES)}.")
+        known = engines()
+        if self.engine not in known:
+            raise InvalidInput(f"Unknown engine {self.engine!r}: use one of {', '.join(known)}.")
         set_(
             "prediction_column",
             _text(self.prediction_column, "prediction_column", "the name of the output column"),
@@ -86,29 +89,20 @@ class WorkflowSpec:
             )
         set_("spark_config", spark_settings(self.spark_config))
         set_("lib_jars", split_list(self.lib_jars, "lib_jars"))
-        if self.engine != "spark" and (self.spark_config or self.lib_jars):
+        if not known[self.engine].takes_spark_settings and (self.spark_config or self.lib_jars):
+            spark = [name for name, engine in known.items() if engine.takes_spark_settings]
             raise InvalidInput(
-                "Spark settings and jars apply to engine 'spark' only: set the engine to spark "
-                "or leave them out."
+                f"Spark settings and jars apply to engine {' or '.join(map(repr, spark))} only: "
+                "choose that engine or leave them out."
             )
         set_("email_on_success", parse_addresses(self.email_on_success, "email_on_success"))
         set_("email_on_failure", parse_addresses(self.email_on_failure, "email_on_failure"))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WorkflowSpec:
-        """A spec from JSON-like data (a REST body, a stored row). Unknown keys are refused;
-        a missing or null optional setting takes its default."""
-        if not isinstance(data, Mapping):
-            raise InvalidInput(
-                f"A workflow is an object of settings, got {type(data).__name__}; settings: "
-                f"{', '.join(SPEC_FIELDS)}."
-            )
-        unknown = sorted(set(data) - set(SPEC_FIELDS))
-        if unknown:
-            raise InvalidInput(
-                f"Unknown workflow setting(s) {', '.join(map(repr, unknown))}: the settings are "
-                f"{', '.join(SPEC_FIELDS)}."
-            )
+        """A spec from JSON-like data (a REST body, a stored row), shaped as openapi.yaml's
+        WorkflowSettings says; a missing or null optional setting takes its default."""
+        shapes.check("WorkflowSettings", data)
         missing = [name for name in ("model", "input", "output") if data.get(name) is None]
         if missing:
             raise InvalidInput(f"A workflow needs {', '.join(missing)}.")
@@ -151,7 +145,6 @@ class WorkflowSpec:
         )
 
 
-SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(WorkflowSpec))
 
 
 def template_variables(text: str, what: str) -> tuple[str, ...]:
@@ -257,7 +250,7 @@ class Workflows:
         with self.repository.engine.connect() as conn, conn.begin():
             row = conn.execute(select(db.workflows).where(db.workflows.c.id == number)).first()
         if row is None:
-            raise NotFound(f"No workflow {number}: `sparkserve workflows list` shows them.")
+            raise NotFound(f"No workflow {number}.", remedy=remedy("list_workflows"))
         return _workflow(row)
 
     def update(

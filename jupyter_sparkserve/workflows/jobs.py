@@ -45,7 +45,7 @@ from sqlalchemy.engine import Connection
 
 from .. import processes
 from ..config import max_jobs_setting
-from ..errors import Conflict, InvalidInput, NotFound, SparkserveError
+from ..errors import Conflict, InvalidInput, NotFound, SparkserveError, remedy
 from ..processes import log_tail, with_log_tail
 from ..repository import ModelRef, ModelRepository
 from ..repository import database as db
@@ -190,8 +190,8 @@ class JobRunner:
             ).scalar()
             if busy is not None:
                 raise Conflict(
-                    f"Job {busy} is already writing {spec.output}: wait for it, or cancel it "
-                    f"(sparkserve jobs cancel {busy})."
+                    f"Job {busy} is already writing {spec.output}: wait for it, or cancel it.",
+                    remedy=remedy("cancel_job", job=busy),
                 )
             conn.execute(
                 insert(j).values(
@@ -499,7 +499,7 @@ class JobRunner:
         with self.repository.engine.connect() as conn, conn.begin():
             row = conn.execute(select(db.jobs).where(db.jobs.c.id == job_id)).first()
         if row is None:
-            raise NotFound(f"No job {job_id!r}: `sparkserve jobs list` shows them.")
+            raise NotFound(f"No job {job_id!r}.", remedy=remedy("list_jobs"))
         return Job(
             id=row.id,
             kind=row.kind,

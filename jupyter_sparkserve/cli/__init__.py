@@ -1,0 +1,8 @@
+"""`sparkserve`: the command-line face. It parses, calls the core, and prints; one module
+per command group, all answering through `output` (`--json` or text, errors and their
+remedies worded as commands)."""
+
+from . import deploy, jobs, models, scoring  # noqa: F401 (they add their commands to main)
+from .root import main
+
+__all__ = ["main"]

@@ -1,0 +1,246 @@
+"""`sparkserve register`, `reregister`, `deploy`, `undeploy`, `deployments ...`, `snippets`
+and `serve`: MLflow registration and online scoring.
+
+`deploy`'s flags are generated from the options every installed target declares, so a
+target added by another package brings its flags along.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from ..config import ENDPOINT_TOKEN_ENV
+from ..deploy.targets import targets
+from ..errors import InvalidInput, SparkserveError
+from ..options import Option
+from .output import emit, fields, json_command, repository, table
+from .root import main
+
+F = TypeVar("F", bound=Callable[..., Any])
+CLICK_TYPES = {"string": click.STRING, "integer": click.INT, "boolean": click.BOOL}
+
+
+def _register(ref: str, *, again: bool) -> None:
+    from ..deploy.mlflow import MlflowRegistry
+
+    registry = MlflowRegistry(repository())
+    registration = registry.reregister(ref) if again else registry.register(ref)
+    verb = "Re-registered" if again else "Registered"
+    emit(
+        registration.to_dict(),
+        lambda: click.echo(
+            f"{verb} {registration.name}:{registration.version} as {registration.model_uri}"
+        ),
+    )
+
+
+@main.command()
+@click.argument("ref")
+@json_command
+def register(ref: str) -> None:
+    """Register model version REF in MLflow (models:/NAME/N)."""
+    _register(ref, again=False)
+
+
+@main.command()
+@click.argument("ref")
+@json_command
+def reregister(ref: str) -> None:
+    """Register model version REF in MLflow again, as a new MLflow version."""
+    _register(ref, again=True)
+
+
+@main.command()
+@click.argument("ref_or_id")
+@json_command
+def snippets(ref_or_id: str) -> None:
+    """Ready-to-run code: python and curl for a deployment ID (or a version REF that is
+    deployed), offline python for a registered version REF."""
+    from ..lifecycle import snippets_for
+
+    found = snippets_for(repository(), ref_or_id)
+
+    def show() -> None:
+        for snippet in found.snippets:
+            click.secho(f"# {snippet.title}", bold=True)
+            click.echo(snippet.code + "\n")
+
+    emit([snippet.to_dict() for snippet in found.snippets], show)
+
+
+def _target_options() -> dict[str, Option]:
+    """Every installed target's options by name (one flag each, shared by the targets that
+    declare an option of the same name)."""
+    found: dict[str, Option] = {}
+    for target in targets().values():
+        for option in target.options:
+            found.setdefault(option.name, option)
+    return found
+
+
+def _option_flags(function: F) -> F:
+    for option in reversed(list(_target_options().values())):
+        owners = [t.name for t in targets().values() if option in t.options]
+        help_text = f"{option.help} (target {', '.join(owners)})"
+        if option.env:
+            help_text += f"; default ${option.env}"
+        function = click.option(
+            option.flag,
+            option.name,
+            type=CLICK_TYPES[option.type],
+            default=None,
+            show_default=False,
+            help=help_text,
+        )(function)
+    return function
+
+
+@main.command()
+@click.argument("ref")
+@click.option(
+    "--target",
+    type=click.Choice(list(targets())),
+    default="local",
+    show_default=True,
+    help="Where to serve it.",
+)
+@click.option("--register", is_flag=True, help="Register it in MLflow first if it is not.")
+@_option_flags
+@json_command
+def deploy(ref: str, target: str, register: bool, **values: Any) -> None:
+    """Deploy registered model version REF as a REST endpoint; prints its id and URL."""
+    from ..deploy.deployments import Deployments
+
+    chosen = targets()[target]
+    names = {option.name for option in chosen.options}
+    given = {name: value for name, value in values.items() if value is not None}
+    foreign = sorted(set(given) - names)
+    if foreign:
+        flags = ", ".join(_target_options()[name].flag for name in foreign)
+        raise InvalidInput(f"{flags}: not an option of target {target}.")
+    deployment = Deployments(repository()).deploy(
+        ref, target, given, register=register, environ=os.environ
+    )
+
+    def show() -> None:
+        click.echo(f"Deployed {deployment.ref} as {deployment.id} at {deployment.url}")
+        click.echo(f"  sparkserve snippets {deployment.id}")
+
+    emit(deployment.to_dict(), show)
+
+
+@main.command()
+@click.argument("deployment_id")
+@json_command
+def undeploy(deployment_id: str) -> None:
+    """Stop deployment DEPLOYMENT_ID."""
+    from ..deploy.deployments import Deployments
+
+    deployment = Deployments(repository()).undeploy(deployment_id)
+    emit(
+        deployment.to_dict(),
+        lambda: click.echo(f"Undeployed {deployment.ref} ({deployment.id})."),
+    )
+
+
+@main.group("deployments")
+def deployments_group() -> None:
+    """List and inspect deployments."""
+
+
+@deployments_group.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include stopped and failed ones.")
+@json_command
+def deployments_list(show_all: bool) -> None:
+    """Deployments, newest first (running ones unless --all)."""
+    from ..deploy.deployments import Deployments
+
+    found = Deployments(repository()).list(active_only=not show_all)
+
+    def show() -> None:
+        if not found:
+            click.echo("No deployments." if show_all else "No running deployments (--all for all).")
+            return
+        table(
+            ["ID", "MODEL", "TARGET", "STATUS", "URL"],
+            [[d.id, d.ref, d.target, d.status, d.url or "-"] for d in found],
+        )
+
+    emit([d.to_dict() for d in found], show)
+
+
+@deployments_group.command("show")
+@click.argument("deployment_id")
+@json_command
+def deployments_show(deployment_id: str) -> None:
+    """One deployment, its endpoint checked now."""
+    from ..deploy.deployments import Deployments
+
+    deployment = Deployments(repository()).get(deployment_id)
+
+    def show() -> None:
+        rows = [
+            ("target", deployment.target),
+            ("url", deployment.url or "-"),
+            ("model uri", deployment.model_uri),
+            *deployment.shown_details(),
+        ]
+        if deployment.error:
+            rows.append(("error", deployment.error))
+        fields(f"{deployment.id}  {deployment.ref}  {deployment.status}", rows)
+
+    emit(deployment.to_dict(), show)
+
+
+@main.command()
+@click.argument("ref")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8080, show_default=True, help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, help="Worker processes on the port.")
+@click.option(
+    "--token",
+    envvar=ENDPOINT_TOKEN_ENV,
+    help="Require 'Authorization: Bearer TOKEN' (prefer the SPARKSERVE_ENDPOINT_TOKEN variable: "
+    "a command line is visible to other users).",
+)
+@click.option("--no-batching", is_flag=True, help="Score each request on its own.")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds per request.")
+@click.option(
+    "--max-body-mb", default=50.0, show_default=True, help="Largest request body accepted."
+)
+def serve(
+    ref: str,
+    host: str,
+    port: int,
+    workers: int,
+    token: str | None,
+    no_batching: bool,
+    timeout: float,
+    max_body_mb: float,
+) -> None:
+    """Serve model REF over MLflow's REST scoring protocol, in the foreground."""
+    from ..scoring.server import EndpointConfig
+    from ..scoring.server import serve as run_endpoint
+
+    try:
+        path = repository().model_path(ref)
+    except SparkserveError as error:
+        raise click.ClickException(error.message) from None
+    except Exception as error:  # an unusable repository: a message, not a traceback
+        raise click.ClickException(f"{type(error).__name__}: {error}") from None
+    if workers < 1:
+        raise click.BadParameter("must be 1 or more", param_hint="--workers")
+    config = EndpointConfig(
+        model_path=str(path),
+        model_ref=ref,
+        batching=not no_batching,
+        timeout_seconds=timeout,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+    )
+    auth = "with a bearer token" if token else "without authentication"
+    click.echo(f"Serving {ref} on http://{host}:{port} ({workers} worker(s), {auth})", err=True)
+    run_endpoint(config, host=host, port=port, workers=workers, token=token)

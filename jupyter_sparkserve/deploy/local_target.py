@@ -1,0 +1,58 @@
+"""The built-in `local` target: a detached `sparkserve serve` process on this machine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import ENDPOINT_TOKEN_ENV
+from ..options import Option
+from ..snippets import Snippet, endpoint_curl, endpoint_python
+from . import local
+from .targets import Availability, DeploymentTarget, Started, StartRequest, TargetState
+
+
+class LocalTarget(DeploymentTarget):
+    name = "local"
+    title = "This machine"
+    options = (
+        Option("host", "string", "The address the endpoint binds.", default="127.0.0.1"),
+        Option("port", "integer", "The endpoint's port (default: a free one)."),
+        Option(
+            "token",
+            "string",
+            "A bearer token the endpoint will require.",
+            secret=True,
+            env=ENDPOINT_TOKEN_ENV,
+        ),
+    )
+
+    def check(self) -> Availability:
+        return Availability(True, "Endpoints run as processes on this machine.")
+
+    def start(self, request: StartRequest) -> Started:
+        token = request.options["token"]
+        endpoint = local.start_endpoint(
+            request.model_dir,
+            log_file=request.workdir / "log",
+            host=request.options["host"],
+            port=request.options["port"],
+            token=token,
+        )
+        return Started(endpoint.url, {**endpoint.to_details(), "token_required": bool(token)})
+
+    def stop(self, details: dict[str, Any]) -> None:
+        local.stop_endpoint(local.LocalEndpoint.from_details(details))
+
+    def state(self, details: dict[str, Any]) -> TargetState:
+        found = local.endpoint_state(local.LocalEndpoint.from_details(details))
+        return TargetState(found.status == "running", found.message)
+
+    def snippets(self, version: Any, url: str, details: dict[str, Any]) -> list[Snippet]:
+        token = bool(details.get("token_required"))
+        return [endpoint_python(version, url, token), endpoint_curl(version, url, token)]
+
+    def details(self, details: dict[str, Any]) -> list[tuple[str, str]]:
+        shown = [("process", str(details.get("pid", "-"))), ("log", str(details.get("log_file")))]
+        if details.get("token_required"):
+            shown.append(("token", f"required (${ENDPOINT_TOKEN_ENV})"))
+        return shown

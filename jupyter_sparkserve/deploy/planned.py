@@ -1,0 +1,90 @@
+"""Targets this release cannot deploy to yet (a container engine, SageMaker, AzureML): `status`
+lists each as not usable, with what it would use on this machine, so the sidebar can say so.
+When a target's plug-in is built, its `check` takes over the probe and its entry here goes.
+
+Each probe answers in at most a few seconds and without side effects: the container engine
+gets one `/_ping` with a short timeout; AWS credentials are looked up where boto3 finds them
+without the network (environment, config and credentials files, SSO cache), so an instance
+role is not probed; an AzureML workspace counts as configured when its variables are set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from ..config import AZUREML_ENVS, DOCKER_HOST_ENV
+from .targets import Availability
+
+PING_TIMEOUT_SECONDS = 2.0
+DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock"
+NOT_BUILT = "Deploying here is not built yet."
+
+
+def container_engine(environ: Mapping[str, str] | None = None) -> Availability:
+    """A Docker-API engine (Docker or Podman) at DOCKER_HOST, else the default socket."""
+    env = os.environ if environ is None else environ
+    where = env.get(DOCKER_HOST_ENV) or f"unix://{DEFAULT_DOCKER_SOCKET}"
+    try:
+        import docker
+    except ImportError:
+        return Availability(False, "The docker package is not installed.")
+    try:
+        client = docker.DockerClient.from_env(environment=dict(env), timeout=PING_TIMEOUT_SECONDS)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as error:  # docker-py raises many kinds; every one means "not reachable"
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return Availability(False, f"No container engine answers at {where}: {reason}")
+    return Availability(True, f"Container engine at {where}.")
+
+
+def aws_credentials() -> Availability:
+    try:
+        import botocore.session
+    except ImportError:
+        return Availability(False, "boto3 is not installed (pip install boto3).")
+    session = botocore.session.get_session()
+    resolver = session.get_component("credential_provider")
+    for provider in ("container-role", "iam-role"):  # these ask the network, with retries
+        resolver.remove(provider)
+    try:
+        credentials = resolver.load_credentials()
+    except Exception as error:  # a broken config file, an expired SSO token, ...
+        return Availability(False, f"AWS credentials cannot be read: {error}")
+    if credentials is None:
+        return Availability(
+            False,
+            "No AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE.",
+        )
+    region = session.get_config_variable("region") or "no region set"
+    return Availability(True, f"AWS credentials found ({region}).")
+
+
+def azureml_workspace(environ: Mapping[str, str] | None = None) -> Availability:
+    env = os.environ if environ is None else environ
+    missing = [name for name in AZUREML_ENVS if not env.get(name, "").strip()]
+    if missing:
+        return Availability(False, f"No AzureML workspace configured: set {', '.join(missing)}.")
+    return Availability(True, f"AzureML workspace {env['AZUREML_WORKSPACE_NAME']}.")
+
+
+@dataclass(frozen=True)
+class PlannedTarget:
+    name: str
+    title: str
+    probe: Callable[[], Availability]
+
+    def check(self) -> Availability:
+        """Never usable: what the machine has, after saying it is not built yet."""
+        return Availability(False, f"{NOT_BUILT} {self.probe().detail}")
+
+
+PLANNED = (
+    PlannedTarget("container", "A container engine", container_engine),
+    PlannedTarget("sagemaker", "Amazon SageMaker", aws_credentials),
+    PlannedTarget("azureml", "Azure Machine Learning", azureml_workspace),
+)

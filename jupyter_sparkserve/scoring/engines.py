@@ -1,0 +1,86 @@
+"""Batch engines as plug-ins: what scores a checked plan (`batch.Plan`) of files.
+
+An engine is a `BatchEngine` registered under the entry-point group
+`jupyter_sparkserve.engines` (the built-in `local` and `spark` ones too): it says whether it
+can run here and scores a plan into the plan's output, atomically, reporting progress and
+honouring a cancel event. Planning, checking the input and the output's format are the
+same for every engine (`offline.score`), so every engine refuses the same bad input with the
+same message.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from .. import plugins
+from ..errors import InvalidInput
+from ..plugins import Availability
+from .batch import BatchResult, Plan, ProgressCallback
+
+GROUP = "jupyter_sparkserve.engines"
+
+
+class BatchEngine(ABC):
+    name: ClassVar[str]
+    title: ClassVar[str]
+    # Whether it takes Spark settings and jars (sparkConfig, libJars); others refuse them.
+    takes_spark_settings: ClassVar[bool] = False
+
+    @abstractmethod
+    def check(self) -> Availability:
+        """Whether this engine can run on this machine."""
+
+    @abstractmethod
+    def score(
+        self,
+        model_path: Path,
+        plan: Plan,
+        *,
+        spark_config: Mapping[str, str] | None = None,
+        lib_jars: Sequence[str] = (),
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> BatchResult:
+        """Score every input of `plan` with the MLflow model at `model_path` into the
+        plan's output, written atomically."""
+
+
+class LocalEngine(BatchEngine):
+    """The streaming engine of `batch`, in this process, with bounded memory."""
+
+    name = "local"
+    title = "This process (streaming)"
+
+    def check(self) -> Availability:
+        return Availability(True, "Scores in this process, streaming with bounded memory.")
+
+    def score(
+        self,
+        model_path: Path,
+        plan: Plan,
+        *,
+        spark_config: Mapping[str, str] | None = None,
+        lib_jars: Sequence[str] = (),
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> BatchResult:
+        from . import batch
+        from .offline import load_batch_model
+
+        return batch.run(load_batch_model(model_path), plan, progress=progress, cancel=cancel)
+
+
+def engines() -> dict[str, BatchEngine]:
+    """The installed engines by name: `local` first, then the others by name."""
+    return plugins.load(GROUP, BatchEngine)
+
+
+def get_engine(name: str) -> BatchEngine:
+    found = engines()
+    if name not in found:
+        raise InvalidInput(f"Unknown engine {name!r}: use one of {', '.join(found)}.")
+    return found[name]
