@@ -82,12 +82,13 @@ def version_states(
     checked further, since a dead endpoint must not count as deployed."""
     from sqlalchemy import select
 
+    from .deploy import tables
     from .deploy.deployments import Deployments
     from .repository import database as db
 
     if not versions:
         return []
-    m, r, d = db.models, db.mlflow_registrations, db.deployments
+    m, r, d = db.models, tables.mlflow_registrations, tables.deployments
     names = sorted({name for name, _ in versions})
     with repository.engine.connect() as conn, conn.begin():
         registered = set(

@@ -17,6 +17,7 @@ from conftest import FAST_SAVE
 from jupyter_sparkserve.errors import InvalidInput
 from jupyter_sparkserve.repository import ModelRepository
 from jupyter_sparkserve.scoring import batch
+from jupyter_sparkserve.scoring.batch import writers
 from jupyter_sparkserve.scoring.offline import score, score_dataframe
 
 FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
@@ -38,7 +39,7 @@ def frame(iris) -> pd.DataFrame:
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if batch.PARTIAL_MARKER in p.name)
+    return sorted(p.name for p in folder.iterdir() if writers.PARTIAL_MARKER in p.name)
 
 
 @pytest.mark.parametrize("input_format", ["csv", "parquet", "jsonl"])
@@ -62,7 +63,7 @@ def test_matches_in_process_predict_row_for_row(
     if output_name == "folder":
         suffix = {"csv": ".csv", "parquet": ".parquet", "jsonl": ".jsonl"}[input_format]
         assert sorted(p.name for p in output.iterdir()) == [
-            batch.FOLDER_MARKER,
+            writers.FOLDER_MARKER,
             *(f"part-{i}{suffix}" for i in range(3)),
         ]
     assert leftovers(tmp_path) == []
@@ -168,7 +169,7 @@ def test_an_output_folder_of_ours_is_replaced_whole_and_a_foreign_one_refused(
     (output / "notes.txt").write_text("added by hand to a folder sparkserve wrote")
     score(iris_ref, two, output, repository=repo)
     assert sorted(p.name for p in output.iterdir()) == [
-        batch.FOLDER_MARKER,
+        writers.FOLDER_MARKER,
         "part-0.parquet",
         "part-1.parquet",
     ]
@@ -188,7 +189,7 @@ def test_a_swap_cut_short_is_undone_and_other_runs_are_left_alone(tmp_path: Path
     output = tmp_path / "out"
     output.mkdir()
     (output / "new.parquet").write_bytes(b"new")
-    previous = tmp_path / f".out{batch.PREVIOUS_MARKER}job1"
+    previous = tmp_path / f".out{writers.PREVIOUS_MARKER}job1"
     previous.mkdir()
     (previous / "old.parquet").write_bytes(b"old")
     # Killed after the old output moved aside but before the new one moved in:

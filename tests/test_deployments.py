@@ -203,6 +203,7 @@ def test_a_deploy_that_died_while_starting_does_not_block_the_version(
 
     from sqlalchemy import update
 
+    from jupyter_sparkserve.deploy import tables
     from jupyter_sparkserve.repository import database as db
 
     version = repo.import_model(mlflow_model_dir, "iris")
@@ -212,7 +213,9 @@ def test_a_deploy_that_died_while_starting_does_not_block_the_version(
     with pytest.raises(Conflict, match="undeploy first"):
         repo.delete_version("iris:1")
     with db.write_transaction(repo.engine) as conn:
-        conn.execute(update(db.deployments).values(updated_at=db.utcnow() - timedelta(minutes=20)))
+        conn.execute(
+            update(tables.deployments).values(updated_at=db.utcnow() - timedelta(minutes=20))
+        )
     seen = deployments.get("deadbeef0001")
     assert seen.status == "failed" and "stopped before the endpoint came up" in seen.error
     assert deployments.active_for(version) is None

@@ -25,6 +25,7 @@ from jupyter_sparkserve.errors import InvalidInput
 from jupyter_sparkserve.repository import ModelRepository
 from jupyter_sparkserve.scoring import batch
 from jupyter_sparkserve.scoring import spark as spark_engine
+from jupyter_sparkserve.scoring.batch import readers, writers
 from jupyter_sparkserve.scoring.offline import score
 
 pytestmark = pytest.mark.slow
@@ -170,7 +171,7 @@ def test_a_folder_output_holds_part_files_with_every_row(
         models["classifier"], inputs["csv"], tmp_path, "scored", repo, output_format="jsonl"
     )
     names = sorted(p.name for p in (tmp_path / "spark" / "scored").iterdir())
-    assert names[0] == batch.FOLDER_MARKER  # a folder sparkserve wrote, replaceable next run
+    assert names[0] == writers.FOLDER_MARKER  # a folder sparkserve wrote, replaceable next run
     parts = names[1:]
     assert parts and all(name.startswith("part-") and name.endswith(".jsonl") for name in parts)
     pd.testing.assert_frame_equal(
@@ -224,7 +225,7 @@ def test_a_bad_value_beyond_what_planning_reads_fails_the_run(
     out.mkdir()
     rows = pd.DataFrame(np.ones((100_000, 4)), columns=FEATURES)
     rows.to_csv(source, index=False)
-    assert source.stat().st_size > batch.CSV_BLOCK_BYTES
+    assert source.stat().st_size > readers.CSV_BLOCK_BYTES
     with open(source, "a") as handle:
         handle.write("1.0,oops,1.0,1.0\n")
     with pytest.raises(InvalidInput, match=r"big\.csv.*For input string: \"oops\""):

@@ -24,13 +24,14 @@ from ..errors import Conflict, NotFound, remedy
 from ..lifecycle import DEPLOYED_STATUSES, Action, deployment_actions, require_registered
 from ..repository import ModelRef, ModelRepository, ModelVersion
 from ..repository import database as db
+from . import tables
 from .mlflow import MlflowRegistry
 from .targets import StartRequest, get_target, targets
 
 # Longer than any start takes (the endpoint has 120 s to answer /ping): a row still
 # 'starting' after this belongs to a deploy whose process died.
 STARTING_LIMIT_SECONDS = 600
-table = db.deployments
+table = tables.deployments
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from ..errors import Conflict, NotFound, remedy
 from ..repository import ModelRef, ModelRepository, ModelVersion
 from ..repository import database as db
 from ..repository.mlflow_uris import mlflow_store
+from . import tables
 
 EXPERIMENT = "sparkserve"
 
@@ -60,7 +61,7 @@ class MlflowRegistry:
     def registrations(self, ref: str | ModelRef) -> list[Registration]:
         """Every registration of the version, newest first."""
         version = self.repository.resolve(ref)
-        r = db.mlflow_registrations
+        r = tables.mlflow_registrations
         with self.repository.engine.connect() as conn, conn.begin():
             model_id = self.repository.model_id(conn, version.name)
             rows = conn.execute(
@@ -124,7 +125,7 @@ class MlflowRegistry:
         with db.write_transaction(self.repository.engine) as conn:
             model_id = self.repository.model_id(conn, version.name)
             conn.execute(
-                insert(db.mlflow_registrations).values(
+                insert(tables.mlflow_registrations).values(
                     model_id=model_id,
                     version=version.version,
                     mlflow_name=version.name,

@@ -8,6 +8,7 @@ across processes and avoids SQLite's deadlock on lock upgrade.
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -111,81 +112,6 @@ model_aliases = Table(
     Column("version", Integer, nullable=False),
 )
 
-# Each Register / Re-register of a version: which MLflow model version it became.
-mlflow_registrations = Table(
-    "mlflow_registrations",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("mlflow_name", String(256), nullable=False),
-    Column("mlflow_version", Integer, nullable=False),
-    Column("source", Text, nullable=False),
-    Column("run_id", String(64), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-
-# A model version served somewhere: a local endpoint process, a container, a cloud endpoint.
-deployments = Table(
-    "deployments",
-    metadata,
-    Column("id", String(32), primary_key=True),
-    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("target", String(32), nullable=False),
-    # starting -> running -> stopped, or failed at any point
-    Column("status", String(16), nullable=False),
-    Column("url", Text, nullable=False, default=""),
-    Column("model_uri", Text, nullable=False, default=""),
-    Column("details", JSON, nullable=False),
-    Column("error", Text, nullable=False, default=""),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
-
-# A saved score workflow: what to score with which model, run again and again as jobs.
-workflows = Table(
-    "workflows",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(128), nullable=False, default=""),
-    # The workflow's settings (model, input, output, formats, columns, engine, options),
-    # validated by the workflows module: a new setting needs no schema change.
-    Column("spec", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
-
-# One execution of something long (a score workflow, ...) in a process of its own.
-jobs = Table(
-    "jobs",
-    metadata,
-    Column("id", String(32), primary_key=True),
-    Column("kind", String(32), nullable=False),
-    Column("workflow_id", Integer, nullable=True),  # no foreign key: a job outlives its workflow
-    Column("workflow_name", String(128), nullable=False, default=""),  # as it was then
-    Column("spec", JSON, nullable=False),  # everything the job process needs, resolved
-    # queued -> running -> succeeded | failed | cancelled
-    Column("status", String(16), nullable=False),
-    # The job's process: a pid means something on its host only.
-    Column("host", String(255), nullable=False, default=""),
-    Column("pid", Integer, nullable=True),
-    # The process's start time as the kernel counts it: tells our pid from a reused one.
-    Column("pid_start", BigInteger, nullable=True),
-    Column("cancel_requested", Boolean, nullable=False, default=False),
-    Column("rows_done", BigInteger, nullable=False, default=0),
-    Column("rows_total", BigInteger, nullable=True),
-    Column("progress", JSON, nullable=True),  # the latest progress report, as the engine gave it
-    Column("output_path", Text, nullable=False, default=""),
-    Column("log_file", Text, nullable=False, default=""),
-    Column("error", Text, nullable=False, default=""),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("started_at", DateTime(timezone=True), nullable=True),
-    Column("finished_at", DateTime(timezone=True), nullable=True),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
-Index("ix_jobs_status", jobs.c.status)
-
 Migration = Callable[[Connection], None]
 
 
@@ -197,18 +123,30 @@ def _create_tables(*tables: Table) -> Migration:
     return step
 
 
+# Each subsystem keeps its tables beside it, on this module's `metadata`; they are imported
+# before the schema is created or upgraded, so that `metadata` knows every table.
+TABLE_MODULES = ("jupyter_sparkserve.deploy.tables", "jupyter_sparkserve.workflows.tables")
+
+
+def _tables(*names: str) -> list[Table]:
+    for module in TABLE_MODULES:
+        importlib.import_module(module)
+    return [metadata.tables[name] for name in names]
+
+
 # MIGRATIONS[n] upgrades a database at schema n-1 to schema n. A fresh database is created
 # from `metadata` directly and stamped with SCHEMA_VERSION.
 def _schema_2(connection: Connection) -> None:
-    _create_tables(mlflow_registrations, deployments)(connection)
+    _create_tables(*_tables("mlflow_registrations", "deployments"))(connection)
     # The first release enforced case-insensitive names in code only.
     names_folded.create(connection, checkfirst=True)
 
 
-MIGRATIONS: dict[int, Migration] = {
-    2: _schema_2,
-    3: _create_tables(workflows, jobs),
-}
+def _schema_3(connection: Connection) -> None:
+    _create_tables(*_tables("workflows", "jobs"))(connection)
+
+
+MIGRATIONS: dict[int, Migration] = {2: _schema_2, 3: _schema_3}
 
 
 def utcnow() -> datetime:
@@ -315,6 +253,7 @@ def ensure_schema(
                     "written by jupyter_sparkserve, or its schema table was removed. Point "
                     "SPARKSERVE_DATABASE_URL at another database."
                 )
+            _tables()  # every subsystem's tables known to `metadata`
             metadata.create_all(connection)
             _stamp(connection, target, insert=True)
             return 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-import json
 import os
 import shutil
 import tempfile
@@ -12,23 +10,23 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, true, update
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from ..config import Settings, safe_uri
-from ..errors import Conflict, InvalidInput, NotAnMLflowModel, NotFound, remedy
+from ..config import Settings
+from ..deploy import tables as deploy_tables
+from ..errors import Conflict, InvalidInput, NotFound, remedy
 from ..lifecycle import DEPLOYED_STATUSES
 from . import database as db
+from . import mlmodels, queries
 from .artifacts import ArtifactStore, ensure_same_owner
 from .flavors import save_python_model
-from .mlflow_uris import mlflow_store
 from .names import validate_alias, validate_metrics, validate_model_name, validate_tags
-from .records import PYFUNC, ModelDetails, ModelSummary, ModelVersion, Page
+from .records import ModelDetails, ModelSummary, ModelVersion, Page
 from .refs import ModelRef
 
 MAX_PAGE_SIZE = 1000
-MLMODEL = "MLmodel"
 
 
 class ModelRepository:
@@ -128,7 +126,7 @@ class ModelRepository:
             if ref.in_repository:
                 shutil.copytree(self.resolve(ref).path, model_dir)
             else:
-                self._fetch(str(ref.uri), model_dir)
+                mlmodels.fetch(self.settings, str(ref.uri), model_dir)
             return self._add_version(
                 name,
                 model_dir,
@@ -143,7 +141,7 @@ class ModelRepository:
         alias = validate_alias(alias)
         target = self.resolve(ref)
         with db.write_transaction(self._engine) as conn:
-            model_id = self._model_id(conn, target.name)
+            model_id = self.model_id(conn, target.name)
             version_exists = conn.execute(
                 select(db.model_versions.c.id).where(
                     db.model_versions.c.model_id == model_id,
@@ -170,7 +168,7 @@ class ModelRepository:
     def remove_alias(self, name: str, alias: str) -> None:
         name = validate_model_name(name)
         with db.write_transaction(self._engine) as conn:
-            model_id = self._model_id(conn, name)
+            model_id = self.model_id(conn, name)
             removed = conn.execute(
                 delete(db.model_aliases).where(
                     db.model_aliases.c.model_id == model_id, db.model_aliases.c.alias == alias
@@ -178,7 +176,7 @@ class ModelRepository:
             ).rowcount
             if not removed:
                 raise NotFound(
-                    f"Model {name!r} has no alias {alias!r}{self._aliases_hint(conn, model_id)}."
+                    f"Model {name!r} has no alias {alias!r}{queries.aliases_hint(conn, model_id)}."
                 )
 
     def delete_version(self, ref: str | ModelRef) -> ModelVersion:
@@ -188,7 +186,7 @@ class ModelRepository:
         relative = target.path.relative_to(self.artifacts.root).as_posix()
         v = db.model_versions
         with db.write_transaction(self._engine) as conn:
-            model_id = self._model_id(conn, target.name)
+            model_id = self.model_id(conn, target.name)
             _refuse_if_deployed(conn, model_id, target.version, target.ref)
             row = conn.execute(
                 select(v.c.id).where(
@@ -207,9 +205,9 @@ class ModelRepository:
             )
             conn.execute(delete(db.version_tags).where(db.version_tags.c.version_id == row))
             conn.execute(
-                delete(db.mlflow_registrations).where(
-                    db.mlflow_registrations.c.model_id == model_id,
-                    db.mlflow_registrations.c.version == target.version,
+                delete(deploy_tables.mlflow_registrations).where(
+                    deploy_tables.mlflow_registrations.c.model_id == model_id,
+                    deploy_tables.mlflow_registrations.c.version == target.version,
                 )
             )
             conn.execute(delete(v).where(v.c.id == row))
@@ -226,9 +224,9 @@ class ModelRepository:
         with db.write_transaction(self._engine) as conn:
             model = conn.execute(select(db.models).where(db.models.c.name == name)).first()
             if model is None:
-                raise NotFound(self._unknown_model_message(conn, name))
+                raise NotFound(queries.unknown_model_message(self.settings.home, conn, name))
             _refuse_if_deployed(conn, model.id, None, name)
-            versions = self._versions(conn, model, None)
+            versions = queries.versions(self.artifacts, conn, model, None)
             version_ids = select(db.model_versions.c.id).where(
                 db.model_versions.c.model_id == model.id
             )
@@ -237,10 +235,14 @@ class ModelRepository:
             )
             conn.execute(delete(db.model_versions).where(db.model_versions.c.model_id == model.id))
             conn.execute(delete(db.model_aliases).where(db.model_aliases.c.model_id == model.id))
-            conn.execute(delete(db.deployments).where(db.deployments.c.model_id == model.id))
             conn.execute(
-                delete(db.mlflow_registrations).where(
-                    db.mlflow_registrations.c.model_id == model.id
+                delete(deploy_tables.deployments).where(
+                    deploy_tables.deployments.c.model_id == model.id
+                )
+            )
+            conn.execute(
+                delete(deploy_tables.mlflow_registrations).where(
+                    deploy_tables.mlflow_registrations.c.model_id == model.id
                 )
             )
             conn.execute(delete(db.models).where(db.models.c.id == model.id))
@@ -249,7 +251,7 @@ class ModelRepository:
         # Safe against a concurrent save of the same name: promote() makes the folder again.
         with suppress(OSError):
             (self.artifacts.root / model.name).rmdir()
-        return self._details(model, versions)
+        return queries.details(model, versions)
 
     def collect_garbage(self, *, min_age_seconds: float = 3600) -> list[Path]:
         """Remove artifact folders no version points at (left by processes that died), and
@@ -292,84 +294,19 @@ class ModelRepository:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}.")
         if offset < 0:
             raise InvalidInput(f"offset must be 0 or more, got {offset}.")
-        m, v, t = db.models, db.model_versions, db.version_tags
-        conditions = []
-        if name_contains:
-            escaped = name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            conditions.append(m.c.name.ilike(f"%{escaped}%", escape="\\"))
-        if tag:
-            key, has_value, value = tag.partition("=")
-            tag_match = and_(t.c.key == key, t.c.value == value) if has_value else t.c.key == key
-            tagged = v.alias("tagged_version")
-            conditions.append(
-                select(t.c.version_id)
-                .join(tagged, tagged.c.id == t.c.version_id)
-                .where(tagged.c.model_id == m.c.id, tag_match)
-                .exists()
-            )
-        # A model whose versions were all deleted keeps its row (and numbering) but is not listed.
-        any_version = v.alias("any_version")  # not the joined `v` of the page query below
-        conditions.append(select(any_version.c.id).where(any_version.c.model_id == m.c.id).exists())
-        where = and_(true(), *conditions)
         with self._engine.connect() as conn, conn.begin():
-            total = conn.execute(select(func.count()).select_from(m).where(where)).scalar_one()
-            latest = (
-                select(
-                    v.c.model_id,
-                    func.max(v.c.version).label("latest"),
-                    func.count().label("count"),
-                )
-                .group_by(v.c.model_id)
-                .subquery()
-            )
-            rows = conn.execute(
-                select(
-                    m.c.id.label("model_id"),
-                    m.c.name,
-                    m.c.created_at,
-                    m.c.updated_at,
-                    latest.c.latest,
-                    latest.c.count,
-                    v.c.id.label("version_id"),
-                    v.c.flavors,
-                    v.c.description,
-                )
-                .join(latest, latest.c.model_id == m.c.id)
-                .join(v, and_(v.c.model_id == m.c.id, v.c.version == latest.c.latest))
-                .where(where)
-                .order_by(func.lower(m.c.name), m.c.name)
-                .limit(limit)
-                .offset(offset)
-            ).all()
-            model_ids = [row.model_id for row in rows]
-            aliases = self._aliases_by_model(conn, model_ids)
-            tags = self._tags_by_version(conn, [row.version_id for row in rows])
-        items = [
-            ModelSummary(
-                name=row.name,
-                latest_version=row.latest,
-                version_count=row.count,
-                flavor=_primary_flavor(row.flavors),
-                description=row.description,
-                tags=tags.get(row.version_id, {}),
-                aliases=aliases.get(row.model_id, {}),
-                created_at=db.as_utc(row.created_at),
-                updated_at=db.as_utc(row.updated_at),
-            )
-            for row in rows
-        ]
-        return Page(items=items, total=total, offset=offset, limit=limit)
+            return queries.model_page(conn, name_contains, tag, limit, offset)
 
     def get_model(self, name: str) -> ModelDetails:
         name = validate_model_name(name)
         with self._engine.connect() as conn, conn.begin():
             model = conn.execute(select(db.models).where(db.models.c.name == name)).first()
             if model is None:
-                raise NotFound(self._unknown_model_message(conn, name))
-            versions = self._versions(conn, model, None)
+                raise NotFound(queries.unknown_model_message(self.settings.home, conn, name))
+            versions = queries.versions(self.artifacts, conn, model, None)
         if not versions:
             raise NotFound(f"Model {name!r} has no versions: they were all deleted.")
-        return self._details(model, versions)
+        return queries.details(model, versions)
 
     def resolve(self, ref: str | ModelRef) -> ModelVersion:
         """The repository version a `NAME`, `NAME:VERSION` or `NAME@ALIAS` reference means."""
@@ -383,7 +320,7 @@ class ModelRepository:
         with self._engine.connect() as conn, conn.begin():
             model = conn.execute(select(db.models).where(db.models.c.name == name)).first()
             if model is None:
-                raise NotFound(self._unknown_model_message(conn, name))
+                raise NotFound(queries.unknown_model_message(self.settings.home, conn, name))
             version = parsed.version
             if version is None and parsed.alias in (None, "latest"):
                 version = conn.execute(
@@ -401,11 +338,11 @@ class ModelRepository:
                 if version is None:
                     raise NotFound(
                         f"Model {name!r} has no alias {parsed.alias!r}"
-                        f"{self._aliases_hint(conn, model.id)}."
+                        f"{queries.aliases_hint(conn, model.id)}."
                     )
             if version is None:
                 raise NotFound(f"Model {name!r} has no versions: they were all deleted.")
-            found = self._versions(conn, model, version)
+            found = queries.versions(self.artifacts, conn, model, version)
             if not found:
                 numbers = conn.execute(
                     select(db.model_versions.c.version)
@@ -426,16 +363,16 @@ class ModelRepository:
             return self.resolve(parsed).path
         uri = str(parsed.uri)
         if Path(uri).is_absolute() and Path(uri).exists():
-            _check_mlflow_model(Path(uri), uri)
+            mlmodels.check_mlflow_model(Path(uri), uri)
             return Path(uri)
         target = Path(tempfile.mkdtemp(prefix="sparkserve-")) / "model"
-        self._fetch(uri, target)
+        mlmodels.fetch(self.settings, uri, target)
         return target
 
     def fetch_model(self, uri: str, target: Path) -> Path:
         """Copy the MLflow model at `uri` (any MLflow URI or folder) to `target` (new)."""
         target.parent.mkdir(parents=True, exist_ok=True)
-        self._fetch(uri, target)
+        mlmodels.fetch(self.settings, uri, target)
         return target
 
     def load_pyfunc(self, ref: str | ModelRef) -> Any:
@@ -445,15 +382,7 @@ class ModelRepository:
 
     def stats(self) -> dict[str, int]:
         with self._engine.connect() as conn, conn.begin():
-            return {
-                "models": conn.execute(
-                    select(func.count(func.distinct(db.model_versions.c.model_id)))
-                ).scalar_one(),
-                "versions": conn.execute(
-                    select(func.count()).select_from(db.model_versions)
-                ).scalar_one(),
-                "schema_version": db.SCHEMA_VERSION,
-            }
+            return queries.stats(conn)
 
     # ----------------------------------------------------------------------------- internals
 
@@ -467,7 +396,7 @@ class ModelRepository:
         metrics: dict[str, float],
         source: str,
     ) -> ModelVersion:
-        info = _read_mlmodel(model_dir)
+        info = mlmodels.read_mlmodel(model_dir)
         size = sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file())
         now = db.utcnow()
         promoted: str | None = None
@@ -510,24 +439,10 @@ class ModelRepository:
         except BaseException:
             # Remove the folder only if its row did not make it: an interrupt (Ctrl-C, a
             # kernel interrupt) can arrive after the COMMIT while the connection closes.
-            if promoted is not None and not self._is_referenced(promoted):
+            if promoted is not None and not queries.is_referenced(self._engine, promoted):
                 self.artifacts.remove(promoted)
             raise
         return self.resolve(ModelRef(name=name, version=version))
-
-    def _is_referenced(self, relative: str) -> bool:
-        try:
-            with self._engine.connect() as conn, conn.begin():
-                return (
-                    conn.execute(
-                        select(db.model_versions.c.id).where(
-                            db.model_versions.c.artifact_dir == relative
-                        )
-                    ).first()
-                    is not None
-                )
-        except Exception:
-            return True  # cannot tell: leave the folder to collect_garbage
 
     def _get_or_create_model(self, conn: Connection, name: str, now: Any) -> int:
         existing = conn.execute(select(db.models.c.id).where(db.models.c.name == name)).scalar()
@@ -558,141 +473,16 @@ class ModelRepository:
 
     def model_id(self, conn: Connection, name: str) -> int:
         """The row id of model `name` (for modules that keep records about its versions)."""
-        return self._model_id(conn, name)
+        return queries.model_id(conn, name, self.settings.home)
 
     @property
     def engine(self) -> Any:
         return self._engine
 
-    def _model_id(self, conn: Connection, name: str) -> int:
-        model_id = conn.execute(select(db.models.c.id).where(db.models.c.name == name)).scalar()
-        if model_id is None:
-            raise NotFound(self._unknown_model_message(conn, name))
-        return int(model_id)
-
-    def _versions(
-        self, conn: Connection, model: Row[Any], version: int | None
-    ) -> list[ModelVersion]:
-        v = db.model_versions
-        query = select(v).where(v.c.model_id == model.id).order_by(v.c.version.desc())
-        if version is not None:
-            query = query.where(v.c.version == version)
-        rows = conn.execute(query).all()
-        if not rows:
-            return []
-        tags = self._tags_by_version(conn, [row.id for row in rows])
-        aliases_by_version: dict[int, list[str]] = {}
-        for alias, number in self._aliases_by_model(conn, [model.id]).get(model.id, {}).items():
-            aliases_by_version.setdefault(number, []).append(alias)
-        return [
-            ModelVersion(
-                name=model.name,
-                version=row.version,
-                description=row.description,
-                flavors=tuple(row.flavors),
-                tags=tags.get(row.id, {}),
-                metrics=dict(row.metrics or {}),
-                aliases=tuple(sorted(aliases_by_version.get(row.version, []))),
-                signature=row.signature,
-                has_input_example=bool(row.has_input_example),
-                source=row.source,
-                path=self.artifacts.path(row.artifact_dir),
-                size_bytes=row.size_bytes,
-                mlflow_version=row.mlflow_version,
-                created_at=db.as_utc(row.created_at),
-            )
-            for row in rows
-        ]
-
-    @staticmethod
-    def _details(model: Row[Any], versions: list[ModelVersion]) -> ModelDetails:
-        return ModelDetails(
-            name=model.name,
-            aliases={alias: v.version for v in versions for alias in v.aliases},
-            versions=tuple(versions),
-            created_at=db.as_utc(model.created_at),
-            updated_at=db.as_utc(model.updated_at),
-        )
-
-    @staticmethod
-    def _tags_by_version(conn: Connection, version_ids: list[int]) -> dict[int, dict[str, str]]:
-        if not version_ids:
-            return {}
-        rows = conn.execute(
-            select(db.version_tags).where(db.version_tags.c.version_id.in_(version_ids))
-        ).all()
-        tags: dict[int, dict[str, str]] = {}
-        for row in rows:
-            tags.setdefault(row.version_id, {})[row.key] = row.value
-        return tags
-
-    @staticmethod
-    def _aliases_by_model(conn: Connection, model_ids: list[int]) -> dict[int, dict[str, int]]:
-        if not model_ids:
-            return {}
-        rows = conn.execute(
-            select(db.model_aliases)
-            .where(db.model_aliases.c.model_id.in_(model_ids))
-            .order_by(db.model_aliases.c.alias)
-        ).all()
-        aliases: dict[int, dict[str, int]] = {}
-        for row in rows:
-            aliases.setdefault(row.model_id, {})[row.alias] = row.version
-        return aliases
-
-    def _aliases_hint(self, conn: Connection, model_id: int) -> str:
-        aliases = self._aliases_by_model(conn, [model_id]).get(model_id, {})
-        if not aliases:
-            return " (it has no aliases)"
-        listed = ", ".join(f"{alias} -> {version}" for alias, version in aliases.items())
-        return f" (aliases: {listed})"
-
-    def _unknown_model_message(self, conn: Connection, name: str) -> str:
-        names = conn.execute(select(db.models.c.name)).scalars().all()
-        message = f"No model named {name!r} in the repository at {self.settings.home}."
-        folded = {n.lower(): n for n in names}
-        close = [folded[n] for n in difflib.get_close_matches(name.lower(), list(folded), n=3)]
-        if Path(name).is_dir():
-            message += f" To use the folder {name!r} in the current directory, write ./{name}."
-        elif close:
-            message += f" Did you mean {' or '.join(repr(c) for c in close)}?"
-        elif not names:
-            message += " The repository is empty: save a model first."
-        return message
-
-    def _fetch(self, uri: str, target: Path) -> None:
-        """Put the MLflow model at `uri` (a local folder or any MLflow artifact URI) at
-        `target`."""
-        local = Path(uri)
-        if local.is_absolute():
-            _check_mlflow_model(local, uri)
-            shutil.copytree(local, target)
-            return
-        import mlflow.artifacts
-        from mlflow.exceptions import MlflowException
-
-        download_dir = target.parent / "download"
-        tracking_uri = self.settings.mlflow_tracking_uri
-        registry_uri = self.settings.mlflow_registry_uri or tracking_uri
-        try:
-            with mlflow_store(tracking_uri, registry_uri):
-                fetched = mlflow.artifacts.download_artifacts(
-                    artifact_uri=uri,
-                    dst_path=str(download_dir),
-                    tracking_uri=tracking_uri,
-                    registry_uri=registry_uri,
-                )
-        except MlflowException as error:
-            raise NotFound(
-                f"Could not fetch {uri} from MLflow ({safe_uri(tracking_uri)}): {error.message}"
-            ) from None
-        _check_mlflow_model(Path(fetched), uri)
-        os.rename(fetched, target)
-
 
 def _refuse_if_deployed(conn: Connection, model_id: int, version: int | None, what: str) -> None:
     """Never pull a model out from under a live endpoint."""
-    d = db.deployments
+    d = deploy_tables.deployments
     query = select(d.c.id).where(d.c.model_id == model_id, d.c.status.in_(DEPLOYED_STATUSES))
     if version is not None:
         query = query.where(d.c.version == version)
@@ -703,36 +493,3 @@ def _refuse_if_deployed(conn: Connection, model_id: int, version: int | None, wh
             "endpoint died is marked failed the next time it is looked at).",
             remedy=remedy("undeploy", deployment=live[0]),
         )
-
-
-def _check_mlflow_model(path: Path, shown_as: str) -> None:
-    if not path.exists():
-        raise NotFound(f"No such file or folder: {shown_as}.")
-    if not (path / MLMODEL).is_file():
-        raise NotAnMLflowModel(
-            f"{shown_as} is not an MLflow model folder: it has no {MLMODEL} file. Save it with "
-            "mlflow.<flavor>.save_model or log it with mlflow.<flavor>.log_model first."
-        )
-
-
-def _read_mlmodel(model_dir: Path) -> dict[str, Any]:
-    from mlflow.models import Model
-
-    mlmodel = Model.load(str(model_dir / MLMODEL))
-    signature = None
-    if mlmodel.signature is not None:
-        signature = {
-            key: json.loads(value) if isinstance(value, str) else value
-            for key, value in mlmodel.signature.to_dict().items()
-        }
-    flavors = sorted(mlmodel.flavors, key=lambda flavor: flavor == PYFUNC)
-    return {
-        "flavors": flavors,
-        "signature": signature,
-        "has_input_example": mlmodel.saved_input_example_info is not None,
-        "mlflow_version": mlmodel.mlflow_version or "",
-    }
-
-
-def _primary_flavor(flavors: list[str]) -> str:
-    return next((flavor for flavor in flavors if flavor != PYFUNC), PYFUNC)

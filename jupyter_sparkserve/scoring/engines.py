@@ -74,6 +74,19 @@ class LocalEngine(BatchEngine):
         return batch.run(load_batch_model(model_path), plan, progress=progress, cancel=cancel)
 
 
+def check_spark_settings(
+    engine: str, spark_config: Mapping[str, str] | None, lib_jars: Sequence[str] | None
+) -> None:
+    """Spark settings and jars go only to an engine that takes them."""
+    found = engines()
+    if (spark_config or lib_jars) and not get_engine(engine).takes_spark_settings:
+        spark = [name for name, runner in found.items() if runner.takes_spark_settings]
+        raise InvalidInput(
+            f"Spark settings and jars apply to engine {' or '.join(map(repr, spark))} only: "
+            "choose that engine or leave them out."
+        )
+
+
 def engines() -> dict[str, BatchEngine]:
     """The installed engines by name: `local` first, then the others by name."""
     return plugins.load(GROUP, BatchEngine)

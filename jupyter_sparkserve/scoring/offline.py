@@ -40,11 +40,10 @@ def score(
 ) -> BatchResult:
     """Score a file, folder or glob into an output file or folder; see `batch.plan_run`.
     `writer_tag` names the temporary output (a job passes its id, to clean up after itself)."""
-    from .engines import get_engine
+    from .engines import check_spark_settings, get_engine
 
     runner = get_engine(engine)
-    if not runner.takes_spark_settings and (spark_config or lib_jars):
-        raise InvalidInput(f"Spark settings and jars do not apply to engine {engine!r}.")
+    check_spark_settings(engine, spark_config, lib_jars)
     repository = repository or ModelRepository()
     model_path = repository.model_path(model)
     plan = batch.plan_run(

@@ -32,8 +32,9 @@ from ..errors import InvalidInput, NotFound, remedy
 from ..repository import ModelRef, ModelRepository
 from ..repository import database as db
 from ..scoring.batch import FORMATS, BatchResult, ProgressCallback
-from ..scoring.engines import engines
+from ..scoring.engines import check_spark_settings, engines
 from ..scoring.offline import score
+from . import tables
 from .email import parse_addresses
 
 MAX_WORKFLOW_NAME_LENGTH = 128
@@ -89,12 +90,7 @@ class WorkflowSpec:
             )
         set_("spark_config", spark_settings(self.spark_config))
         set_("lib_jars", split_list(self.lib_jars, "lib_jars"))
-        if not known[self.engine].takes_spark_settings and (self.spark_config or self.lib_jars):
-            spark = [name for name, engine in known.items() if engine.takes_spark_settings]
-            raise InvalidInput(
-                f"Spark settings and jars apply to engine {' or '.join(map(repr, spark))} only: "
-                "choose that engine or leave them out."
-            )
+        check_spark_settings(self.engine, self.spark_config, self.lib_jars)
         set_("email_on_success", parse_addresses(self.email_on_success, "email_on_success"))
         set_("email_on_failure", parse_addresses(self.email_on_failure, "email_on_failure"))
 
@@ -143,8 +139,6 @@ class WorkflowSpec:
             output=_absolute(self.output),
             lib_jars=tuple(_absolute(jar) for jar in self.lib_jars),
         )
-
-
 
 
 def template_variables(text: str, what: str) -> tuple[str, ...]:
@@ -234,7 +228,7 @@ class Workflows:
         now = db.utcnow()
         with db.write_transaction(self.repository.engine) as conn:
             workflow_id = conn.execute(
-                insert(db.workflows).values(
+                insert(tables.workflows).values(
                     name=_name(name), spec=spec.to_dict(), created_at=now, updated_at=now
                 )
             ).inserted_primary_key[0]
@@ -242,13 +236,15 @@ class Workflows:
 
     def list(self) -> list[Workflow]:
         with self.repository.engine.connect() as conn, conn.begin():
-            rows = conn.execute(select(db.workflows).order_by(db.workflows.c.id)).all()
+            rows = conn.execute(select(tables.workflows).order_by(tables.workflows.c.id)).all()
         return [_workflow(row) for row in rows]
 
     def get(self, workflow_id: int | str) -> Workflow:
         number = workflow_number(workflow_id)
         with self.repository.engine.connect() as conn, conn.begin():
-            row = conn.execute(select(db.workflows).where(db.workflows.c.id == number)).first()
+            row = conn.execute(
+                select(tables.workflows).where(tables.workflows.c.id == number)
+            ).first()
         if row is None:
             raise NotFound(f"No workflow {number}.", remedy=remedy("list_workflows"))
         return _workflow(row)
@@ -267,14 +263,16 @@ class Workflows:
         if name is not None:
             values["name"] = _name(name)
         with db.write_transaction(self.repository.engine) as conn:
-            conn.execute(update(db.workflows).where(db.workflows.c.id == current.id).values(values))
+            conn.execute(
+                update(tables.workflows).where(tables.workflows.c.id == current.id).values(values)
+            )
         return self.get(current.id)
 
     def delete(self, workflow_id: int | str) -> Workflow:
         """Delete the workflow; its jobs, finished or not, stay."""
         workflow = self.get(workflow_id)
         with db.write_transaction(self.repository.engine) as conn:
-            conn.execute(delete(db.workflows).where(db.workflows.c.id == workflow.id))
+            conn.execute(delete(tables.workflows).where(tables.workflows.c.id == workflow.id))
         return workflow
 
 

@@ -19,7 +19,7 @@ from ..errors import InvalidInput, SparkserveError
 from ..processes import log_tail
 
 if TYPE_CHECKING:
-    from .jobs import Job
+    from .job_record import Job
 
 REPORT_LOG_LINES = 30
 

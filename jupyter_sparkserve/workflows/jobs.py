@@ -35,8 +35,6 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,92 +50,18 @@ from ..repository import database as db
 from ..scoring.batch import BatchProgress, remove_partial_outputs
 from ..warm import client as warm_client
 from ..warm.protocol import DEFAULT_IDLE_SECONDS
+from . import tables
 from .definitions import Workflow, Workflows, WorkflowSpec
 from .email import EmailNotSent, send_job_report
+from .job_record import ACTIVE, STATUSES, Job, JobStillRunning, job_from_row
 from .parameters import ExecutionRequest
 
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-ACTIVE = ("queued", "running")
 CANCEL_GRACE_SECONDS = 10.0
 # A queued job still without a process after this: whoever submitted it died before starting it.
 SPAWN_LIMIT_SECONDS = 120.0
 POLL_SECONDS = 0.25
 JOB_MODULE = "jupyter_sparkserve.workflows.job_process"
 HOST = socket.gethostname()
-
-
-class JobStillRunning(SparkserveError):
-    code = "JOB_STILL_RUNNING"
-    http_status = 504
-
-
-@dataclass(frozen=True)
-class Job:
-    id: str
-    kind: str
-    workflow_id: int | None
-    workflow_name: str
-    spec: WorkflowSpec
-    status: str
-    host: str
-    pid: int | None
-    pid_start: int | None
-    cancel_requested: bool
-    rows_done: int
-    rows_total: int | None
-    progress: dict[str, Any] | None  # the engine's latest BatchProgress, as a dict
-    output_path: str
-    log_file: Path
-    error: str
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    updated_at: datetime
-
-    @property
-    def finished(self) -> bool:
-        return self.status not in ACTIVE
-
-    @property
-    def fraction(self) -> float | None:
-        if self.status == "succeeded":
-            return 1.0
-        return None if self.progress is None else self.progress.get("fraction")
-
-    @property
-    def seconds(self) -> float | None:
-        """Time spent running (so far, while it runs)."""
-        if self.started_at is None:
-            return None
-        return ((self.finished_at or db.utcnow()) - self.started_at).total_seconds()
-
-    def to_dict(self) -> dict[str, Any]:
-        def stamp(value: datetime | None) -> str | None:
-            return None if value is None else value.isoformat()
-
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "workflow_id": self.workflow_id,
-            "workflow_name": self.workflow_name,
-            "spec": self.spec.to_dict(),
-            "status": self.status,
-            "host": self.host,
-            "pid": self.pid,
-            "cancel_requested": self.cancel_requested,
-            "rows_done": self.rows_done,
-            "rows_total": self.rows_total,
-            "fraction": self.fraction,
-            "progress": self.progress,
-            "output_path": self.output_path,
-            "log_file": str(self.log_file),
-            "error": self.error,
-            "seconds": self.seconds,
-            "created_at": stamp(self.created_at),
-            "started_at": stamp(self.started_at),
-            "finished_at": stamp(self.finished_at),
-            "updated_at": stamp(self.updated_at),
-        }
 
 
 class JobRunner:
@@ -176,7 +100,7 @@ class JobRunner:
         """Queue a score run and start its process. The model reference is pinned now:
         `churn@champion` runs the version that is champion at submission."""
         spec = self._pinned(spec.absolute())
-        j = db.jobs
+        j = tables.jobs
         writers = self._active_ids(j.c.output_path == spec.output)
         for job_id in writers:
             self._refresh(job_id)  # a dead writer must not block
@@ -246,7 +170,7 @@ class JobRunner:
                     parent_pid=self.warm_owner,
                 )
         start = processes.start_stamp(pid)
-        j = db.jobs
+        j = tables.jobs
         with db.write_transaction(self.repository.engine) as conn:
             conn.execute(
                 update(j)
@@ -264,7 +188,7 @@ class JobRunner:
         self, *, status: str | None = None, workflow_id: int | None = None, limit: int = 100
     ) -> list[Job]:
         """Jobs, newest first."""
-        j = db.jobs
+        j = tables.jobs
         query = select(j.c.id).order_by(j.c.created_at.desc(), j.c.id).limit(limit)
         if status is not None:
             if status not in STATUSES:
@@ -325,7 +249,7 @@ class JobRunner:
         if ended is not None:
             _signal_process(ended, signal.SIGTERM)  # its process, waiting for a slot, leaves
             return ended
-        j = db.jobs
+        j = tables.jobs
         with db.write_transaction(self.repository.engine) as conn:
             asked = conn.execute(
                 update(j)
@@ -357,7 +281,7 @@ class JobRunner:
 
     def recover(self) -> list[Job]:
         """Mark every job of this host whose process is gone as failed; return them."""
-        ended = [self._refresh(job_id) for job_id in self._active_ids(db.jobs.c.host == HOST)]
+        ended = [self._refresh(job_id) for job_id in self._active_ids(tables.jobs.c.host == HOST)]
         return [job for job in ended if job.finished]
 
     def _refresh(self, job_id: str) -> Job:
@@ -378,7 +302,7 @@ class JobRunner:
         process. None when the job was cancelled or ended before it could run."""
         pid = os.getpid()
         start = processes.start_stamp(pid)
-        j = db.jobs
+        j = tables.jobs
         waiting = False
         while True:
             with db.write_transaction(self.repository.engine) as conn:
@@ -417,7 +341,7 @@ class JobRunner:
 
     def report_progress(self, job_id: str, progress: BatchProgress) -> bool:
         """In the job's process: record progress; True when a cancel was asked for."""
-        j = db.jobs
+        j = tables.jobs
         with db.write_transaction(self.repository.engine) as conn:
             conn.execute(
                 update(j)
@@ -444,7 +368,7 @@ class JobRunner:
         """Record the end of a job that is in one of `statuses`, then send its e-mail report.
         None when it was not (it ended otherwise meanwhile). `remove_partial`: its process
         died or was killed, so its engine could not remove its temporary output."""
-        j = db.jobs
+        j = tables.jobs
         now = db.utcnow()
         with db.write_transaction(self.repository.engine) as conn:
             changed = conn.execute(
@@ -489,7 +413,7 @@ class JobRunner:
             log.write(f"{_stamp()} {message}\n")
 
     def _active_ids(self, *conditions: Any) -> list[str]:
-        j = db.jobs
+        j = tables.jobs
         with self.repository.engine.connect() as conn, conn.begin():
             return list(
                 conn.execute(select(j.c.id).where(j.c.status.in_(ACTIVE), *conditions)).scalars()
@@ -497,31 +421,10 @@ class JobRunner:
 
     def _read(self, job_id: str) -> Job:
         with self.repository.engine.connect() as conn, conn.begin():
-            row = conn.execute(select(db.jobs).where(db.jobs.c.id == job_id)).first()
+            row = conn.execute(select(tables.jobs).where(tables.jobs.c.id == job_id)).first()
         if row is None:
             raise NotFound(f"No job {job_id!r}.", remedy=remedy("list_jobs"))
-        return Job(
-            id=row.id,
-            kind=row.kind,
-            workflow_id=row.workflow_id,
-            workflow_name=row.workflow_name,
-            spec=WorkflowSpec.from_dict(row.spec),
-            status=row.status,
-            host=row.host,
-            pid=row.pid,
-            pid_start=row.pid_start,
-            cancel_requested=bool(row.cancel_requested),
-            rows_done=row.rows_done,
-            rows_total=row.rows_total,
-            progress=row.progress,
-            output_path=row.output_path,
-            log_file=Path(row.log_file),
-            error=row.error,
-            created_at=db.as_utc(row.created_at),
-            started_at=_utc(row.started_at),
-            finished_at=_utc(row.finished_at),
-            updated_at=db.as_utc(row.updated_at),
-        )
+        return job_from_row(row)
 
 
 def _dead_process_problem(job: Job) -> str | None:
@@ -544,7 +447,7 @@ def _dead_process_problem(job: Job) -> str | None:
 def _busy(conn: Connection, me: Any) -> int:
     """Jobs that hold or wait ahead of `me` for a slot: running ones with a live process,
     and older queued ones."""
-    j = db.jobs
+    j = tables.jobs
     rows = conn.execute(
         select(j.c.id, j.c.status, j.c.host, j.c.pid, j.c.pid_start, j.c.created_at).where(
             j.c.status.in_(ACTIVE), j.c.id != me.id
@@ -572,7 +475,3 @@ def _signal_process(job: Job, signum: signal.Signals) -> None:
 
 def _stamp() -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return None if value is None else db.as_utc(value)

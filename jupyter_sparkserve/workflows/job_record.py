@@ -1,0 +1,118 @@
+"""A job as the jobs table records it: what it runs, where it is, how it ended."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import SparkserveError
+from ..repository import database as db
+from .definitions import WorkflowSpec
+
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+ACTIVE = ("queued", "running")
+
+
+class JobStillRunning(SparkserveError):
+    code = "JOB_STILL_RUNNING"
+    http_status = 504
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    kind: str
+    workflow_id: int | None
+    workflow_name: str
+    spec: WorkflowSpec
+    status: str
+    host: str
+    pid: int | None
+    pid_start: int | None
+    cancel_requested: bool
+    rows_done: int
+    rows_total: int | None
+    progress: dict[str, Any] | None  # the engine's latest BatchProgress, as a dict
+    output_path: str
+    log_file: Path
+    error: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in ACTIVE
+
+    @property
+    def fraction(self) -> float | None:
+        if self.status == "succeeded":
+            return 1.0
+        return None if self.progress is None else self.progress.get("fraction")
+
+    @property
+    def seconds(self) -> float | None:
+        """Time spent running (so far, while it runs)."""
+        if self.started_at is None:
+            return None
+        return ((self.finished_at or db.utcnow()) - self.started_at).total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        def stamp(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat()
+
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "workflow_id": self.workflow_id,
+            "workflow_name": self.workflow_name,
+            "spec": self.spec.to_dict(),
+            "status": self.status,
+            "host": self.host,
+            "pid": self.pid,
+            "cancel_requested": self.cancel_requested,
+            "rows_done": self.rows_done,
+            "rows_total": self.rows_total,
+            "fraction": self.fraction,
+            "progress": self.progress,
+            "output_path": self.output_path,
+            "log_file": str(self.log_file),
+            "error": self.error,
+            "seconds": self.seconds,
+            "created_at": stamp(self.created_at),
+            "started_at": stamp(self.started_at),
+            "finished_at": stamp(self.finished_at),
+            "updated_at": stamp(self.updated_at),
+        }
+
+
+def job_from_row(row: Any) -> Job:
+    return Job(
+        id=row.id,
+        kind=row.kind,
+        workflow_id=row.workflow_id,
+        workflow_name=row.workflow_name,
+        spec=WorkflowSpec.from_dict(row.spec),
+        status=row.status,
+        host=row.host,
+        pid=row.pid,
+        pid_start=row.pid_start,
+        cancel_requested=bool(row.cancel_requested),
+        rows_done=row.rows_done,
+        rows_total=row.rows_total,
+        progress=row.progress,
+        output_path=row.output_path,
+        log_file=Path(row.log_file),
+        error=row.error,
+        created_at=db.as_utc(row.created_at),
+        started_at=_utc(row.started_at),
+        finished_at=_utc(row.finished_at),
+        updated_at=db.as_utc(row.updated_at),
+    )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else db.as_utc(value)
