@@ -14,9 +14,8 @@ from typing import Any, TypeVar
 import click
 
 from ..config import ENDPOINT_TOKEN_ENV
-from ..deploy.targets import targets
+from ..deploy.targets import foreign_options, target_options, targets
 from ..errors import InvalidInput, SparkserveError
-from ..options import Option
 from .output import emit, fields, json_command, repository, table
 from .root import main
 
@@ -72,19 +71,8 @@ def snippets(ref_or_id: str) -> None:
     emit([snippet.to_dict() for snippet in found.snippets], show)
 
 
-def _target_options() -> dict[str, Option]:
-    """Every installed target's options by name (one flag each, shared by the targets that
-    declare an option of the same name)."""
-    found: dict[str, Option] = {}
-    for target in targets().values():
-        for option in target.options:
-            found.setdefault(option.name, option)
-    return found
-
-
 def _option_flags(function: F) -> F:
-    for option in reversed(list(_target_options().values())):
-        owners = [t.name for t in targets().values() if option in t.options]
+    for option, owners in reversed(target_options()):
         help_text = f"{option.help} (target {', '.join(owners)})"
         if option.env:
             help_text += f"; default ${option.env}"
@@ -115,13 +103,10 @@ def deploy(ref: str, target: str, register: bool, **values: Any) -> None:
     """Deploy registered model version REF as a REST endpoint; prints its id and URL."""
     from ..deploy.deployments import Deployments
 
-    chosen = targets()[target]
-    names = {option.name for option in chosen.options}
     given = {name: value for name, value in values.items() if value is not None}
-    foreign = sorted(set(given) - names)
+    foreign = foreign_options(target, given)
     if foreign:
-        flags = ", ".join(_target_options()[name].flag for name in foreign)
-        raise InvalidInput(f"{flags}: not an option of target {target}.")
+        raise InvalidInput(f"{', '.join(foreign)}: not an option of target {target}.")
     deployment = Deployments(repository()).deploy(
         ref, target, given, register=register, environ=os.environ
     )

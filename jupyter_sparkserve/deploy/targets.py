@@ -115,6 +115,22 @@ def targets() -> dict[str, DeploymentTarget]:
     return plugins.load(GROUP, DeploymentTarget)
 
 
+def target_options() -> list[tuple[Option, list[str]]]:
+    """Every installed target's options, each once by name, with the targets that declare
+    it: one flag per option for the faces that take flags (the CLI, the magics)."""
+    found: dict[str, tuple[Option, list[str]]] = {}
+    for target in targets().values():
+        for option in target.options:
+            found.setdefault(option.name, (option, []))[1].append(target.name)
+    return list(found.values())
+
+
+def foreign_options(target: str, given: Mapping[str, Any]) -> list[str]:
+    """The options in `given` that `target` does not take, as flags (`--port`)."""
+    names = {option.name for option in get_target(target).options}
+    return ["--" + name.replace("_", "-") for name in sorted(set(given) - names)]
+
+
 def get_target(name: str) -> DeploymentTarget:
     found = targets()
     if name not in found:

@@ -24,7 +24,7 @@ from IPython.display import display
 from .. import cells
 from ..deploy.deployments import Deployment, Deployments
 from ..deploy.mlflow import MlflowRegistry
-from ..deploy.targets import targets
+from ..deploy.targets import foreign_options, target_options, targets
 from ..lifecycle import snippets_for
 from ..snippets import Snippet
 from .common import RepositoryMagics, parse, usage_errors
@@ -37,12 +37,7 @@ ARGPARSE_TYPES = {"string": str, "integer": int, "boolean": lambda text: text.lo
 def _target_flags(function: Any) -> Any:
     """One flag per option of the installed targets (shared by targets that declare an
     option of the same name)."""
-    seen: dict[str, Any] = {}
-    for target in targets().values():
-        for option in target.options:
-            seen.setdefault(option.name, option)
-    for option in reversed(list(seen.values())):
-        owners = [t.name for t in targets().values() if option in t.options]
+    for option, owners in reversed(target_options()):
         extra = f"; default ${option.env}" if option.env else ""
         function = argument(
             option.flag,
@@ -86,11 +81,9 @@ class DeployMagics(RepositoryMagics):
             for name, value in vars(args).items()
             if name.startswith("option_") and value is not None
         }
-        chosen = targets()[args.target]
-        foreign = sorted(set(given) - {option.name for option in chosen.options})
+        foreign = foreign_options(args.target, given)
         if foreign:
-            flags = ", ".join("--" + name.replace("_", "-") for name in foreign)
-            raise UsageError(f"{flags}: not an option of target {args.target}.")
+            raise UsageError(f"{', '.join(foreign)}: not an option of target {args.target}.")
         status = StatusLine(self.shell)
         with usage_errors():
             deployments = Deployments(self.repository)
