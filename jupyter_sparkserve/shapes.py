@@ -14,6 +14,7 @@ own errors (a body's workflow settings): only its own type is checked with the b
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,22 @@ def check_against(
     if found:
         raise error(_message(found[0], dict(declared), value))
     return value
+
+
+# The largest integer a database column holds (a signed 64-bit BIGINT): ids and counts past it
+# are refused at the boundary, never handed to SQLite or PostgreSQL to overflow.
+MAX_STORED_INTEGER = 2**63 - 1
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,19}")
+
+
+def whole_number(value: object) -> int | None:
+    """`value` as a stored whole number (0 to MAX_STORED_INTEGER): an int, or text of ASCII
+    digits (not "²", not Arabic-Indic digits, not "+1"); None when it is not one."""
+    if isinstance(value, str):
+        value = int(value) if _WHOLE_NUMBER.fullmatch(value) else None
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 <= value <= MAX_STORED_INTEGER else None
 
 
 def type_names(declared: Any) -> str:

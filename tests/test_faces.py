@@ -86,3 +86,19 @@ def test_the_workflow_settings_schema_is_the_spec_dataclass() -> None:
     declared = list(shapes.schema("WorkflowSettings")["properties"])
     assert declared == [field.name for field in dataclasses.fields(WorkflowSpec)]
     assert list(shapes.schema("WorkflowSpec")["properties"]) == declared
+
+
+def test_only_the_supervisor_reads_proc_or_signals_process_groups() -> None:
+    """processes.py is the one supervisor; psutil is a dependency for it."""
+    from importlib.metadata import requires
+
+    readers = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "processes.py" and path.parent == PACKAGE:
+            continue
+        text = path.read_text()
+        for needle in ('"/proc', "'/proc", "/proc/", "killpg(", "getpgid("):
+            if needle in text:
+                readers.append(f"{path.relative_to(PACKAGE)}: {needle}")
+    assert readers == []
+    assert any(line.startswith("psutil") for line in requires("jupyter_sparkserve") or [])

@@ -12,6 +12,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
+from .. import shapes
 from ..errors import InvalidInput, SparkserveError
 from ..repository import ModelRepository
 from . import bodies
@@ -58,12 +59,10 @@ class SparkserveHandler(ExtensionHandlerMixin, APIHandler):
         text = self.get_argument(name, None)
         if text is None or text == "":
             return default
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum or (maximum is not None and value > maximum):
-            upper = f" and at most {maximum}" if maximum is not None else ""
+        value = shapes.whole_number(text)
+        maximum = shapes.MAX_STORED_INTEGER if maximum is None else maximum
+        if value is None or value < minimum or value > maximum:
+            upper = f" and at most {maximum}"
             raise SparkserveHTTPError(
                 InvalidInput(
                     f"Query parameter {name} must be a whole number of at least {minimum}{upper}, "
@@ -91,11 +90,20 @@ class SparkserveHandler(ExtensionHandlerMixin, APIHandler):
         self.set_status(204)
         self.finish()
 
+    def allowed_methods(self) -> list[str]:
+        return [
+            method
+            for method in self.SUPPORTED_METHODS
+            if getattr(type(self), method.lower(), None) is not getattr(APIHandler, method.lower())
+        ]
+
     def api_url(self, path: str) -> str:
         return f"{self.base_url}{API_PREFIX}/{path}"
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.set_header("Content-Type", "application/json")
+        if status_code == 405:  # which methods this resource takes, as RFC 9110 asks
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         exc_info = kwargs.get("exc_info")
         error = exc_info[1] if exc_info else None
         if isinstance(error, SparkserveHTTPError):

@@ -33,9 +33,16 @@ def decode(body: bytes) -> Any:
     if not body.strip():
         raise InvalidJson("The request needs a JSON body.")
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidJson(f"The request body is not valid JSON: {error}.") from None
+    except RecursionError:
+        raise InvalidJson("The request body is not valid JSON: it is nested too deeply.") from None
+
+
+def _not_json(constant: str) -> Any:
+    # Python's json reads NaN and Infinity, which JSON does not have.
+    raise ValueError(f"{constant} is not a JSON value")
 
 
 def checked(schema: str, body: Any) -> dict[str, Any]:

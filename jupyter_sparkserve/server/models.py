@@ -7,6 +7,7 @@ from typing import Any
 
 from tornado import web
 
+from .. import shapes
 from ..deploy.mlflow import MlflowRegistry
 from ..errors import InvalidInput
 from ..lifecycle import version_snippets
@@ -18,11 +19,12 @@ from .bodies import ImportRequest, ScoreRequest, alias_version
 
 def version_ref(name: str, version: str) -> str:
     """`NAME:VERSION` from the path; only a number names a version there."""
-    if not version.isdigit() or int(version) < 1:
+    number = shapes.whole_number(version)
+    if number is None or number < 1:
         raise SparkserveHTTPError(
             InvalidInput(f"A version in the path is a number such as 1, got {version!r}.")
         )
-    return f"{name}:{int(version)}"
+    return f"{name}:{number}"
 
 
 class ModelsHandler(SparkserveHandler):

@@ -278,11 +278,10 @@ class Workflows:
 
 def workflow_number(value: object) -> int:
     """A workflow id from an int or a string of digits."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    number = shapes.whole_number(value.strip() if isinstance(value, str) else value)
+    if number is None or number < 1:
         raise InvalidInput(f"A workflow id is a positive integer, got {value!r}.")
-    return value
+    return number
 
 
 def split_list(value: object, what: str) -> tuple[str, ...]:

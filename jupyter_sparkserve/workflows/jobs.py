@@ -18,7 +18,7 @@ removed. A queued job cancelled before it runs never runs.
 Reading a job checks its process, as reading a deployment does: a job whose process is gone
 becomes `failed` with how the process ended (when this process started it) and the end of its
 log, and its partial output is removed. A runner does that for every job when it is created.
-Processes are recognised through /proc (Linux); a job started on another host of a shared
+Processes are recognised through `processes` (psutil); a job started on another host of a shared
 PostgreSQL repository is left to that host.
 """
 

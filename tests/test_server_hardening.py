@@ -1,0 +1,81 @@
+"""Bad input to the REST API is a 4xx that says what to fix, never a 500: numbers a database
+column cannot hold, digits that are not ASCII, JSON nested past any sense or holding NaN,
+and methods a resource does not take (405 with `Allow`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from _api import Api, api_fixture, server_config  # noqa: F401 (fixtures)
+
+from jupyter_sparkserve.repository import ModelRepository
+
+pytestmark = pytest.mark.timeout(300)
+TOO_BIG = str(2**64)
+
+
+async def fetch(jp_fetch, method: str, path: str, body: bytes | None = None):
+    response = await jp_fetch(
+        "sparkserve", "api", "v1", *path.split("/"),
+        method=method, body=body, raise_error=False, allow_nonstandard_methods=True,
+    )  # fmt: skip
+    return response.code, json.loads(response.body), response.headers
+
+
+@pytest.fixture
+def saved_iris(repo: ModelRepository, mlflow_model_dir: Path) -> None:
+    repo.import_model(mlflow_model_dir, "iris")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "models/iris/versions/%C2%B2",  # a superscript two: isdigit() says yes
+        "models/iris/versions/%D9%A1",  # an Arabic-Indic one
+        f"models/iris/versions/{TOO_BIG}",
+        "models/iris/versions/+1",
+        "workflows/%D9%A1",
+        f"workflows/{TOO_BIG}",
+    ],
+)
+async def test_path_ids_that_are_not_stored_numbers_are_400(jp_fetch, saved_iris, path: str) -> None:
+    status, body, _ = await fetch(jp_fetch, "GET", path)
+    assert (status, body["error"]) == (400, "INVALID_INPUT"), body
+
+
+async def test_query_numbers_past_a_bigint_are_400_not_an_overflow(api: Api, saved_iris) -> None:
+    for params in ({"offset": TOO_BIG}, {"limit": "٣"}):
+        answer = await api("GET", "models", params=params)
+        assert (answer.status, answer.error) == (400, "INVALID_INPUT"), answer.body
+    assert (await api("GET", "models", params={"offset": str(2**63 - 1)})).status == 200
+    jobs = await api("GET", "jobs", params={"workflow_id": TOO_BIG})
+    assert (jobs.status, jobs.error) == (400, "INVALID_INPUT")
+
+
+async def test_a_workflow_id_past_a_bigint_is_400(api: Api) -> None:
+    answer = await api("POST", "workflow/execute", body={"workflowId": 2**64})
+    assert (answer.status, answer.error) == (400, "INVALID_INPUT")
+    assert "positive integer" in answer.message
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"dataframe_split": {"columns": ["a"], "data": [[Infinity]]}}',
+        b'{"dataframe_records": [{"a": NaN}]}',
+    ],
+)
+async def test_json_nested_too_deep_or_with_nan_is_400(api: Api, saved_iris, raw: bytes) -> None:
+    answer = await api("POST", "models/iris/versions/1/score", raw=raw)
+    assert (answer.status, answer.error) == (400, "INVALID_JSON"), answer.body
+
+
+async def test_a_method_a_resource_does_not_take_is_405_with_allow(jp_fetch) -> None:
+    status, body, headers = await fetch(jp_fetch, "PUT", "status", b"{}")
+    assert status == 405 and body["error"] == "HTTP_405"
+    assert headers["Allow"] == "GET"
+    status, _body, headers = await fetch(jp_fetch, "PATCH", "deployments", b"{}")
+    assert status == 405 and headers["Allow"] == "GET, POST"
