@@ -40,7 +40,9 @@ def saved_iris(repo: ModelRepository, mlflow_model_dir: Path) -> None:
         f"workflows/{TOO_BIG}",
     ],
 )
-async def test_path_ids_that_are_not_stored_numbers_are_400(jp_fetch, saved_iris, path: str) -> None:
+async def test_path_ids_that_are_not_stored_numbers_are_400(
+    jp_fetch, saved_iris, path: str
+) -> None:
     status, body, _ = await fetch(jp_fetch, "GET", path)
     assert (status, body["error"]) == (400, "INVALID_INPUT"), body
 
