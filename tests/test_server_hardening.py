@@ -81,3 +81,28 @@ async def test_a_method_a_resource_does_not_take_is_405_with_allow(jp_fetch) -> 
     assert headers["Allow"] == "GET"
     status, _body, headers = await fetch(jp_fetch, "PATCH", "deployments", b"{}")
     assert status == 405 and headers["Allow"] == "GET, POST"
+
+
+async def test_a_huge_score_request_never_holds_the_server(jp_fetch, saved_iris) -> None:
+    """A 12 MB body with a million columns is parsed off the event loop and refused (413),
+    while `status` goes on answering at once."""
+    import asyncio
+    import time
+
+    columns = [f"c{i}" for i in range(1_000_000)]
+    body = json.dumps({"dataframe_split": {"columns": columns, "data": [[0] * len(columns)]}})
+    scoring = asyncio.ensure_future(
+        fetch(jp_fetch, "POST", "models/iris/versions/1/score", body.encode())
+    )
+    slowest = 0.0
+    while not scoring.done():
+        started = time.perf_counter()
+        status, _body, _headers = await fetch(jp_fetch, "GET", "status")
+        slowest = max(slowest, time.perf_counter() - started)
+        assert status == 200
+    code, answer, _ = await scoring
+    assert (code, answer["error"]) == (413, "TOO_MANY_COLUMNS"), answer
+    assert slowest < 1.0
+    too_big = b" " * (16 << 20) + b"{}"
+    code, answer, _ = await fetch(jp_fetch, "POST", "models/iris/versions/1/score", too_big)
+    assert (code, answer["error"]) == (413, "BODY_TOO_LARGE")

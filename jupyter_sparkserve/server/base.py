@@ -46,12 +46,17 @@ class SparkserveHandler(ExtensionHandlerMixin, APIHandler):
     async def repository(self) -> ModelRepository:
         return await self.run_core(self.services.repository)
 
-    def body(self, parser: Callable[[Any], T]) -> T:
-        """The JSON body, parsed by one of `bodies`' parsers."""
+    async def body(
+        self, parser: Callable[[Any], T], *, max_bytes: int = bodies.MAX_BODY_BYTES
+    ) -> T:
+        """The JSON body, parsed by one of `bodies`' parsers off the event loop (a large body
+        must not hold up every other request of the server); larger than `max_bytes`: 413."""
+        raw = self.request.body
         try:
-            return parser(bodies.decode(self.request.body))
+            bodies.check_size(raw, max_bytes)
         except SparkserveError as error:
             raise SparkserveHTTPError(error) from error
+        return await self.run_core(lambda: parser(bodies.decode(raw)))
 
     def int_argument(
         self, name: str, default: int | None, *, minimum: int = 0, maximum: int | None = None

@@ -13,7 +13,11 @@ from .. import shapes
 from ..deploy.targets import get_target
 from ..errors import InvalidInput, SparkserveError
 
-MAX_SCORE_ROWS = 1000  # the "try it" form scores a few rows; files go through jobs
+# The "try it" form scores a few rows in the server: bounded so that no request can hold it
+# for long. Files go through jobs.
+MAX_SCORE_ROWS = 1000
+MAX_SCORE_COLUMNS = 10_000
+MAX_BODY_BYTES = 16 << 20
 
 
 class InvalidJson(InvalidInput):
@@ -27,6 +31,24 @@ class InvalidBody(InvalidInput):
 class TooManyRows(SparkserveError):
     code = "TOO_MANY_ROWS"
     http_status = 413
+
+
+class TooManyColumns(SparkserveError):
+    code = "TOO_MANY_COLUMNS"
+    http_status = 413
+
+
+class BodyTooLarge(SparkserveError):
+    code = "BODY_TOO_LARGE"
+    http_status = 413
+
+
+def check_size(body: bytes, max_bytes: int) -> None:
+    if len(body) > max_bytes:
+        raise BodyTooLarge(
+            f"The request body has {len(body):,} bytes, more than the {max_bytes:,} this route "
+            "takes: score a file with a job (POST jobs) instead."
+        )
 
 
 def decode(body: bytes) -> Any:
@@ -128,10 +150,19 @@ def _check_rows(count: int) -> None:
         raise InvalidBody("There are no rows to score.")
 
 
+def _check_columns(count: int) -> None:
+    if count > MAX_SCORE_COLUMNS:
+        raise TooManyColumns(
+            f"{count:,} columns is more than the {MAX_SCORE_COLUMNS:,} this form scores: score "
+            "a file with a job (POST jobs) instead."
+        )
+
+
 def _split_frame(split: dict[str, Any]) -> Any:
     import pandas as pd
 
     columns, rows = split["columns"], split["data"]
+    _check_columns(len(columns))
     _check_rows(len(rows))
     for index, row in enumerate(rows):
         if len(row) != len(columns):
@@ -146,6 +177,7 @@ def _records_frame(records: list[Any]) -> Any:
     import pandas as pd
 
     _check_rows(len(records))
+    _check_columns(len({key for record in records for key in record}))
     return pd.DataFrame.from_records(records)
 
 

@@ -23,7 +23,7 @@ class DeploymentsHandler(SparkserveHandler):
     async def post(self) -> None:
         """202 with the deployment `starting`: fetching the model and waiting for the endpoint
         takes seconds, so that runs after the answer; GET deployments/{id} follows it."""
-        request = self.body(DeployRequest.parse)
+        request = await self.body(DeployRequest.parse)
         service = Deployments(await self.repository())
         deployment = await self.run_core(
             service.begin, request.ref, request.target, request.options, register=request.register

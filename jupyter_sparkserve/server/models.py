@@ -44,7 +44,7 @@ class ModelsHandler(SparkserveHandler):
 
     @web.authenticated
     async def post(self) -> None:
-        request = self.body(ImportRequest.parse)
+        request = await self.body(ImportRequest.parse)
         repository = await self.repository()
         version = await self.run_core(
             repository.import_model,
@@ -92,7 +92,7 @@ class VersionHandler(SparkserveHandler):
 class AliasHandler(SparkserveHandler):
     @web.authenticated
     async def put(self, name: str, alias: str) -> None:
-        number = self.body(alias_version)
+        number = await self.body(alias_version)
         repository = await self.repository()
         found = await self.run_core(repository.set_alias, f"{name}:{number}", alias)
         self.reply(await self.run_core(views.version, repository, found))
@@ -134,7 +134,7 @@ class ScoreHandler(SparkserveHandler):
     @web.authenticated
     async def post(self, name: str, version: str) -> None:
         ref = version_ref(name, version)
-        request = self.body(ScoreRequest.parse)
+        request = await self.body(ScoreRequest.parse)
         repository = await self.repository()
         scored = await self.run_core(
             score_dataframe,

@@ -19,7 +19,7 @@ class WorkflowsHandler(SparkserveHandler):
 
     @web.authenticated
     async def post(self) -> None:
-        request = self.body(lambda body: WorkflowRequest.parse(body, creating=True))
+        request = await self.body(lambda body: WorkflowRequest.parse(body, creating=True))
         workflows = Workflows(await self.repository())
         workflow = await self.run_core(workflows.create, request.spec, name=request.name or "")
         self.reply(workflow.to_dict(), 201, f"workflows/{workflow.id}")
@@ -34,7 +34,7 @@ class WorkflowHandler(SparkserveHandler):
     @web.authenticated
     async def put(self, workflow_id: str) -> None:
         """Settings given change (null resets one to its default); others stay."""
-        request = self.body(lambda body: WorkflowRequest.parse(body, creating=False))
+        request = await self.body(lambda body: WorkflowRequest.parse(body, creating=False))
         workflows = Workflows(await self.repository())
         workflow = await self.run_core(
             workflows.update, workflow_id, request.spec, name=request.name
@@ -53,7 +53,7 @@ class ExecuteHandler(SparkserveHandler):
 
     @web.authenticated
     async def post(self) -> None:
-        request = self.body(execution_request)
+        request = await self.body(execution_request)
         runner = await self.run_core(self.services.jobs)
         job = await self.run_core(runner.execute, request)
         self.reply(
@@ -78,7 +78,7 @@ class JobsHandler(SparkserveHandler):
     @web.authenticated
     async def post(self) -> None:
         """A score run without a saved workflow (the sidebar's Score action)."""
-        settings = self.body(job_spec)
+        settings = await self.body(job_spec)
         spec = await self.run_core(WorkflowSpec.from_dict, settings)
         runner = await self.run_core(self.services.jobs)
         job = await self.run_core(runner.submit, spec)
