@@ -247,8 +247,15 @@ def test_delete_model_removes_every_version(repo, mlflow_model_dir) -> None:
     assert not any(path.exists() for path in paths)
     assert not (repo.settings.artifact_root / "iris").exists()
     assert repo.stats() == {"models": 0, "versions": 0, "schema_version": db.SCHEMA_VERSION}
-    # The name is free again and starts over.
-    assert repo.import_model(mlflow_model_dir, "iris").version == 1
+    # The name can be used again; numbers go on: a notebook pinned to iris:1 never loads
+    # another model, and a second delete finds nothing left to delete.
+    assert repo.import_model(mlflow_model_dir, "iris").version == 3
+    repo.delete_model("iris")
+    with pytest.raises(NotFound, match="no versions"):
+        repo.delete_model("iris")
+    # Another letter case takes the name over, numbering included.
+    assert repo.import_model(mlflow_model_dir, "IRIS").version == 4
+    assert [m.name for m in repo.list_models().items] == ["IRIS"]
 
 
 def test_deleting_the_last_version_deletes_the_model(repo, mlflow_model_dir) -> None:

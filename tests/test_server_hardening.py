@@ -106,3 +106,14 @@ async def test_a_huge_score_request_never_holds_the_server(jp_fetch, saved_iris)
     too_big = b" " * (16 << 20) + b"{}"
     code, answer, _ = await fetch(jp_fetch, "POST", "models/iris/versions/1/score", too_big)
     assert (code, answer["error"]) == (413, "BODY_TOO_LARGE")
+
+
+async def test_version_numbers_are_never_reused_after_the_model_is_deleted(
+    api: Api, mlflow_model_dir: Path
+) -> None:
+    body = {"source": str(mlflow_model_dir), "name": "churn"}
+    assert (await api("POST", "models", body=body)).body["version"] == 1
+    assert (await api("DELETE", "models/churn")).status == 200
+    assert (await api("DELETE", "models/churn")).status == 404  # nothing left to delete
+    again = await api("POST", "models", body=body)
+    assert (again.status, again.body["version"]) == (201, 2)

@@ -219,14 +219,19 @@ class ModelRepository:
         return target
 
     def delete_model(self, name: str) -> ModelDetails:
-        """Delete a model and every version of it; its name is free again (numbering restarts)."""
+        """Delete a model and every version of it. Its row stays, with the highest version
+        number it ever had: a new version under the name gets the next number, never one a
+        notebook may still have pinned."""
         name = validate_model_name(name)
+        now = db.utcnow()
         with db.write_transaction(self._engine) as conn:
             model = conn.execute(select(db.models).where(db.models.c.name == name)).first()
             if model is None:
                 raise NotFound(queries.unknown_model_message(self.settings.home, conn, name))
             _refuse_if_deployed(conn, model.id, None, name)
             versions = queries.versions(self.artifacts, conn, model, None)
+            if not versions:
+                raise NotFound(f"Model {name!r} has no versions: they were all deleted.")
             version_ids = select(db.model_versions.c.id).where(
                 db.model_versions.c.model_id == model.id
             )
@@ -245,7 +250,7 @@ class ModelRepository:
                     deploy_tables.mlflow_registrations.c.model_id == model.id
                 )
             )
-            conn.execute(delete(db.models).where(db.models.c.id == model.id))
+            conn.execute(update(db.models).where(db.models.c.id == model.id).values(updated_at=now))
         for version in versions:
             self.artifacts.remove(version.path.relative_to(self.artifacts.root).as_posix())
         # Safe against a concurrent save of the same name: promote() makes the folder again.
@@ -448,9 +453,21 @@ class ModelRepository:
         existing = conn.execute(select(db.models.c.id).where(db.models.c.name == name)).scalar()
         if existing is not None:
             return int(existing)
-        other_case = conn.execute(
-            select(db.models.c.name).where(func.lower(db.models.c.name) == name.lower())
-        ).scalar()
+        other = conn.execute(
+            select(db.models.c.id, db.models.c.name).where(
+                func.lower(db.models.c.name) == name.lower()
+            )
+        ).first()
+        if (
+            other is not None
+            and not conn.execute(
+                select(db.model_versions.c.id).where(db.model_versions.c.model_id == other.id)
+            ).first()
+        ):
+            # Only its numbering is left of it: the name takes the new case, numbers go on.
+            conn.execute(update(db.models).where(db.models.c.id == other.id).values(name=name))
+            return int(other.id)
+        other_case = None if other is None else other.name
         if other_case is not None:
             raise Conflict(
                 f"A model named {other_case!r} exists; names differ by more than letter case "
