@@ -274,7 +274,7 @@ def test_wrong_type_names_file_and_column(tmp_path: Path, repo, iris_ref, frame)
     wrong.to_csv(tmp_path / "in.csv", index=False)
     message = bad_input_message(tmp_path, repo, iris_ref, tmp_path / "in.csv")
     assert str(tmp_path / "in.csv") in message and "'sepal width (cm)'" in message
-    assert "wide" in message
+    assert "Row #2" in message and "wide" not in message  # where, never what it holds
 
 
 def test_unreadable_file(tmp_path: Path, repo, iris_ref) -> None:
@@ -377,3 +377,19 @@ def test_score_dataframe_errors_say_what_to_fix(repo, iris_ref, frame) -> None:
     assert caught.value.message.startswith("The model refused the input:")
     assert "petal width (cm)" in caught.value.message
     assert len(caught.value.message) < 400  # the reason, not a dump of the frame
+
+
+def test_read_errors_never_quote_the_files_contents(tmp_path: Path) -> None:
+    """A job's error names the file and the column, never what the file holds."""
+    from mlflow.types import ColSpec, Schema
+
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("a,b\n1,2\nroot:x:0:0:s3cr3t-row,2,3\n")
+    typed = tmp_path / "typed.csv"
+    typed.write_text("a,b\n1.0,2.0\ns3cr3t-value,2.0\n")
+    schema = Schema([ColSpec("double", "a"), ColSpec("double", "b")])
+    for path in (ragged, typed):
+        with pytest.raises(InvalidInput) as raised:
+            batch.plan_run(path, tmp_path / "out.csv", input_schema=schema)
+        assert str(path) in raised.value.message
+        assert "s3cr3t" not in raised.value.message, raised.value.message

@@ -117,3 +117,47 @@ async def test_version_numbers_are_never_reused_after_the_model_is_deleted(
     assert (await api("DELETE", "models/churn")).status == 404  # nothing left to delete
     again = await api("POST", "models", body=body)
     assert (again.status, again.body["version"]) == (201, 2)
+
+
+@pytest.mark.parametrize(
+    ("settings", "what"),
+    [
+        ({"input": "/etc/passwd"}, "input '/etc/passwd'"),
+        ({"output": "/etc/scored.csv"}, "output '/etc/scored.csv'"),
+        ({"input": "../../../../etc/passwd"}, "input '../../../../etc/passwd'"),
+        ({"input": "link/passwd"}, "input 'link/passwd'"),  # a symbolic link out of the root
+        ({"input": "/etc/*.conf"}, "input '/etc/*.conf'"),
+        ({"output": "out\u0000.csv"}, "NUL character"),
+    ],
+)
+async def test_jobs_over_rest_stay_in_the_servers_folders(
+    api: Api, saved_iris, jp_root_dir: Path, settings: dict, what: str
+) -> None:
+    (jp_root_dir / "link").symlink_to("/etc")
+    spec = {"model": "iris:1", "input": "in.csv", "output": "out.csv", **settings}
+    answer = await api("POST", "jobs", body={"spec": spec})
+    assert (answer.status, answer.error) == (400, "INVALID_INPUT"), answer.body
+    assert what in answer.message
+    assert (await api("GET", "jobs")).body["items"] == []  # nothing was queued
+
+
+async def test_relative_paths_start_at_the_root_and_workflows_are_confined_too(
+    api: Api, saved_iris, jp_root_dir: Path, iris
+) -> None:
+    iris[0].to_csv(jp_root_dir / "in.csv", index=False)
+    job = await api("POST", "jobs", body={"spec": {"model": "iris:1", "input": "in.csv",
+                                                    "output": "out.csv"}})  # fmt: skip
+    assert job.status == 202, job.body
+    assert job.body["spec"]["input"] == str(jp_root_dir / "in.csv")
+    assert job.body["spec"]["output"] == str(jp_root_dir / "out.csv")
+
+    refused = await api("POST", "workflows", body={"spec": {"model": "iris:1",
+                        "input": "in.csv", "output": "/etc/out.csv"}})  # fmt: skip
+    assert (refused.status, refused.error) == (400, "INVALID_INPUT")
+    created = await api("POST", "workflows", body={"spec": {"model": "iris:1",
+                        "input": "in.csv", "output": "${out}"}})  # fmt: skip
+    assert created.status == 201
+    escape = await api("POST", "workflow/execute", body={
+        "workflowId": created.body["id"], "programParameters": "--var out=/etc/x.csv"})  # fmt: skip
+    assert (escape.status, escape.error) == (400, "INVALID_INPUT")
+    assert "outside the folders" in escape.message

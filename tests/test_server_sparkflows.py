@@ -128,7 +128,7 @@ def test_the_sparkflows_execute_request(
     features, _ = iris
     repo.save(iris_model, "iris", input_example=features.head(3), **FAST_SAVE)
     repo.set_alias("iris:1", "champion")
-    source = tmp_path / "customers.csv"
+    source = tmp_path / "notebooks" / "customers.csv"  # in the server's root_dir
     features.to_csv(source, index=False)
     # A workflow as Sparkflows users save them: Spark, its paths left to each run's --var.
     workflow = Workflows(repo).create(
@@ -141,10 +141,10 @@ def test_the_sparkflows_execute_request(
         },
         name="score customers",
     )
-    jar = tmp_path / "extra-udfs.jar"
+    jar = tmp_path / "notebooks" / "extra-udfs.jar"
     with zipfile.ZipFile(jar, "w") as archive:  # a jar is a zip; Spark only adds it
         archive.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
-    output = tmp_path / "scored"
+    output = tmp_path / "notebooks" / "scored"
     wait_until(lambda: warm_client.status() is not None, timeout=120)
     scorer = warm_client.status()
     assert scorer["parent_pid"] is not None and scorer["idle_timeout"] == 0

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Int, Unicode
+from traitlets import Bool, Int, List, Unicode
 
 from .. import config
 from ..config import Settings
 from ..warm import client as warm_client
+from ..workflows.confinement import Confinement
 from .handlers import handler_routes
 from .services import Services
 
@@ -61,6 +62,14 @@ class SparkserveApp(ExtensionApp):
     )
     smtp_user = Unicode(None, allow_none=True, config=True, help="SMTP login user, if any.")
     smtp_password = Unicode(None, allow_none=True, config=True, help="SMTP login password.")
+    allowed_dirs = List(
+        Unicode(),
+        default_value=[],
+        config=True,
+        help="Folders besides the server's root_dir that score jobs and workflows submitted "
+        "over REST may read and write; nothing else is accepted (relative paths start at "
+        "root_dir).",
+    )
     warm_scorer = Bool(
         True,
         config=True,
@@ -70,7 +79,10 @@ class SparkserveApp(ExtensionApp):
 
     def initialize_settings(self) -> None:
         settings = self.sparkserve_settings()
-        self.settings["sparkserve_services"] = Services(settings, warm_scorer=self.warm_scorer)
+        confinement = Confinement.of(self.serverapp.root_dir, self.allowed_dirs)
+        self.settings["sparkserve_services"] = Services(
+            settings, confinement=confinement, warm_scorer=self.warm_scorer
+        )
         self.log.info("jupyter_sparkserve: repository at %s", settings.home)
         if self.warm_scorer:  # one that stops with this server; jobs fork from it
             warm_client.offer(idle_timeout=0, parent_pid=os.getpid())

@@ -15,6 +15,7 @@ from ..config import Settings
 from ..errors import SparkserveError
 from ..repository import ModelRepository
 from ..workflows import JobRunner
+from ..workflows.confinement import Confinement
 
 log = logging.getLogger("jupyter_sparkserve.server")
 
@@ -28,9 +29,12 @@ class Services:
         self,
         settings: Settings,
         *,
+        confinement: Confinement,
         warm_scorer: bool = True,
     ) -> None:
+        """`confinement`: the folders jobs and workflows submitted over REST stay in."""
         self.settings = settings
+        self.confinement = confinement
         self.warm_scorer = warm_scorer
         self._repository: ModelRepository | None = None
         self._jobs: JobRunner | None = None

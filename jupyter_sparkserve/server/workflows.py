@@ -21,7 +21,12 @@ class WorkflowsHandler(SparkserveHandler):
     async def post(self) -> None:
         request = await self.body(lambda body: WorkflowRequest.parse(body, creating=True))
         workflows = Workflows(await self.repository())
-        workflow = await self.run_core(workflows.create, request.spec, name=request.name or "")
+        workflow = await self.run_core(
+            workflows.create,
+            request.spec,
+            name=request.name or "",
+            confinement=self.services.confinement,
+        )
         self.reply(workflow.to_dict(), 201, f"workflows/{workflow.id}")
 
 
@@ -37,7 +42,11 @@ class WorkflowHandler(SparkserveHandler):
         request = await self.body(lambda body: WorkflowRequest.parse(body, creating=False))
         workflows = Workflows(await self.repository())
         workflow = await self.run_core(
-            workflows.update, workflow_id, request.spec, name=request.name
+            workflows.update,
+            workflow_id,
+            request.spec,
+            name=request.name,
+            confinement=self.services.confinement,
         )
         self.reply(workflow.to_dict())
 
@@ -55,7 +64,7 @@ class ExecuteHandler(SparkserveHandler):
     async def post(self) -> None:
         request = await self.body(execution_request)
         runner = await self.run_core(self.services.jobs)
-        job = await self.run_core(runner.execute, request)
+        job = await self.run_core(runner.execute, request, confinement=self.services.confinement)
         self.reply(
             {"jobId": job.id, "status": job.status, "job": job.to_dict()}, 202, f"jobs/{job.id}"
         )
@@ -81,7 +90,7 @@ class JobsHandler(SparkserveHandler):
         settings = await self.body(job_spec)
         spec = await self.run_core(WorkflowSpec.from_dict, settings)
         runner = await self.run_core(self.services.jobs)
-        job = await self.run_core(runner.submit, spec)
+        job = await self.run_core(runner.submit, spec, confinement=self.services.confinement)
         self.reply(job.to_dict(), 202, f"jobs/{job.id}")
 
 

@@ -23,7 +23,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select, update
 
@@ -36,6 +36,9 @@ from ..scoring.engines import check_spark_settings, engines
 from ..scoring.offline import score
 from . import tables
 from .email import parse_addresses
+
+if TYPE_CHECKING:
+    from .confinement import Confinement
 
 MAX_WORKFLOW_NAME_LENGTH = 128
 ALL_COLUMNS = "*"  # keep_columns written as text: every input column
@@ -223,8 +226,15 @@ class Workflows:
     def __init__(self, repository: ModelRepository) -> None:
         self.repository = repository
 
-    def create(self, spec: WorkflowSpec | Mapping[str, Any], *, name: str = "") -> Workflow:
-        spec = _saved(_spec(spec))
+    def create(
+        self,
+        spec: WorkflowSpec | Mapping[str, Any],
+        *,
+        name: str = "",
+        confinement: Confinement | None = None,
+    ) -> Workflow:
+        """Save a workflow; `confinement`: the folders its paths must stay in (a server's)."""
+        spec = _saved(_confined(_spec(spec), confinement))
         now = db.utcnow()
         with db.write_transaction(self.repository.engine) as conn:
             workflow_id = conn.execute(
@@ -255,10 +265,11 @@ class Workflows:
         changes: Mapping[str, Any] | None = None,
         *,
         name: str | None = None,
+        confinement: Confinement | None = None,
     ) -> Workflow:
         """Change some settings (a None value resets one to its default) and/or the name."""
         current = self.get(workflow_id)
-        spec = _saved(current.spec.changed(changes or {}))
+        spec = _saved(_confined(current.spec.changed(changes or {}), confinement))
         values: dict[str, Any] = {"spec": spec.to_dict(), "updated_at": db.utcnow()}
         if name is not None:
             values["name"] = _name(name)
@@ -301,6 +312,10 @@ def split_list(value: object, what: str) -> tuple[str, ...]:
 
 def _spec(spec: WorkflowSpec | Mapping[str, Any]) -> WorkflowSpec:
     return spec if isinstance(spec, WorkflowSpec) else WorkflowSpec.from_dict(spec)
+
+
+def _confined(spec: WorkflowSpec, confinement: Confinement | None) -> WorkflowSpec:
+    return spec if confinement is None else confinement.spec(spec)
 
 
 def _saved(spec: WorkflowSpec) -> WorkflowSpec:

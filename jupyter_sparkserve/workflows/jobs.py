@@ -51,6 +51,7 @@ from ..scoring.batch import BatchProgress, remove_partial_outputs
 from ..warm import client as warm_client
 from ..warm.protocol import DEFAULT_IDLE_SECONDS
 from . import tables
+from .confinement import Confinement
 from .definitions import Workflow, Workflows, WorkflowSpec
 from .email import EmailNotSent, send_job_report
 from .job_record import ACTIVE, STATUSES, Job, JobStillRunning, job_from_row
@@ -91,14 +92,23 @@ class JobRunner:
 
     # ---------------------------------------------------------------------------- starting
 
-    def execute(self, request: ExecutionRequest) -> Job:
+    def execute(self, request: ExecutionRequest, *, confinement: Confinement | None = None) -> Job:
         """Run a saved workflow with this execution's overrides."""
         workflow = Workflows(self.repository).get(request.workflow_id)
-        return self.submit(request.apply(workflow.spec), workflow=workflow)
+        return self.submit(request.apply(workflow.spec), workflow=workflow, confinement=confinement)
 
-    def submit(self, spec: WorkflowSpec, *, workflow: Workflow | None = None) -> Job:
+    def submit(
+        self,
+        spec: WorkflowSpec,
+        *,
+        workflow: Workflow | None = None,
+        confinement: Confinement | None = None,
+    ) -> Job:
         """Queue a score run and start its process. The model reference is pinned now:
-        `churn@champion` runs the version that is champion at submission."""
+        `churn@champion` runs the version that is champion at submission. `confinement`: the
+        folders its paths must stay in (a server's)."""
+        if confinement is not None:
+            spec = confinement.spec(spec)
         spec = self._pinned(spec.absolute())
         j = tables.jobs
         writers = self._active_ids(j.c.output_path == spec.output)

@@ -137,10 +137,21 @@ def leading_schema(item: InputFile, column_types: dict[str, Any]) -> Any:
 _CSV_COLUMN = re.compile(r"CSV column #(\d+)")
 
 
+# What Arrow quotes of a file's contents in its errors, and what is said instead.
+_CONTENT = (
+    (re.compile(r"(got \d+)\s*:.*$"), r"\1"),  # CSV: "Expected 4 columns, got 1: <the row>"
+    (re.compile(r"(invalid value)\s+'.*'"), r"\1"),  # a conversion: "invalid value '<it>'"
+    (re.compile(r"(Invalid value)\..*$"), r"\1."),
+)
+
+
 def read_error(error: Exception, item: InputFile) -> InvalidInput:
-    """An Arrow parse error, said with the file and the column's name."""
+    """An Arrow parse error, said with the file and the column's name, and never with the
+    file's contents: Arrow quotes the row or value it choked on, which may be a secret."""
     text = str(error).strip()
     message = text.splitlines()[0] if text else type(error).__name__
+    for quoted, said in _CONTENT:
+        message = quoted.sub(said, message)
     if item.format == "csv":
         found = _CSV_COLUMN.search(message)
         if found:

@@ -1,0 +1,92 @@
+"""Where a score run may read and write when a server runs it on someone's behalf.
+
+The REST API confines jobs and workflows to the Jupyter server's root folder and the folders
+configured as allowed (`SparkserveApp.allowed_dirs`), as Jupyter's contents API confines the
+files it serves: a relative path is taken from the root folder, and a path that leads
+elsewhere (`..`, an absolute path, a symbolic link) is refused before anything runs. The CLI
+and the magics act as the user in the user's own process and are not confined.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InvalidInput
+from ..repository import ModelRef
+from .definitions import WorkflowSpec, template_variables
+
+
+@dataclass(frozen=True)
+class Confinement:
+    roots: tuple[Path, ...]  # resolved; the first one is where relative paths start
+
+    @classmethod
+    def of(cls, root: str | os.PathLike[str], allowed: Sequence[str] = ()) -> Confinement:
+        folders = [Path(root), *(Path(path) for path in allowed)]
+        return cls(tuple(folder.expanduser().resolve() for folder in folders))
+
+    def spec(self, spec: WorkflowSpec) -> WorkflowSpec:
+        """`spec` with its paths taken from the root folder and checked to stay in the
+        allowed folders; a setting that still holds a `${variable}` is checked once the run
+        fills it."""
+        changes: dict[str, object] = {}
+        for what in ("input", "output"):
+            text = getattr(spec, what)
+            if not template_variables(text, what):
+                changes[what] = self.path(text, what, pattern=what == "input")
+        model = ModelRef.parse(spec.model) if not template_variables(spec.model, "model") else None
+        if model is not None and not model.in_repository and "://" not in str(model.uri):
+            changes["model"] = self.path(str(model.uri), "model")
+        changes["lib_jars"] = tuple(
+            self.path(jar.removeprefix("file://"), "lib_jars")
+            if "://" not in jar or jar.startswith("file://")
+            else jar
+            for jar in spec.lib_jars
+        )
+        return dataclasses.replace(spec, **changes)  # type: ignore[arg-type]
+
+    def path(self, text: str, what: str, *, pattern: bool = False) -> str:
+        """The absolute path `text` means from the root folder, refused unless it (and, for
+        a glob, every file it matches now) stays in the allowed folders."""
+        if "\0" in text:
+            raise InvalidInput(f"The {what} path holds a NUL character: {text!r}.")
+        candidate = Path(text).expanduser()
+        absolute = candidate if candidate.is_absolute() else self.roots[0] / candidate
+        if ".." in absolute.parts:
+            raise self._outside(what, text)
+        if pattern and glob.has_magic(str(absolute)):
+            static = Path(*[part for part in _static_parts(absolute)])
+            found = [Path(match) for match in glob.glob(str(absolute), recursive=True)]
+            for path in [static, *found]:
+                self._check(path, what, text)
+        else:
+            self._check(absolute, what, text)
+        return str(absolute)
+
+    def _check(self, path: Path, what: str, text: str) -> None:
+        real = path.resolve()  # symbolic links followed: a link out of the root is outside
+        if not any(real == root or root in real.parents for root in self.roots):
+            raise self._outside(what, text)
+
+    def _outside(self, what: str, text: str) -> InvalidInput:
+        folders = ", ".join(str(root) for root in self.roots)
+        return InvalidInput(
+            f"The {what} {text!r} is outside the folders this server may read and write "
+            f"({folders}): use a path inside them, or add its folder to "
+            "SparkserveApp.allowed_dirs."
+        )
+
+
+def _static_parts(path: Path) -> list[str]:
+    """The leading parts of a glob pattern that hold no wildcard."""
+    parts = []
+    for part in path.parts:
+        if glob.has_magic(part):
+            break
+        parts.append(part)
+    return parts
