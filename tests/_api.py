@@ -103,12 +103,12 @@ class Api:
 # Imported by the test modules under other names: a fixture's own name would shadow the
 # parameter that requests it.
 @pytest.fixture(name="jp_server_config")
-def server_config(tmp_path: Path) -> dict[str, Any]:
-    """The extension on, with the test's own folder allowed to jobs and workflows besides
-    the server's root_dir (pytest-jupyter's is a folder inside it)."""
+def server_config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The extension on, with the session's temporary folders (each test's own, the shared
+    model folders) allowed to jobs, workflows and imports besides the server's root_dir."""
     return {
         "ServerApp": {"jpserver_extensions": {"jupyter_sparkserve": True}},
-        "SparkserveApp": {"allowed_dirs": [str(tmp_path)]},
+        "SparkserveApp": {"allowed_dirs": [str(tmp_path_factory.getbasetemp())]},
     }
 
 

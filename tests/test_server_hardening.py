@@ -161,3 +161,21 @@ async def test_relative_paths_start_at_the_root_and_workflows_are_confined_too(
         "workflowId": created.body["id"], "programParameters": "--var out=/etc/x.csv"})  # fmt: skip
     assert (escape.status, escape.error) == (400, "INVALID_INPUT")
     assert "outside the folders" in escape.message
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("http://169.254.169.254/latest/meta-data", "not http URIs"),
+        ("s3://bucket/models/iris", "not s3 URIs"),
+        ("/etc", "outside the folders"),
+    ],
+)
+async def test_imports_fetch_only_what_the_server_is_meant_to_reach(
+    api: Api, source: str, message: str
+) -> None:
+    answer = await api("POST", "models", body={"source": source, "name": "iris"})
+    assert (answer.status, answer.error) == (400, "INVALID_INPUT"), answer.body
+    assert message in answer.message
+    if "://" in source:
+        assert answer.body["remedy"] == {"action": "import_model", "args": {"source": source}}

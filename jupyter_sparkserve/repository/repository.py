@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -114,12 +114,16 @@ class ModelRepository:
         description: str = "",
         tags: Mapping[str, Any] | None = None,
         metrics: Mapping[str, Any] | None = None,
+        allowed_source: Callable[[str], str] | None = None,
     ) -> ModelVersion:
         """Copy an MLflow model (a folder, `runs:/`, `models:/`, any artifact URI, or another
-        repository version) in as the next version of `name`."""
+        repository version) in as the next version of `name`. `allowed_source`: checks the
+        source (and says what it means) for a server importing on someone's behalf."""
         name = validate_model_name(name)
         clean_tags = validate_tags(dict(tags) if tags is not None else None)
         clean_metrics = validate_metrics(dict(metrics) if metrics is not None else None)
+        if allowed_source is not None:
+            source = allowed_source(os.fspath(source))
         ref = ModelRef.parse(source)
         with self.artifacts.staging() as folder:
             model_dir = folder / "model"

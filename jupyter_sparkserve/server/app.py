@@ -9,8 +9,8 @@ from traitlets import Bool, Int, List, Unicode
 
 from .. import config
 from ..config import Settings
+from ..confinement import Confinement
 from ..warm import client as warm_client
-from ..workflows.confinement import Confinement
 from .handlers import handler_routes
 from .services import Services
 

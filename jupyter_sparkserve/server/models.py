@@ -53,6 +53,7 @@ class ModelsHandler(SparkserveHandler):
             description=request.description,
             tags=request.tags,
             metrics=request.metrics,
+            allowed_source=self.services.confinement.model_source,
         )
         self.reply(
             await self.run_core(views.version, repository, version),

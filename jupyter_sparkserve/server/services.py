@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..config import Settings
+from ..confinement import Confinement
 from ..errors import SparkserveError
 from ..repository import ModelRepository
 from ..workflows import JobRunner
-from ..workflows.confinement import Confinement
 
 log = logging.getLogger("jupyter_sparkserve.server")
 

@@ -38,7 +38,7 @@ from . import tables
 from .email import parse_addresses
 
 if TYPE_CHECKING:
-    from .confinement import Confinement
+    from ..confinement import Confinement
 
 MAX_WORKFLOW_NAME_LENGTH = 128
 ALL_COLUMNS = "*"  # keep_columns written as text: every input column

@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
@@ -51,11 +51,13 @@ from ..scoring.batch import BatchProgress, remove_partial_outputs
 from ..warm import client as warm_client
 from ..warm.protocol import DEFAULT_IDLE_SECONDS
 from . import tables
-from .confinement import Confinement
 from .definitions import Workflow, Workflows, WorkflowSpec
 from .email import EmailNotSent, send_job_report
 from .job_record import ACTIVE, STATUSES, Job, JobStillRunning, job_from_row
 from .parameters import ExecutionRequest
+
+if TYPE_CHECKING:
+    from ..confinement import Confinement
 
 CANCEL_GRACE_SECONDS = 10.0
 # A queued job still without a process after this: whoever submitted it died before starting it.

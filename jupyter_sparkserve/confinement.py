@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InvalidInput
-from ..repository import ModelRef
-from .definitions import WorkflowSpec, template_variables
+from .errors import InvalidInput, remedy
+from .repository import ModelRef
+from .workflows.definitions import WorkflowSpec, template_variables
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,26 @@ class Confinement:
             for jar in spec.lib_jars
         )
         return dataclasses.replace(spec, **changes)  # type: ignore[arg-type]
+
+    def model_source(self, text: str) -> str:
+        """An import source this server may fetch: a repository version, a `runs:/` or
+        `models:/` URI of its MLflow store, or an MLflow model folder in its folders. Any
+        other URI (http, s3, ...) could reach places the server was not meant to: it is
+        for the user's own command line."""
+        ref = ModelRef.parse(text)
+        if ref.in_repository:
+            return text
+        uri = str(ref.uri)
+        if uri.startswith(("runs:/", "models:/")):
+            return uri
+        if "://" in uri and not uri.startswith("file://"):
+            raise InvalidInput(
+                f"This server imports repository versions, runs:/ and models:/ URIs and model "
+                f"folders in its folders, not {uri.split(':', 1)[0]} URIs such as {text!r}: "
+                "import it from your own command line.",
+                remedy=remedy("import_model", source=text),
+            )
+        return self.path(text.removeprefix("file://"), "source")
 
     def path(self, text: str, what: str, *, pattern: bool = False) -> str:
         """The absolute path `text` means from the root folder, refused unless it (and, for
