@@ -74,7 +74,8 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
 # One address: no spaces, quotes, brackets or separators; a domain without a dot
 # (user@localhost) is allowed.
-EMAIL_ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"']+@[^@\s<>()\[\],;:\"']+")
+# No control character either (a NUL, or a CR/LF that would add a header line).
+EMAIL_ADDRESS = re.compile(r"[^@\s<>()\[\],;:\"'\x00-\x1f\x7f]+@[^@\s<>()\[\],;:\"'\x00-\x1f\x7f]+")
 
 
 @dataclass(frozen=True)

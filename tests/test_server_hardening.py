@@ -179,3 +179,26 @@ async def test_imports_fetch_only_what_the_server_is_meant_to_reach(
     assert message in answer.message
     if "://" in source:
         assert answer.body["remedy"] == {"action": "import_model", "args": {"source": source}}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"spec": {"model": "iris:1", "input": "in.csv", "output": "a" * 300 + ".csv"}},
+         "a file system takes at most 255"),
+        ({"spec": {"model": "iris:1", "input": "in\u0000.csv", "output": "out.csv"}},
+         "NUL character"),
+        ({"spec": {"model": "iris:1", "input": "in.csv", "output": "out.csv",
+                   "email_on_failure": "ops\u0000@example.com"}}, "is not an e-mail address"),
+        ({"spec": {"model": "iris:1", "input": "in.csv", "output": "out.csv",
+                   "email_on_failure": "=?utf-8?q?a=0D=0ABcc:x?=@example.com"}},
+         "encoded words are refused"),
+    ],
+)  # fmt: skip
+async def test_unusable_paths_and_addresses_are_refused_at_submission(
+    api: Api, saved_iris, body: dict, message: str
+) -> None:
+    answer = await api("POST", "jobs", body=body)
+    assert (answer.status, answer.error) == (400, "INVALID_INPUT"), answer.body
+    assert message in answer.message
+    assert (await api("GET", "jobs")).body["items"] == []

@@ -72,8 +72,8 @@ class WorkflowSpec:
         set_("model", _text(self.model, "model", "a model reference such as churn@champion"))
         if not _has_variables(self.model):
             ModelRef.parse(self.model)  # a malformed reference fails now, not in the job
-        set_("input", _text(self.input, "input", "a file, folder or glob to score"))
-        set_("output", _text(self.output, "output", "a file or folder to write"))
+        set_("input", _path(_text(self.input, "input", "a file, folder or glob to score"), "input"))
+        set_("output", _path(_text(self.output, "output", "a file or folder to write"), "output"))
         if _same_path(self.input, self.output):
             raise InvalidInput(f"The output {self.output} is the input: choose another output.")
         set_("input_format", _format(self.input_format, "input"))
@@ -350,6 +350,25 @@ def _name(name: object) -> str:
             f"breaks, tabs and the like); got {name!r}."
         )
     return name
+
+
+# The longest file name (one path component) Linux, macOS and Windows file systems take.
+MAX_NAME_BYTES = 255
+
+
+def _path(text: str, what: str) -> str:
+    """A path a file system can hold: no NUL character, no name over 255 bytes."""
+    if "\0" in text:
+        raise InvalidInput(f"The workflow's {what} holds a NUL character: {text!r}.")
+    long = [
+        part for part in text.split("/") if len(part.encode("utf-8", "replace")) > MAX_NAME_BYTES
+    ]
+    if long:
+        raise InvalidInput(
+            f"The workflow's {what} has a name of {len(long[0].encode('utf-8', 'replace'))} "
+            f"bytes ({long[0][:40]!r}...): a file system takes at most {MAX_NAME_BYTES}."
+        )
+    return text
 
 
 def _text(value: object, what: str, meaning: str) -> str:

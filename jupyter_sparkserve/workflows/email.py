@@ -49,6 +49,10 @@ def parse_addresses(value: object, what: str) -> tuple[str, ...]:
         address = item.strip()
         if not address:
             continue
+        if "=?" in address:  # an RFC 2047 encoded word can hide a line break in a header
+            raise InvalidInput(
+                f"{what}: {address!r} is not a plain e-mail address (encoded words are refused)."
+            )
         if not EMAIL_ADDRESS.fullmatch(address):
             raise InvalidInput(
                 f"{what}: {address!r} is not an e-mail address (expected name@example.com; "
