@@ -47,6 +47,14 @@ class Scaled(mlflow.pyfunc.PythonModel):
         return ((model_input["x"] + model_input["y"]) * factor).to_numpy()
 
 
+class ParamsReader(mlflow.pyfunc.PythonModel):
+    """No signature; reads `params` as a dict, as LLM-style models do: it answers only when
+    the server hands it the params MLflow would (a dict for an LLM-style body)."""
+
+    def predict(self, context, model_input, params=None):
+        return [params.get("temperature", 0.7)]
+
+
 class TimesTen(mlflow.pyfunc.PythonModel):
     """The first column times ten: every distinct input gets a distinct, checkable answer.
     `delay` seconds per call make concurrent requests queue up (and so share a batch)."""
@@ -123,6 +131,13 @@ def save_scaled(path: Path) -> Path:
         input_example=example,
         signature=signature,
         pip_requirements=PIP_REQUIREMENTS,
+    )
+    return path
+
+
+def save_params_reader(path: Path) -> Path:
+    mlflow.pyfunc.save_model(
+        str(path), python_model=ParamsReader(), pip_requirements=PIP_REQUIREMENTS
     )
     return path
 

@@ -36,7 +36,7 @@ JSON = "application/json"
 CSV = "text/csv"
 PARQUET = "application/vnd.apache.parquet"
 TOKEN_ENV = "SPARKSERVE_ENDPOINT_TOKEN"
-CONFORMANCE_MODELS = ("iris", "two_columns", "scaled")
+CONFORMANCE_MODELS = ("iris", "two_columns", "scaled", "params_reader")
 
 
 # ---------------------------------------------------------------------------------- servers
@@ -61,6 +61,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, mlflow_model_dir: Path) -> I
     models = base / "models"
     two_columns = helpers.save_two_columns(models / "two-columns")
     scaled = helpers.save_scaled(models / "scaled")
+    params_reader = helpers.save_params_reader(models / "params-reader")
     times_ten = helpers.save_times_ten(models / "times-ten")
     times_ten_10ms = helpers.save_times_ten(models / "times-ten-10ms", delay=0.01)
     slow = helpers.save_slow(models / "slow", delay=2.0)
@@ -78,6 +79,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, mlflow_model_dir: Path) -> I
             ("iris", mlflow_model_dir),
             ("two_columns", two_columns),
             ("scaled", scaled),
+            ("params_reader", params_reader),
         ):
             servers[f"mlflow-{name}"] = helpers.start_mlflow(
                 f"mlflow-{name}", path, logs, base / "homes" / f"mlflow-{name}"
@@ -186,6 +188,7 @@ def frames(iris: tuple[pd.DataFrame, pd.Series]) -> dict[str, pd.DataFrame]:
         "iris": features.iloc[[0, 1, 50, 51, 100, 101]].reset_index(drop=True),
         "two_columns": helpers.two_columns_example(),
         "scaled": helpers.scaled_example(),
+        "params_reader": helpers.scaled_example(),
     }
 
 
@@ -281,10 +284,23 @@ SCALED_CASES = [  # the model whose predict reads `params` (factor, default 1.0)
 ]
 
 
+PARAMS_READER_CASES = [  # MLflow hands an LLM-style body's model params={}, others None
+    Case("llm-messages", lambda f: _dumps({"messages": [{"role": "user", "content": "hi"}]})),
+    Case("llm-prompt", lambda f: _dumps({"prompt": "hi", "max_tokens": 5})),
+    Case("llm-input", lambda f: _dumps({"input": ["a", "b"]})),
+    Case("split-without-params", lambda f: _dumps({"dataframe_split": _split(f)})),
+    Case(
+        "split-params-without-schema",
+        lambda f: _dumps({"dataframe_split": _split(f), "params": {"temperature": 0.1}}),
+    ),
+]
+
+
 def _conformance_params() -> list[Any]:
     params = []
     for model in CONFORMANCE_MODELS:
-        for case in COMMON_CASES + (SCALED_CASES if model == "scaled" else []):
+        cases = {"scaled": COMMON_CASES + SCALED_CASES, "params_reader": PARAMS_READER_CASES}
+        for case in cases.get(model, COMMON_CASES):
             params.append(pytest.param(model, case, id=f"{model}-{case.name}"))
     return params
 

@@ -278,9 +278,8 @@ def _mlflow_json(body: bytes, decoded: Any, model: ModelInput) -> ScoringInput:
         )
     parsed = _parse_json_data(json.dumps(decoded), model.metadata, model.input_schema)
     if parsed.is_unified_llm_input:
-        return ScoringInput(
-            n_rows=1, params=parsed.params or None, data=parsed.data, unwrapped=True
-        )
+        # MLflow hands the model the params it split from the body: {} when there are none.
+        return ScoringInput(n_rows=1, params=parsed.params, data=parsed.data, unwrapped=True)
     data = parsed.data
     n_rows = len(data) if hasattr(data, "__len__") else 1
     return ScoringInput(n_rows=n_rows, params=parsed.params, data=data)
