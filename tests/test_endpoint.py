@@ -706,3 +706,23 @@ def test_a_model_can_opt_out_of_batching_in_its_metadata(tmp_path: Path, iris_mo
     plain = tmp_path / "plain"
     mlflow.sklearn.save_model(iris_model, str(plain), pip_requirements=["scikit-learn"])
     assert ScoringApp(EndpointConfig(model_path=str(plain))).batching is True
+
+
+def test_json_errors_keep_mlflows_words_and_deep_nesting_is_a_counted_400(pairs) -> None:
+    """Clients match on MLflow's "Invalid input. " wording for a body that is not JSON; JSON
+    nested past Python's recursion limit is the same 400 (MLflow answers a 500 there), in
+    JSON and counted by /metrics."""
+    mlflow_server, ours = pairs["iris"]
+    malformed = b'{"dataframe_split": {"columns": ['
+    theirs = post(mlflow_server, malformed).json()["message"]
+    mine = post(ours, malformed).json()["message"]
+    wording = "Invalid input. Ensure that input is a valid JSON formatted string."
+    assert theirs.startswith(wording) and mine.startswith(wording)
+    assert "\nInput:" not in mine  # MLflow quotes the whole body back; we do not
+
+    key = 'sparkserve_requests_total{path="/invocations",status="400"}'
+    before = read_metrics(ours).get(key, 0.0)
+    deep = post(ours, b"[" * 100_000 + b"]" * 100_000)
+    assert_json_error(deep, "BAD_REQUEST")
+    assert deep.status_code == 400 and "nested too deeply" in deep.json()["message"]
+    assert read_metrics(ours).get(key, 0.0) == before + 1

@@ -203,6 +203,11 @@ def _frame_input(frame: Any) -> ScoringInput:
     return ScoringInput(n_rows=len(frame), merge_key=("frame", tuple(frame.columns)), data=frame)
 
 
+# MLflow's words for a body that is not JSON, which clients match on (MLflow goes on to quote
+# the whole body; we do not).
+NOT_JSON = "Invalid input. Ensure that input is a valid JSON formatted string. Error: "
+
+
 def _parse_json(body: bytes, model: ModelInput) -> ScoringInput:
     try:
         decoded = orjson.loads(body)
@@ -210,10 +215,9 @@ def _parse_json(body: bytes, model: ModelInput) -> ScoringInput:
         try:  # MLflow reads with json.loads, which also takes NaN and Infinity
             decoded = json.loads(body)
         except (ValueError, UnicodeDecodeError) as error:
-            raise ScoringError(
-                "BAD_REQUEST",
-                f"Ensure that input is a valid JSON formatted string. Error: {error}",
-            ) from None
+            raise ScoringError("BAD_REQUEST", f"{NOT_JSON}{error!r}") from None
+        except RecursionError:
+            raise ScoringError("BAD_REQUEST", f"{NOT_JSON}it is nested too deeply.") from None
     if isinstance(decoded, dict) and not model.type_hint_signature and not model.tensor_schema:
         fast = _fast_json(decoded, model.input_schema)
         if fast is not None:
