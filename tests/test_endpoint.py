@@ -726,3 +726,32 @@ def test_json_errors_keep_mlflows_words_and_deep_nesting_is_a_counted_400(pairs)
     assert_json_error(deep, "BAD_REQUEST")
     assert deep.status_code == 400 and "nested too deeply" in deep.json()["message"]
     assert read_metrics(ours).get(key, 0.0) == before + 1
+
+
+def test_the_numeric_fast_path_predicts_mlflows_bytes(tmp_path: Path) -> None:
+    """All-double signature: the fast path hands the flavor the column-major frame MLflow's
+    own path builds, so BLAS adds up in the same order and every prediction is the same to
+    the last bit. (A row-major frame gives other last bits on this data: the test can fail.)"""
+    import mlflow.pyfunc
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(5000, 30)), columns=[f"c{i}" for i in range(30)])
+    model = LinearRegression().fit(frame, frame.sum(axis=1) + rng.normal(size=5000))
+    path = tmp_path / "linear"
+    mlflow.sklearn.save_model(
+        model, str(path), signature=infer_signature(frame), pip_requirements=["scikit-learn"]
+    )
+    loaded = mlflow.pyfunc.load_model(str(path))
+    model_input = ModelInput(loaded)
+    assert model_input.numeric_columns is not None  # the fast path applies
+    rows = frame.to_numpy().tolist()
+    theirs = np.asarray(loaded.predict(pd.DataFrame(rows, columns=frame.columns)))
+    ours = np.asarray(model_input.predict_numeric(list(frame.columns), rows))
+    assert ours.tobytes() == theirs.tobytes()
+    row_major = pd.DataFrame(np.array(rows, order="C"), columns=frame.columns, copy=False)
+    assert np.asarray(row_major).flags.c_contiguous
+    row_major = model.predict(row_major)
+    assert row_major.tobytes() != theirs.tobytes()

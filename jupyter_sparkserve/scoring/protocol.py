@@ -133,6 +133,9 @@ class ModelInput:
         matrix = np.array(rows, dtype=np.float64)
         if positions != list(range(len(columns))):
             matrix = matrix[:, positions]
+        # Column-major, as the frame MLflow builds column by column: a flavor's BLAS call
+        # then adds up in the same order, and the predictions are the same to the last bit.
+        matrix = np.asfortranarray(matrix)
         frame = pd.DataFrame(matrix, columns=pd.Index(names, dtype=object), copy=False)
         return self.model._predict_fn(frame)
 
