@@ -168,3 +168,33 @@ async def test_unregistered_and_unknown(api: Api, repo: ModelRepository, mlflow_
         assert (answer.status, answer.error) == (404, "NOT_FOUND"), path
     bad = await api("GET", "deployments", params={"all": "maybe"})
     assert (bad.status, bad.error) == (400, "INVALID_INPUT")
+
+
+async def test_endpoints_the_server_started_leave_no_zombies(api: Api, registered: str) -> None:
+    """This process is the Jupyter server: every endpoint it started, stopped by Undeploy or
+    found dead, is reaped (no <defunct> child stays behind)."""
+    import os
+    import signal
+
+    import psutil
+
+    def zombies() -> list[int]:
+        children = psutil.Process().children()
+        return [child.pid for child in children if child.status() == psutil.STATUS_ZOMBIE]
+
+    first = await settled(
+        api, (await api("POST", "deployments", body={"ref": registered})).body["id"]
+    )
+    assert first.body["status"] == "running", first.body
+    os.killpg(first.body["details"]["pid"], signal.SIGKILL)
+    dead = await api("GET", f"deployments/{first.body['id']}")
+    assert dead.body["status"] == "failed", dead.body
+    second = await settled(
+        api, (await api("POST", "deployments", body={"ref": registered})).body["id"]
+    )
+    assert second.body["status"] == "running"
+    assert (await api("DELETE", f"deployments/{second.body['id']}")).body["status"] == "stopped"
+    deadline = time.monotonic() + 10
+    while zombies() and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert zombies() == []
