@@ -44,7 +44,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The model name. */
+                /** @description The model name (repository.names holds the same rule). */
                 name: components["parameters"]["name"];
             };
             cookie?: never;
@@ -65,8 +65,9 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The model name. */
+                /** @description The model name (repository.names holds the same rule). */
                 name: components["parameters"]["name"];
+                /** @description An alias (repository.names holds the same rule). */
                 alias: string;
             };
             cookie?: never;
@@ -87,9 +88,9 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The model name. */
+                /** @description The model name (repository.names holds the same rule). */
                 name: components["parameters"]["name"];
-                /** @description The version number. */
+                /** @description The version number; versions start at 1. */
                 version: components["parameters"]["version"];
             };
             cookie?: never;
@@ -110,9 +111,9 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The model name. */
+                /** @description The model name (repository.names holds the same rule). */
                 name: components["parameters"]["name"];
-                /** @description The version number. */
+                /** @description The version number; versions start at 1. */
                 version: components["parameters"]["version"];
             };
             cookie?: never;
@@ -132,9 +133,9 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The model name. */
+                /** @description The model name (repository.names holds the same rule). */
                 name: components["parameters"]["name"];
-                /** @description The version number. */
+                /** @description The version number; versions start at 1. */
                 version: components["parameters"]["version"];
             };
             cookie?: never;
@@ -154,9 +155,9 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The model name. */
+                /** @description The model name (repository.names holds the same rule). */
                 name: components["parameters"]["name"];
-                /** @description The version number. */
+                /** @description The version number; versions start at 1. */
                 version: components["parameters"]["version"];
             };
             cookie?: never;
@@ -176,9 +177,9 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @description The model name. */
+                /** @description The model name (repository.names holds the same rule). */
                 name: components["parameters"]["name"];
-                /** @description The version number. */
+                /** @description The version number; versions start at 1. */
                 version: components["parameters"]["version"];
             };
             cookie?: never;
@@ -386,7 +387,7 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         Error: {
-            /** @description A code such as INVALID_JSON, INVALID_BODY, INVALID_INPUT, INVALID_NAME, NOT_FOUND, CONFLICT, TOO_MANY_ROWS, HTTP_403, INTERNAL_ERROR. */
+            /** @description A code such as INVALID_JSON, INVALID_BODY, INVALID_INPUT, INVALID_NAME, NOT_FOUND, CONFLICT, TOO_MANY_ROWS, TOO_MANY_COLUMNS, BODY_TOO_LARGE, HTTP_403, HTTP_405, INTERNAL_ERROR. */
             error: string;
             message: string;
             remedy?: components["schemas"]["Remedy"];
@@ -503,7 +504,7 @@ export interface components {
         };
         /**
          * score request
-         * @description The rows in MLflow's `dataframe_split` or `dataframe_records` form (one of them), at most 1000 (more is 413: score files with a job).
+         * @description The rows in MLflow's `dataframe_split` or `dataframe_records` form (one of them), at most 1000 rows of 10,000 columns in 16 MiB (more is 413: score files with a job).
          */
         ScoreRequest: {
             /**
@@ -769,9 +770,9 @@ export interface components {
         };
     };
     parameters: {
-        /** @description The model name. */
+        /** @description The model name (repository.names holds the same rule). */
         name: string;
-        /** @description The version number. */
+        /** @description The version number; versions start at 1. */
         version: string;
         deployment_id: string;
         job_id: string;
@@ -865,7 +866,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The model name. */
+                /** @description The model name (repository.names holds the same rule). */
                 name: components["parameters"]["name"];
             };
             cookie?: never;
@@ -891,7 +892,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The model name. */
+                /** @description The model name (repository.names holds the same rule). */
                 name: components["parameters"]["name"];
             };
             cookie?: never;
@@ -917,8 +918,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The model name. */
+                /** @description The model name (repository.names holds the same rule). */
                 name: components["parameters"]["name"];
+                /** @description An alias (repository.names holds the same rule). */
                 alias: string;
             };
             cookie?: never;
@@ -948,8 +950,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The model name. */
+                /** @description The model name (repository.names holds the same rule). */
                 name: components["parameters"]["name"];
+                /** @description An alias (repository.names holds the same rule). */
                 alias: string;
             };
             cookie?: never;
@@ -972,9 +975,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The model name. */
+                /** @description The model name (repository.names holds the same rule). */
                 name: components["parameters"]["name"];
-                /** @description The version number. */
+                /** @description The version number; versions start at 1. */
                 version: components["parameters"]["version"];
             };
             cookie?: never;
@@ -1000,9 +1003,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The model name. */
+                /** @description The model name (repository.names holds the same rule). */
                 name: components["parameters"]["name"];
-                /** @description The version number. */
+                /** @description The version number; versions start at 1. */
                 version: components["parameters"]["version"];
             };
             cookie?: never;
@@ -1028,9 +1031,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The model name. */
+                /** @description The model name (repository.names holds the same rule). */
                 name: components["parameters"]["name"];
-                /** @description The version number. */
+                /** @description The version number; versions start at 1. */
                 version: components["parameters"]["version"];
             };
             cookie?: never;
@@ -1056,9 +1059,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The model name. */
+                /** @description The model name (repository.names holds the same rule). */
                 name: components["parameters"]["name"];
-                /** @description The version number. */
+                /** @description The version number; versions start at 1. */
                 version: components["parameters"]["version"];
             };
             cookie?: never;
@@ -1084,9 +1087,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The model name. */
+                /** @description The model name (repository.names holds the same rule). */
                 name: components["parameters"]["name"];
-                /** @description The version number. */
+                /** @description The version number; versions start at 1. */
                 version: components["parameters"]["version"];
             };
             cookie?: never;
@@ -1117,9 +1120,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The model name. */
+                /** @description The model name (repository.names holds the same rule). */
                 name: components["parameters"]["name"];
-                /** @description The version number. */
+                /** @description The version number; versions start at 1. */
                 version: components["parameters"]["version"];
             };
             cookie?: never;

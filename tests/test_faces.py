@@ -102,3 +102,29 @@ def test_only_the_supervisor_reads_proc_or_signals_process_groups() -> None:
                 readers.append(f"{path.relative_to(PACKAGE)}: {needle}")
     assert readers == []
     assert any(line.startswith("psutil") for line in requires("jupyter_sparkserve") or [])
+
+
+def test_the_specs_name_and_alias_patterns_are_the_repositorys_rules() -> None:
+    """openapi.yaml states the name and alias rules the repository enforces."""
+    import re
+
+    from jupyter_sparkserve import shapes
+    from jupyter_sparkserve.repository import names
+
+    parameters = shapes.spec()["components"]["parameters"]
+    name = re.compile(parameters["name"]["schema"]["pattern"])
+    alias_parameter = shapes.spec()["paths"]["/models/{name}/aliases/{alias}"]["parameters"][1]
+    alias = re.compile(alias_parameter["schema"]["pattern"])
+    for text, ok in [("iris", True), ("9.x_y-z", True), (".hidden", False), ("a b", False),
+                     ("x" * 128, True), ("x" * 129, False)]:  # fmt: skip
+        assert bool(name.search(text)) == ok == _accepted(names.validate_model_name, text)
+    for text, ok in [("champion", True), ("c_1-x", True), ("1st", False), ("x" * 65, False)]:
+        assert bool(alias.search(text)) == ok == _accepted(names.validate_alias, text)
+
+
+def _accepted(validate, text: str) -> bool:
+    try:
+        validate(text)
+    except SparkserveError:
+        return False
+    return True

@@ -17,6 +17,7 @@ from ..errors import InvalidInput, SparkserveError
 # for long. Files go through jobs.
 MAX_SCORE_ROWS = 1000
 MAX_SCORE_COLUMNS = 10_000
+MAX_SCORE_BYTES = 4 << 20  # parsing holds the interpreter: a few MB parse in well under 0.1 s
 MAX_BODY_BYTES = 16 << 20
 
 

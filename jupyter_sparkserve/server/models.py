@@ -14,7 +14,7 @@ from ..lifecycle import version_snippets
 from ..scoring.offline import score_dataframe
 from . import views
 from .base import SparkserveHandler, SparkserveHTTPError
-from .bodies import ImportRequest, ScoreRequest, alias_version
+from .bodies import MAX_SCORE_BYTES, ImportRequest, ScoreRequest, alias_version
 
 
 def version_ref(name: str, version: str) -> str:
@@ -135,7 +135,7 @@ class ScoreHandler(SparkserveHandler):
     @web.authenticated
     async def post(self, name: str, version: str) -> None:
         ref = version_ref(name, version)
-        request = await self.body(ScoreRequest.parse)
+        request = await self.body(ScoreRequest.parse, max_bytes=MAX_SCORE_BYTES)
         repository = await self.repository()
         scored = await self.run_core(
             score_dataframe,
