@@ -80,8 +80,11 @@ _WHOLE_NUMBER = re.compile(r"[0-9]{1,19}")
 
 
 def whole_number(value: object) -> int | None:
-    """`value` as a stored whole number (0 to MAX_STORED_INTEGER): an int, or text of ASCII
-    digits (not "²", not Arabic-Indic digits, not "+1"); None when it is not one."""
+    """`value` as a stored whole number (0 to MAX_STORED_INTEGER): an int, a float with no
+    fraction (JSON's 3.0 is an integer to JSON Schema too), or text of ASCII digits (not
+    "²", not Arabic-Indic digits, not "+1"); None when it is not one."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_STORED_INTEGER:
+        value = int(value)
     if isinstance(value, str):
         value = int(value) if _WHOLE_NUMBER.fullmatch(value) else None
     if isinstance(value, bool) or not isinstance(value, int):
@@ -158,6 +161,8 @@ def _what(declared: Mapping[str, Any]) -> str:
 def _message(found: Any, root: dict[str, Any], value: Any) -> str:
     path = list(found.absolute_path)
     kind = found.validator
+    if kind in ("oneOf", "anyOf", "not"):  # a rule over several fields, said by the schema
+        return str(_object_at(root, path).get("x-message") or found.message)
     if kind in ("required", "additionalProperties") or (kind == "type" and not path):
         holder = _object_at(root, path)
         what, noun = _what(holder), str(holder.get("x-noun") or "field")

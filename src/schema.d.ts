@@ -274,6 +274,7 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
+                /** @description The workflow's id; ids start at 1. */
                 workflow_id: string;
             };
             cookie?: never;
@@ -569,7 +570,15 @@ export interface components {
              * @default false
              */
             register: boolean | null;
-        };
+        } & ({
+            ref: string;
+            name?: null;
+            version?: null;
+        } | {
+            ref?: null;
+            name: string;
+            version: number;
+        });
         Deployment: {
             id: string;
             ref: string;
@@ -1323,6 +1332,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The workflow's id; ids start at 1. */
                 workflow_id: string;
             };
             cookie?: never;
@@ -1348,6 +1358,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The workflow's id; ids start at 1. */
                 workflow_id: string;
             };
             cookie?: never;
@@ -1377,6 +1388,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description The workflow's id; ids start at 1. */
                 workflow_id: string;
             };
             cookie?: never;

@@ -207,3 +207,11 @@ async def test_unusable_paths_and_addresses_are_refused_at_submission(
     assert (answer.status, answer.error) == (400, "INVALID_INPUT"), answer.body
     assert message in answer.message
     assert (await api("GET", "jobs")).body["items"] == []
+
+
+async def test_found_by_schemathesis_a_tilde_name_and_a_null_ref_are_400(api: Api) -> None:
+    """Cases `schemathesis run` against openapi.yaml found answering 500."""
+    tilde = await api("GET", "models/~nosuchuser/versions/1/snippets")
+    assert (tilde.status, tilde.error) == (400, "INVALID_REFERENCE"), tilde.body
+    null_ref = await api("POST", "deployments", body={"ref": None})
+    assert (null_ref.status, null_ref.error) == (400, "INVALID_BODY"), null_ref.body

@@ -46,7 +46,7 @@ class ModelRef:
         if _URI.match(text):
             return cls(uri=text)
         if "/" in text or "\\" in text or text.startswith((".", "~")):
-            return cls(uri=str(Path(text).expanduser().resolve()))
+            return cls(uri=_local_path(text))
         if "@" in text:
             name, _, alias = text.partition("@")
             return cls(name=_name(name, text), alias=_alias(alias, text))
@@ -81,6 +81,16 @@ def _alias(alias: str, text: str) -> str:
         return validate_alias(alias)
     except Exception as error:
         raise InvalidReference(f"Invalid model reference {text!r}: {error}") from None
+
+
+def _local_path(text: str) -> str:
+    try:
+        return str(Path(text).expanduser().resolve())
+    except (RuntimeError, KeyError):  # "~someone" for a user this machine does not have
+        raise InvalidReference(
+            f"Invalid model reference {text!r}: no user {text.split('/')[0][1:]!r} on this "
+            f"machine for '~'; {REFERENCE_FORMS}."
+        ) from None
 
 
 def _file_uri_path(text: str) -> str:

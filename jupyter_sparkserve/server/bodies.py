@@ -88,7 +88,7 @@ class ImportRequest:
 
 
 def alias_version(body: Any) -> int:
-    return checked("AliasRequest", body)["version"]
+    return int(checked("AliasRequest", body)["version"])  # 3.0 is an integer in JSON too
 
 
 @dataclass(frozen=True)
@@ -100,16 +100,8 @@ class DeployRequest:
 
     @classmethod
     def parse(cls, body: Any) -> DeployRequest:
-        found = checked("DeployRequest", body)
-        by_name = "name" in found or "version" in found
-        if ("ref" in found) == by_name:
-            raise InvalidBody(
-                "The deploy request names the version either as 'ref' (such as churn:3) or as "
-                "'name' and 'version': one of the two."
-            )
-        if by_name and not ("name" in found and "version" in found):
-            raise InvalidBody("The deploy request needs both 'name' and 'version'.")
-        ref = found["ref"] if "ref" in found else f"{found['name']}:{found['version']}"
+        found = checked("DeployRequest", body)  # `ref`, or `name` and `version`: the spec says
+        ref = found["ref"] if "ref" in found else f"{found['name']}:{int(found['version'])}"
         target = get_target(found.get("target", "local"))
         target.parse_options(found.get("options"), error=InvalidBody)  # a bad shape: 400 now
         return cls(
