@@ -128,3 +128,13 @@ def _accepted(validate, text: str) -> bool:
     except SparkserveError:
         return False
     return True
+
+
+def test_no_module_of_the_package_is_over_500_lines() -> None:
+    """Small modules with one job: a file past 500 lines is split along its sections."""
+    long = {
+        str(path.relative_to(PACKAGE)): count
+        for path in PACKAGE.rglob("*.py")
+        if "labextension" not in path.parts and (count := len(path.read_text().splitlines())) > 500
+    }
+    assert long == {}

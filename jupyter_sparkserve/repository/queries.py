@@ -1,5 +1,5 @@
-"""Read queries the repository answers from its tables: versions with their tags and aliases,
-a model's details, and the hints an unknown name or alias gets."""
+"""The repository's queries and row helpers: versions with their tags and aliases, a model's
+details, pages of models, the hints an unknown name or alias gets, and a model's row."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, select, true
+from sqlalchemy import and_, func, insert, select, true, update
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError
 
-from ..errors import NotFound
+from ..errors import Conflict, NotFound
 from . import database as db
 from .artifacts import ArtifactStore
 from .mlmodels import primary_flavor
@@ -216,3 +217,44 @@ def is_referenced(engine: Any, relative: str) -> bool:
             )
     except Exception:
         return True  # cannot tell: leave the folder to collect_garbage
+
+
+def model_row(conn: Connection, name: str, now: Any) -> int:
+    """The row id of model `name`, made now if there is none. A row of another letter case
+    with no version left is taken over (its numbering goes on); one with versions refuses
+    the name: on macOS and Windows the two would share a folder."""
+    existing = conn.execute(select(db.models.c.id).where(db.models.c.name == name)).scalar()
+    if existing is not None:
+        return int(existing)
+    other = conn.execute(
+        select(db.models.c.id, db.models.c.name).where(func.lower(db.models.c.name) == name.lower())
+    ).first()
+    if (
+        other is not None
+        and not conn.execute(
+            select(db.model_versions.c.id).where(db.model_versions.c.model_id == other.id)
+        ).first()
+    ):
+        # Only its numbering is left of it: the name takes the new case, numbers go on.
+        conn.execute(update(db.models).where(db.models.c.id == other.id).values(name=name))
+        return int(other.id)
+    other_case = None if other is None else other.name
+    if other_case is not None:
+        raise Conflict(
+            f"A model named {other_case!r} exists; names differ by more than letter case "
+            f"(on macOS and Windows {other_case!r} and {name!r} would share a folder). "
+            f"Save as {other_case!r} or choose another name."
+        )
+    try:
+        with conn.begin_nested():
+            return int(
+                conn.execute(
+                    insert(db.models).values(
+                        name=name, last_version=0, created_at=now, updated_at=now
+                    )
+                ).inserted_primary_key[0]
+            )
+    except IntegrityError:  # created by another writer between our select and insert
+        return int(
+            conn.execute(select(db.models.c.id).where(db.models.c.name == name)).scalar_one()
+        )

@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from ..config import Settings
 from ..deploy import tables as deploy_tables
@@ -411,7 +410,7 @@ class ModelRepository:
         promoted: str | None = None
         try:
             with db.write_transaction(self._engine) as conn:
-                model_id = self._get_or_create_model(conn, name, now)
+                model_id = queries.model_row(conn, name, now)
                 conn.execute(
                     update(db.models)
                     .where(db.models.c.id == model_id)
@@ -452,45 +451,6 @@ class ModelRepository:
                 self.artifacts.remove(promoted)
             raise
         return self.resolve(ModelRef(name=name, version=version))
-
-    def _get_or_create_model(self, conn: Connection, name: str, now: Any) -> int:
-        existing = conn.execute(select(db.models.c.id).where(db.models.c.name == name)).scalar()
-        if existing is not None:
-            return int(existing)
-        other = conn.execute(
-            select(db.models.c.id, db.models.c.name).where(
-                func.lower(db.models.c.name) == name.lower()
-            )
-        ).first()
-        if (
-            other is not None
-            and not conn.execute(
-                select(db.model_versions.c.id).where(db.model_versions.c.model_id == other.id)
-            ).first()
-        ):
-            # Only its numbering is left of it: the name takes the new case, numbers go on.
-            conn.execute(update(db.models).where(db.models.c.id == other.id).values(name=name))
-            return int(other.id)
-        other_case = None if other is None else other.name
-        if other_case is not None:
-            raise Conflict(
-                f"A model named {other_case!r} exists; names differ by more than letter case "
-                f"(on macOS and Windows {other_case!r} and {name!r} would share a folder). "
-                f"Save as {other_case!r} or choose another name."
-            )
-        try:
-            with conn.begin_nested():
-                return int(
-                    conn.execute(
-                        insert(db.models).values(
-                            name=name, last_version=0, created_at=now, updated_at=now
-                        )
-                    ).inserted_primary_key[0]
-                )
-        except IntegrityError:  # created by another writer between our select and insert
-            return int(
-                conn.execute(select(db.models.c.id).where(db.models.c.name == name)).scalar_one()
-            )
 
     def model_id(self, conn: Connection, name: str) -> int:
         """The row id of model `name` (for modules that keep records about its versions)."""
