@@ -41,7 +41,8 @@ ENGINE = """
 import json, sys, time, resource
 from pathlib import Path
 from jupyter_sparkserve.scoring import batch
-from jupyter_sparkserve.scoring.offline import _input_schema, load_batch_model
+from jupyter_sparkserve.scoring.batch import load_batch_model
+from jupyter_sparkserve.scoring.offline import _input_schema
 model_path, source, target = sys.argv[1:4]
 model = load_batch_model(Path(model_path))
 plan = batch.plan_run(source, target, input_schema=_input_schema(Path(model_path)))

@@ -217,7 +217,7 @@ def test_an_input_without_rows_gives_a_valid_empty_output(
 def test_an_input_gone_after_planning_is_a_clear_error(
     tmp_path: Path, repo, iris_ref, frame
 ) -> None:
-    from jupyter_sparkserve.scoring.offline import load_batch_model
+    from jupyter_sparkserve.scoring.batch import load_batch_model
 
     frame.to_parquet(tmp_path / "in.parquet")
     plan = batch.plan_run(tmp_path / "in.parquet", tmp_path / "out.csv")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ..config import AZUREML_ENVS, DOCKER_HOST_ENV
-from .targets import Availability
+from ..plugins import Availability
 
 PING_TIMEOUT_SECONDS = 2.0
 DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock"

@@ -69,7 +69,7 @@ class LocalEngine(BatchEngine):
         cancel: threading.Event | None = None,
     ) -> BatchResult:
         from . import batch
-        from .offline import load_batch_model
+        from .batch import load_batch_model
 
         return batch.run(load_batch_model(model_path), plan, progress=progress, cancel=cancel)
 

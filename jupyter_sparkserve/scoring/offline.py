@@ -8,7 +8,6 @@ engines refuse the same bad inputs with the same messages.
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from typing import Any
 from ..errors import InvalidInput
 from ..repository import ModelRef, ModelRepository
 from . import batch
-from .batch import BatchModel, BatchResult, ProgressCallback
+from .batch import BatchResult, ProgressCallback, load_batch_model
 
 
 def score(
@@ -118,17 +117,6 @@ def kept_columns(
             "prediction column name."
         )
     return kept
-
-
-@functools.lru_cache(maxsize=8)
-def _load_cached(path: str, modified: float) -> BatchModel:
-    return BatchModel.load(path)
-
-
-def load_batch_model(model_path: Path) -> BatchModel:
-    """A loaded model, kept for the next call: repository versions never change in place,
-    and an outside folder is reloaded when its MLmodel changes."""
-    return _load_cached(str(model_path), (model_path / "MLmodel").stat().st_mtime)
 
 
 def _input_schema(model_path: Path) -> Any:

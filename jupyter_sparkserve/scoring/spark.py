@@ -173,7 +173,7 @@ def _score(spark: Any, model_path: Path, plan: Plan, temp: Path) -> tuple[int, l
     from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
-    from .offline import load_batch_model
+    from .batch import load_batch_model
 
     frame = functools.reduce(
         lambda left, right: left.unionByName(right),

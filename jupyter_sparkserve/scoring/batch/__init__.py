@@ -12,7 +12,7 @@ with the same readers' schemas and the same model code on the driver.
 """
 
 from .engine import run
-from .model import BatchModel, prediction_columns, prediction_frame
+from .model import BatchModel, load_batch_model, prediction_columns, prediction_frame
 from .plan import (
     OUTPUT_EXTENSION,
     BatchProgress,
@@ -47,6 +47,7 @@ __all__ = [
     "discover_inputs",
     "known_rows",
     "leading_schema",
+    "load_batch_model",
     "partial_path",
     "plan_run",
     "prediction_columns",

@@ -3,7 +3,9 @@ DataFrames, and its predictions turned into output columns."""
 
 from __future__ import annotations
 
+import functools
 import os
+from pathlib import Path
 from typing import Any
 
 from ...errors import InvalidInput
@@ -94,3 +96,14 @@ def prediction_frame(predictions: Any, n_rows: int, prediction_column: str) -> A
     import pandas as pd
 
     return pd.DataFrame(prediction_columns(predictions, n_rows, prediction_column))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str, modified: float) -> BatchModel:
+    return BatchModel.load(path)
+
+
+def load_batch_model(model_path: Path) -> BatchModel:
+    """A loaded model, kept for the next call: repository versions never change in place,
+    and an outside folder is reloaded when its MLmodel changes."""
+    return _load_cached(str(model_path), (model_path / "MLmodel").stat().st_mtime)
