@@ -52,14 +52,19 @@ def schema(name: str) -> dict[str, Any]:
 def check(name: str, value: Any, *, error: type[InvalidInput] = InvalidInput) -> Any:
     """`value` when it has the shape of the spec's schema `name`; else `error` naming the
     first field at fault."""
-    return check_against(schema(name), value, error=error)
+    return _check(schema(name), _named_validator(name), value, error)
 
 
 def check_against(
     declared: Mapping[str, Any], value: Any, *, error: type[InvalidInput] = InvalidInput
 ) -> Any:
     """`value` checked against a schema that may refer to the spec's components."""
-    validator = _validator(_freeze(declared))
+    return _check(declared, _validator(_freeze(declared)), value, error)
+
+
+def _check(
+    declared: Mapping[str, Any], validator: Any, value: Any, error: type[InvalidInput]
+) -> Any:
     found = sorted(
         (
             e
@@ -106,6 +111,12 @@ def _freeze(declared: Mapping[str, Any]) -> str:
     import json
 
     return json.dumps(declared, sort_keys=True)
+
+
+@functools.cache
+def _named_validator(name: str) -> Any:
+    # Every stored job and workflow row is read through a named schema: built once.
+    return _validator(_freeze(schema(name)))
 
 
 @functools.cache

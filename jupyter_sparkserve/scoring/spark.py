@@ -124,15 +124,7 @@ def score_files(
     finally:
         for key in ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel"):
             context.setLocalProperty(key, None)  # None removes it
-    if progress is not None:
-        progress(BatchProgress.finished(plan, rows))
-    return BatchResult(
-        output=plan.output,
-        rows=rows,
-        files=len(plan.inputs),
-        prediction_columns=prediction_columns,
-        seconds=time.perf_counter() - started,
-    )
+    return BatchResult.of_run(plan, rows, prediction_columns, started, progress)
 
 
 def _session(config: dict[str, str], lib_jars: list[str]) -> Any:

@@ -186,15 +186,7 @@ def run(
             stop.set()
             reader.join()
             writer.join()
-    if progress is not None:
-        progress(BatchProgress.finished(plan, rows_done))
-    return BatchResult(
-        output=plan.output,
-        rows=rows_done,
-        files=len(plan.inputs),
-        prediction_columns=output_names,
-        seconds=time.perf_counter() - started,
-    )
+    return BatchResult.of_run(plan, rows_done, output_names, started, progress)
 
 
 def _score_batch(model: BatchModel, plan: Plan, batch: Any) -> Any:

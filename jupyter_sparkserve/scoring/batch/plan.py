@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 from ...config import ARROW_POOL_ENV, DEFAULT_ARROW_POOL
@@ -92,6 +93,23 @@ class BatchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "output": str(self.output)}
+
+    @classmethod
+    def of_run(
+        cls,
+        plan: Plan,
+        rows: int,
+        prediction_columns: list[str],
+        started: float,
+        progress: ProgressCallback | None,
+    ) -> BatchResult:
+        """What an engine answers once it has written `plan`'s output: the last progress
+        report goes out, and the result says what was done (`started`: perf_counter)."""
+        if progress is not None:
+            progress(BatchProgress.finished(plan, rows))
+        return cls(
+            plan.output, rows, len(plan.inputs), prediction_columns, perf_counter() - started
+        )
 
 
 def plan_run(
