@@ -89,11 +89,38 @@ def start_lab(workdir: Path, home: Path, *extra: str) -> Lab:
 
 
 def stop_lab(lab: Lab) -> None:
+    """Shut the lab's kernels down through its API, then the server: a kernel killed along
+    with the server logs ZMQ tracebacks of its own that say nothing about this project."""
+    try:
+        for session in lab.api("GET", "api/sessions"):
+            lab.api("DELETE", f"api/sessions/{session['id']}")
+    except OSError:
+        pass  # the server is already gone; its log says why
     lab.process.terminate()
     try:
         lab.process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         lab.process.kill()
+
+
+def our_tracebacks(lab: Lab) -> list[str]:
+    """The tracebacks in the lab's log with a frame in this project's code. Jupyter's own (a
+    websocket closed as the page went away, a kernel's ZMQ error as it shuts down) are its
+    business, not a failure here."""
+    tracebacks: list[list[str]] = []
+    inside = False
+    for line in lab.log.read_text().splitlines():
+        if line.startswith("Traceback (most recent call last)"):
+            if not inside:
+                tracebacks.append([])
+            inside = True
+        elif inside and not (line.startswith(" ") or line == "" or line.startswith("During")):
+            inside = False  # the exception's own line ends the traceback
+            tracebacks[-1].append(line)
+        if inside:
+            tracebacks[-1].append(line)
+    ours = [t for t in tracebacks if any("/jupyter_sparkserve/" in line for line in t)]
+    return ["\n".join(t) for t in ours]
 
 
 def use_dark_theme(workdir: Path) -> None:

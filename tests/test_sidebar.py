@@ -21,6 +21,7 @@ from _lab import (
     SIDEBAR_TAB,
     open_lab,
     our_errors,
+    our_tracebacks,
     put_notebook,
     run_cell,
     screenshot,
@@ -233,7 +234,7 @@ def test_actions_menu_register_deploy_snippets_undeploy_and_score(
         for deployment in Deployments(repository).list(active_only=True):
             Deployments(repository).undeploy(deployment.id)
         stop_lab(lab)
-    assert "Traceback" not in lab.log.read_text()
+    assert our_tracebacks(lab) == []
 
 
 # ------------------------------------------------------------------ 2,000 models, first page

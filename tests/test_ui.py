@@ -5,7 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _lab import SIDEBAR, SIDEBAR_TAB, Lab, open_lab, screenshot, start_lab, stop_lab
+from _lab import (
+    SIDEBAR,
+    SIDEBAR_TAB,
+    Lab,
+    open_lab,
+    our_tracebacks,
+    screenshot,
+    start_lab,
+    stop_lab,
+)
 from _lab import browser as browser  # the fixture, for the tests below
 
 from jupyter_sparkserve.config import Settings
@@ -49,7 +58,7 @@ def test_sidebar_loads_and_shows_the_repository(
         page.close()
     finally:
         stop_lab(lab)
-    assert "Traceback" not in lab.log.read_text()
+    assert our_tracebacks(lab) == []
 
 
 def test_missing_server_extension_is_reported_as_such(browser, tmp_path: Path, home: Path):
