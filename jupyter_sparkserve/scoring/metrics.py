@@ -37,6 +37,7 @@ class Histogram:
 class EndpointMetrics:
     def __init__(self) -> None:
         self.requests: Counter[tuple[str, int]] = Counter()
+        self.merging = False
         self.latency = Histogram(
             "sparkserve_request_duration_seconds", "Time to answer an invocation.", LATENCY_BUCKETS
         )
@@ -69,6 +70,10 @@ class EndpointMetrics:
             "# HELP sparkserve_errors_total Requests answered with a 4xx or 5xx status.",
             "# TYPE sparkserve_errors_total counter",
             f"sparkserve_errors_total {errors}",
+            "# HELP sparkserve_merging 1 when concurrent requests share predict calls (the"
+            " load-time probe found every row's answer independent of its batch mates).",
+            "# TYPE sparkserve_merging gauge",
+            f"sparkserve_merging {int(self.merging)}",
         ]
         for histogram in (self.latency, self.batch_requests, self.batch_rows):
             lines += histogram.render()

@@ -3,7 +3,8 @@
 Requests with the same merge key (same columns, same params) become one DataFrame and one
 `predict` call; the predictions are cut back by row counts, so each request gets exactly its
 own rows. If the merged call fails, or the model does not answer one prediction per row, each
-request is scored on its own, so one bad request never fails its neighbours.
+request is scored on its own, so one bad request never fails its neighbours. A scorer made
+with `merge=False` (a model whose rows are not independent, see invariance.py) never merges.
 """
 
 from __future__ import annotations
@@ -24,15 +25,17 @@ Outcome = bytes | ScoringError
 
 
 class Scorer:
-    def __init__(self, model_input: ModelInput) -> None:
+    def __init__(self, model_input: ModelInput, *, merge: bool = True) -> None:
         self.model_input = model_input
+        # False for a model whose answer for a row depends on its batch mates (invariance.py).
+        self.merge = merge
 
     def score(self, items: Sequence[ScoringInput]) -> list[Outcome]:
         """Response bodies (or errors), in the order of `items`."""
         outcomes: list[Outcome | None] = [None] * len(items)
         groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
         for index, item in enumerate(items):
-            if item.merge_key is None:
+            if item.merge_key is None or not self.merge:
                 outcomes[index] = self._score_one(item)
             else:
                 groups[item.merge_key].append(index)

@@ -12,12 +12,14 @@ import gc
 import hmac
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..config import ENDPOINT_CONFIG_ENV, ENDPOINT_TOKEN_ENV
 from .batcher import MicroBatcher
+from .invariance import MergeVerdict, probe
 from .metrics import ROUTES, EndpointMetrics
 from .protocol import ModelInput, ScoringError, parse_request
 from .scorer import Scorer
@@ -53,11 +55,23 @@ class ScoringApp:
         self._token = token.encode() if token else None
         self.model = mlflow.pyfunc.load_model(config.model_path)
         self.model_input = ModelInput(self.model)
-        self.scorer = Scorer(self.model_input)
         self.metrics = EndpointMetrics()
         # A model opts out of batching in its MLmodel metadata: sparkserve: {batching: false}.
         opted_out = (self.model.metadata.metadata or {}).get("sparkserve", {}).get("batching")
         self.batching = config.batching and opted_out is not False
+        self.merging = (
+            probe(self.model_input, config.model_path, config.max_batch_rows)
+            if self.batching
+            else MergeVerdict(False, "batching is off")
+        )
+        self.metrics.merging = self.merging.merge
+        self.scorer = Scorer(self.model_input, merge=self.merging.merge)
+        print(
+            f"sparkserve: {'merging' if self.merging.merge else 'not merging'} concurrent "
+            f"requests: {self.merging.reason}",
+            file=sys.stderr,
+            flush=True,
+        )
         self._batcher: MicroBatcher | None = None
         self._version = mlflow.__version__.encode()
 
