@@ -410,6 +410,7 @@ export interface components {
         };
         /** @enum {string} */
         Action: "register" | "reregister" | "deploy" | "undeploy" | "score" | "snippets" | "delete";
+        ModelName: string;
         ModelVersion: {
             name: string;
             version: number;
@@ -476,7 +477,7 @@ export interface components {
             /** @description the model to import: a folder, runs:/..., models:/... or NAME:VERSION */
             source: string;
             /** @description the repository model name */
-            name: string;
+            name: components["schemas"]["ModelName"];
             /** @description what the model is */
             description?: string | null;
             /** @description tags such as {"team": "risk"} */
@@ -527,7 +528,13 @@ export interface components {
              * @default prediction
              */
             prediction_column: string | null;
-        };
+        } & ({
+            dataframe_split: Record<string, never>;
+            dataframe_records?: null;
+        } | {
+            dataframe_split?: null;
+            dataframe_records: unknown[];
+        });
         ScoreResult: {
             ref: string;
             rows: number;
@@ -555,7 +562,7 @@ export interface components {
             /** @description the version to deploy, such as churn:3 or churn@champion */
             ref?: string | null;
             /** @description the model name (with version) */
-            name?: string | null;
+            name?: components["schemas"]["ModelName"] | null;
             /** @description the version number (with name) */
             version?: number | null;
             /**
@@ -635,13 +642,13 @@ export interface components {
             output?: string;
             input_format?: string | null;
             output_format?: string | null;
-            keep_columns?: unknown[] | string | null;
+            keep_columns?: string[] | string | null;
             engine?: string | null;
             prediction_column?: string | null;
             spark_config?: Record<string, never> | null;
-            lib_jars?: unknown[] | string | null;
-            email_on_success?: unknown[] | string | null;
-            email_on_failure?: unknown[] | string | null;
+            lib_jars?: string[] | string | null;
+            email_on_success?: string[] | string | null;
+            email_on_failure?: string[] | string | null;
         };
         Workflow: {
             id: number;
@@ -672,18 +679,18 @@ export interface components {
          * @description The Sparkflows execute body, as Sparkflows clients send it ("" for a field not used).
          */
         ExecuteRequest: {
-            /** @description The id of the saved workflow. */
+            /** @description The id of the saved workflow (a number, or its digits as text). */
             workflowId: number | string;
             /** @description This run's `--var NAME=VALUE` values for the workflow's `${NAME}` variables, and `--key value` overrides of its settings: --model, --input, --output, --engine, --keep-columns, --prediction-column, --input-format, --output-format (or --format). */
             programParameters?: string | null;
             /** @description Spark settings, `key=value` or spark-submit style (`--executor-memory 4g --conf spark.sql.shuffle.partitions=8 --jars a.jar`), separated by spaces, commas or new lines. */
             sparkConfig?: string | Record<string, never> | null;
             /** @description Comma-separated jar paths added to the Spark session. */
-            libJars?: string | unknown[] | null;
+            libJars?: string | string[] | null;
             /** @description Comma-separated addresses told of a success. */
-            emailOnSuccess?: string | unknown[] | null;
+            emailOnSuccess?: string | string[] | null;
             /** @description Comma-separated addresses told of a failure. */
-            emailOnFailure?: string | unknown[] | null;
+            emailOnFailure?: string | string[] | null;
         };
         ExecuteResult: {
             jobId: string;
@@ -780,7 +787,7 @@ export interface components {
     };
     parameters: {
         /** @description The model name (repository.names holds the same rule). */
-        name: string;
+        name: components["schemas"]["ModelName"];
         /** @description The version number; versions start at 1. */
         version: string;
         deployment_id: string;

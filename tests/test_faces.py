@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import jupyter_sparkserve
 from jupyter_sparkserve.cli.output import REMEDY_COMMANDS, remedy_command
@@ -111,15 +113,34 @@ def test_the_specs_name_and_alias_patterns_are_the_repositorys_rules() -> None:
     from jupyter_sparkserve import shapes
     from jupyter_sparkserve.repository import names
 
-    parameters = shapes.spec()["components"]["parameters"]
-    name = re.compile(parameters["name"]["schema"]["pattern"])
+    name = shapes.spec()["components"]["schemas"]["ModelName"]
+    assert shapes.spec()["components"]["parameters"]["name"]["schema"]["$ref"].endswith(
+        "/ModelName"
+    )
     alias_parameter = shapes.spec()["paths"]["/models/{name}/aliases/{alias}"]["parameters"][1]
     alias = re.compile(alias_parameter["schema"]["pattern"])
     for text, ok in [("iris", True), ("9.x_y-z", True), (".hidden", False), ("a b", False),
+                     ("a..b", False), ("a.", False), ("a.b.c", True),
                      ("x" * 128, True), ("x" * 129, False)]:  # fmt: skip
-        assert bool(name.search(text)) == ok == _accepted(names.validate_model_name, text)
+        assert _spec_accepts(name, text) == ok == _accepted(names.validate_model_name, text)
     for text, ok in [("champion", True), ("c_1-x", True), ("1st", False), ("x" * 65, False)]:
         assert bool(alias.search(text)) == ok == _accepted(names.validate_alias, text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="aZ9._-/: @", max_size=12))
+def test_the_spec_and_the_repository_agree_on_every_name(text: str) -> None:
+    from jupyter_sparkserve import shapes
+    from jupyter_sparkserve.repository import names
+
+    name = shapes.spec()["components"]["schemas"]["ModelName"]
+    assert _spec_accepts(name, text) == _accepted(names.validate_model_name, text)
+
+
+def _spec_accepts(schema: dict, text: str) -> bool:
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(schema).is_valid(text)
 
 
 def _accepted(validate, text: str) -> bool:

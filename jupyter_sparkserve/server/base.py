@@ -58,10 +58,20 @@ class SparkserveHandler(ExtensionHandlerMixin, APIHandler):
             raise SparkserveHTTPError(error) from error
         return await self.run_core(lambda: parser(bodies.decode(raw)))
 
+    def query_argument(self, name: str) -> str | None:
+        """The one value of query parameter `name`, or None. Given twice, it is refused: which
+        one counts would otherwise be a guess (and a bad first value would go unseen)."""
+        values = self.get_arguments(name)
+        if len(values) > 1:
+            raise SparkserveHTTPError(
+                InvalidInput(f"Query parameter {name} is given {len(values)} times: give it once.")
+            )
+        return values[0] if values else None
+
     def int_argument(
         self, name: str, default: int | None, *, minimum: int = 0, maximum: int | None = None
     ) -> int | None:
-        text = self.get_argument(name, None)
+        text = self.query_argument(name)
         if text is None or text == "":
             return default
         value = shapes.whole_number(text)
@@ -77,7 +87,7 @@ class SparkserveHandler(ExtensionHandlerMixin, APIHandler):
         return value
 
     def bool_argument(self, name: str) -> bool:
-        text = (self.get_argument(name, "") or "").lower()
+        text = (self.query_argument(name) or "").lower()
         if text not in ("", "0", "1", "false", "true"):
             raise SparkserveHTTPError(
                 InvalidInput(f"Query parameter {name} must be true or false, got {text!r}.")

@@ -35,8 +35,8 @@ class ModelsHandler(SparkserveHandler):
         repository = await self.repository()
         page = await self.run_core(
             repository.list_models,
-            name_contains=self.get_argument("name_contains", None),
-            tag=self.get_argument("tag", None),
+            name_contains=self.query_argument("name_contains"),
+            tag=self.query_argument("tag"),
             limit=limit,
             offset=offset,
         )

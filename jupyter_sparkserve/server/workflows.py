@@ -78,7 +78,7 @@ class JobsHandler(SparkserveHandler):
         runner = await self.run_core(self.services.jobs)
         found = await self.run_core(
             runner.list,
-            status=self.get_argument("status", None) or None,
+            status=self.query_argument("status") or None,
             workflow_id=workflow_id,
             limit=limit,
         )
