@@ -53,6 +53,9 @@ SMTP_ENVS = (
 ENDPOINT_TOKEN_ENV = "SPARKSERVE_ENDPOINT_TOKEN"
 # Set in every uvicorn worker of a `serve --workers N` endpoint: how it finds its model.
 ENDPOINT_CONFIG_ENV = "SPARKSERVE_ENDPOINT_CONFIG"
+# Set by `serve` for its uvicorn protocol (scoring/connections.py), in every worker too.
+ENDPOINT_HEAD_TIMEOUT_ENV = "SPARKSERVE_ENDPOINT_HEAD_TIMEOUT"
+DEFAULT_HEAD_TIMEOUT_SECONDS = 10.0
 
 # ----------------------------------------------------------------------------- warm scorer
 WARM_SCORER_ENV = "SPARKSERVE_WARM_SCORER"  # auto, use or off

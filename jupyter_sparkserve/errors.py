@@ -97,6 +97,13 @@ class Conflict(SparkserveError):
     http_status = 409
 
 
+class NoSpaceForOutput(SparkserveError):
+    """The output's file system is full (or the user's quota or file size limit is hit)."""
+
+    code = "NO_SPACE_FOR_OUTPUT"
+    http_status = 507
+
+
 class RepositoryTooNew(SparkserveError):
     """The database was written by a newer release than this one."""
 

@@ -393,3 +393,40 @@ def test_read_errors_never_quote_the_files_contents(tmp_path: Path) -> None:
             batch.plan_run(path, tmp_path / "out.csv", input_schema=schema)
         assert str(path) in raised.value.message
         assert "s3cr3t" not in raised.value.message, raised.value.message
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path):
+    """A 256 KiB tmpfs: a real file system that runs out of space (needs root to mount)."""
+    import subprocess
+
+    from conftest import require_component
+
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
+        capture_output=True,
+    )
+    require_component("a tmpfs mount", mounted.returncode == 0, "run the tests as root (CI does)")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+@pytest.mark.parametrize("output_name", ["scored.csv", "scored.parquet", "scored.jsonl", "folder"])
+def test_a_full_disk_names_the_output_and_leaves_nothing(
+    tmp_path: Path, repo, iris_ref, frame, full_disk: Path, output_name: str
+) -> None:
+    from jupyter_sparkserve.errors import NoSpaceForOutput
+
+    rows = pd.concat([frame] * 10, ignore_index=True)
+    rows["noise"] = np.random.default_rng(0).normal(size=len(rows))  # Parquet can't shrink it
+    source = write_parts(rows, tmp_path / "in", "csv")
+    output = full_disk / output_name
+    with pytest.raises(NoSpaceForOutput) as raised:
+        score(iris_ref, source, output, repository=repo)
+    assert str(output) in raised.value.message
+    assert "No space left" in raised.value.message
+    assert list(full_disk.iterdir()) == []  # no output, no partial file

@@ -87,8 +87,10 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, mlflow_model_dir: Path) -> I
             sparkserve(f"sparkserve-{name}", path)
         sparkserve("batching", times_ten_10ms)
         sparkserve("token", times_ten, env={TOKEN_ENV: token})
-        sparkserve("limits", slow, "--timeout", "0.5", "--max-body-mb", "0.001")
-        sparkserve("workers", times_ten, "--workers", "2")
+        sparkserve(
+            "limits", slow, "--timeout", "0.5", "--max-body-mb", "0.001", "--head-timeout", "1"
+        )
+        sparkserve("workers", times_ten, "--workers", "2", "--head-timeout", "1")
         sparkserve("no-batching", times_ten, "--no-batching", host=None)  # default --host
         yield Fleet(servers, token)
     finally:
@@ -586,6 +588,44 @@ def test_slow_prediction_hits_the_deadline(fleet: Fleet) -> None:
         time.sleep(0.2)
     assert quick.status_code == 200, quick.text
     assert quick.json() == {"predictions": [0.0]}
+
+
+def _trickle_head(port: int, lines: list[bytes], every: float, give_up: float) -> bytes:
+    """Open a connection and send `lines` one every `every` seconds (slowloris); what the
+    server sent back by the time it closed the connection (b"" if it never answered)."""
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=give_up) as connection:
+        deadline = time.monotonic() + give_up
+        for line in lines:
+            connection.sendall(line)
+            connection.settimeout(every)
+            try:
+                chunk = connection.recv(4096)
+            except TimeoutError:
+                continue
+            received += chunk
+            break  # the server spoke (and closes): the head was cut short
+        connection.settimeout(max(0.1, deadline - time.monotonic()))
+        while chunk := connection.recv(4096):
+            received += chunk
+    return received
+
+
+@pytest.mark.parametrize("server", ["limits", "workers"])
+def test_a_request_head_that_trickles_in_is_cut_off(fleet: Fleet, server: str) -> None:
+    """Slowloris: one header line every 0.4 s would hold a connection for ever; with
+    --head-timeout 1 the endpoint answers 408 and closes it, and keeps serving others.
+    (Also in --workers mode, whose spawned processes read the timeout themselves.)"""
+    port = fleet[server].port
+    head = [b"POST /invocations HTTP/1.1\r\n"] + [b"X-Slow-%d: 1\r\n" % i for i in range(25)]
+    started = time.monotonic()
+    answer = _trickle_head(port, head, every=0.4, give_up=15)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert b"REQUEST_TIMEOUT" in answer
+    assert time.monotonic() - started < 5  # cut off, not served after 25 lines (10 s)
+    silent = _trickle_head(port, [b""], every=3, give_up=10)  # connects, sends nothing
+    assert silent.startswith(b"HTTP/1.1 408 "), silent
+    assert requests.get(f"http://127.0.0.1:{port}/ping", timeout=10).status_code == 200
 
 
 def test_get_invocations_is_405(pairs) -> None:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..config import ENDPOINT_TOKEN_ENV
+from ..config import DEFAULT_HEAD_TIMEOUT_SECONDS, ENDPOINT_TOKEN_ENV
 from ..deploy.targets import foreign_options, target_options, targets
 from ..errors import InvalidInput, SparkserveError
 from .output import emit, fields, json_command, repository, table
@@ -197,6 +197,12 @@ def deployments_show(deployment_id: str) -> None:
 @click.option(
     "--max-body-mb", default=50.0, show_default=True, help="Largest request body accepted."
 )
+@click.option(
+    "--head-timeout",
+    default=DEFAULT_HEAD_TIMEOUT_SECONDS,
+    show_default=True,
+    help="Seconds a connection may take to send a request's line and headers (then 408).",
+)
 def serve(
     ref: str,
     host: str,
@@ -206,6 +212,7 @@ def serve(
     no_batching: bool,
     timeout: float,
     max_body_mb: float,
+    head_timeout: float,
 ) -> None:
     """Serve model REF over MLflow's REST scoring protocol, in the foreground."""
     from ..scoring.server import EndpointConfig
@@ -225,6 +232,7 @@ def serve(
         batching=not no_batching,
         timeout_seconds=timeout,
         max_body_bytes=int(max_body_mb * 1024 * 1024),
+        head_timeout_seconds=head_timeout,
     )
     auth = "with a bearer token" if token else "without authentication"
     click.echo(f"Serving {ref} on http://{host}:{port} ({workers} worker(s), {auth})", err=True)

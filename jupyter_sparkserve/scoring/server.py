@@ -17,7 +17,12 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..config import ENDPOINT_CONFIG_ENV, ENDPOINT_TOKEN_ENV
+from ..config import (
+    DEFAULT_HEAD_TIMEOUT_SECONDS,
+    ENDPOINT_CONFIG_ENV,
+    ENDPOINT_HEAD_TIMEOUT_ENV,
+    ENDPOINT_TOKEN_ENV,
+)
 from .batcher import MicroBatcher
 from .invariance import MergeVerdict, probe
 from .metrics import ROUTES, EndpointMetrics
@@ -37,6 +42,8 @@ class EndpointConfig:
     batching: bool = True
     max_batch_rows: int = 256
     max_wait_ms: float = 1.0
+    # Seconds a connection may take to send a request's line and headers (slowloris).
+    head_timeout_seconds: float = DEFAULT_HEAD_TIMEOUT_SECONDS
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -253,19 +260,22 @@ def serve(
     """Serve in the foreground until interrupted."""
     import uvicorn
 
+    from .connections import HeadTimeoutProtocol
+
     options: dict[str, Any] = {
         "host": host,
         "port": port,
         "log_level": "warning",
         "access_log": False,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": HeadTimeoutProtocol,
         "lifespan": "on",
         # Nothing here reads client addresses or needs Server/Date headers: skip the work.
         "proxy_headers": False,
         "server_header": False,
         "date_header": False,
     }
+    os.environ[ENDPOINT_HEAD_TIMEOUT_ENV] = str(config.head_timeout_seconds)
     if workers > 1:
         os.environ[ENDPOINT_CONFIG_ENV] = config.to_json()
         if token:

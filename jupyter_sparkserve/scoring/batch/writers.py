@@ -4,6 +4,7 @@ or JSON Lines."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...errors import InvalidInput
+from ...errors import InvalidInput, NoSpaceForOutput
 from .readers import quoted_names
 
 if TYPE_CHECKING:
@@ -78,9 +79,29 @@ def atomic_output(plan: Plan) -> Iterator[Path]:
                 "Written by jupyter_sparkserve: the next run writing here replaces this folder.\n"
             )
         _replace(temp, plan.output, plan.writer_tag)
+    except OSError as error:
+        _remove(temp)
+        if not _out_of_space(error):
+            raise
+        raise NoSpaceForOutput(
+            f"No space left for the output {plan.output}: the disk (or your quota there) is "
+            "full. Free some space or choose an output on another disk; nothing was written "
+            "and no partial file is left."
+        ) from error
     except BaseException:
         _remove(temp)
         raise
+
+
+# Arrow's writers raise OSError with the message but often without errno.
+_NO_SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def _out_of_space(error: OSError) -> bool:
+    text = str(error)
+    return error.errno in _NO_SPACE_ERRNOS or any(
+        os.strerror(number) in text for number in _NO_SPACE_ERRNOS
+    )
 
 
 def _replace(temp: Path, output: Path, writer_tag: str) -> None:
