@@ -15,6 +15,7 @@ import json
 import math
 import secrets
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -157,7 +158,8 @@ def assert_json_error(response: requests.Response, error_code: str | None = None
 
 
 def assert_same_json(ours: Any, theirs: Any, where: str = "$") -> None:
-    """Equal JSON values: same types (int is not float, null is not NaN), floats to 1e-9."""
+    """Equal JSON values: same types (int is not float, null is not NaN), floats the same
+    doubles bit for bit (the JSON texts may spell one differently: 1e-05 and 1e-5)."""
     if isinstance(theirs, float) and math.isnan(theirs):
         assert isinstance(ours, float) and math.isnan(ours), f"{where}: {ours!r} != NaN"
     elif isinstance(theirs, dict):
@@ -172,8 +174,8 @@ def assert_same_json(ours: Any, theirs: Any, where: str = "$") -> None:
             assert_same_json(mine, other, f"{where}[{index}]")
     else:
         assert type(ours) is type(theirs), f"{where}: {ours!r} is not like {theirs!r}"
-        if isinstance(theirs, float):
-            assert ours == pytest.approx(theirs, rel=1e-9, abs=1e-12), f"{where}"
+        if isinstance(theirs, float):  # the same double to the last bit, not just close
+            assert struct.pack("<d", ours) == struct.pack("<d", theirs), f"{where}: {ours!r}"
         else:
             assert ours == theirs, f"{where}: {ours!r} != {theirs!r}"
 
