@@ -67,6 +67,8 @@ DEFAULT_ARROW_POOL = "jemalloc"
 
 # ---------------------------------------------------------------------- deployment targets
 DOCKER_HOST_ENV = "DOCKER_HOST"
+# The image model images are built on (scoring images and the container target).
+BASE_IMAGE_ENV = "SPARKSERVE_BASE_IMAGE"
 AZUREML_ENVS = ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZUREML_WORKSPACE_NAME")
 
 # Secrets: never logged, never in a message or snippet, and handed only to the processes

@@ -1,14 +1,9 @@
-"""`status` over REST and the target checks behind it: a container engine (a Docker-API
-server on a unix socket that the test runs), AWS credentials, an AzureML workspace."""
+"""`status` over REST and the target checks behind it: an engine that does not answer, AWS
+credentials, an AzureML workspace (tests/test_containers.py checks a real engine)."""
 
 from __future__ import annotations
 
 import importlib.util
-import json
-import socketserver
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -17,42 +12,9 @@ from _api import Api, api_fixture, server_config  # noqa: F401 (fixtures)
 from jupyter_sparkserve import __version__
 from jupyter_sparkserve.deploy.planned import aws_credentials as sagemaker_status
 from jupyter_sparkserve.deploy.planned import azureml_workspace as azureml_status
-from jupyter_sparkserve.deploy.planned import container_engine as container_status
 from jupyter_sparkserve.deploy.targets import targets_status
 from jupyter_sparkserve.repository import ModelRepository
 from jupyter_sparkserve.repository import database as db
-
-
-class FakeEngine(BaseHTTPRequestHandler):
-    """The two calls a ping makes to a Docker-API engine."""
-
-    def do_GET(self) -> None:
-        if self.path.endswith("/version"):
-            body, kind = json.dumps({"ApiVersion": "1.41", "Version": "fake"}), "application/json"
-        elif self.path.endswith("/_ping"):
-            body, kind = "OK", "text/plain"
-        else:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body.encode())
-
-    def log_message(self, *args: object) -> None:  # a unix socket client has no address
-        pass
-
-
-@pytest.fixture
-def engine_socket(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "engine.sock"
-    server = socketserver.ThreadingUnixStreamServer(str(path), FakeEngine)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield path
-    server.shutdown()
-    server.server_close()
 
 
 async def test_status_reports_repository_versions_and_targets(
@@ -82,21 +44,14 @@ async def test_status_reports_repository_versions_and_targets(
     assert targets["azureml"]["usable"] is False
 
 
-def test_a_reachable_engine_is_usable(engine_socket: Path) -> None:
-    found = container_status({"DOCKER_HOST": f"unix://{engine_socket}"})
-    assert found.usable, found.detail
-    assert found.detail == f"Container engine at unix://{engine_socket}."
-
-
-def test_a_target_not_built_yet_is_never_usable(
-    engine_socket: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{engine_socket}")
+def test_a_target_not_built_yet_is_never_usable(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZUREML_WORKSPACE_NAME"):
+        monkeypatch.setenv(name, "set")
     targets = {found.target: found for found in targets_status()}
     assert targets["local"].usable
-    assert not targets["container"].usable  # the engine answers, but Deploy cannot use it
-    assert targets["container"].detail.startswith("Deploying here is not built yet.")
-    assert "Container engine at" in targets["container"].detail
+    assert not targets["azureml"].usable  # the workspace is configured, but Deploy cannot use it
+    assert targets["azureml"].detail.startswith("Deploying here is not built yet.")
+    assert "AzureML workspace set" in targets["azureml"].detail
 
 
 def test_azureml_needs_its_workspace_variables() -> None:

@@ -13,10 +13,11 @@ from typing import Any, TypeVar
 
 import click
 
-from ..config import DEFAULT_HEAD_TIMEOUT_SECONDS, ENDPOINT_TOKEN_ENV
+from ..config import BASE_IMAGE_ENV, DEFAULT_HEAD_TIMEOUT_SECONDS, ENDPOINT_TOKEN_ENV
+from ..containers.context import DEFAULT_BASE_IMAGE
 from ..deploy.targets import foreign_options, target_options, targets
 from ..errors import InvalidInput, SparkserveError
-from .output import emit, fields, json_command, repository, table
+from .output import as_json, emit, fields, json_command, repository, table
 from .root import main
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -237,3 +238,43 @@ def serve(
     auth = "with a bearer token" if token else "without authentication"
     click.echo(f"Serving {ref} on http://{host}:{port} ({workers} worker(s), {auth})", err=True)
     run_endpoint(config, host=host, port=port, workers=workers, token=token)
+
+
+@main.command()
+@click.argument("ref")
+@click.option("--tag", help="The image's tag (default: sparkserve/NAME:VERSION).")
+@click.option(
+    "--base-image",
+    help=f"The image to build on (default: ${BASE_IMAGE_ENV}, else {DEFAULT_BASE_IMAGE}).",
+)
+@click.option(
+    "--dockerfile-only",
+    type=click.Path(file_okay=False),
+    help="Write the Dockerfile and its build context to this new folder, and build nothing.",
+)
+@json_command
+def build(ref: str, tag: str | None, base_image: str | None, dockerfile_only: str | None) -> None:
+    """Build an OCI image of model version REF: `serve` (the REST endpoint) and
+    `score INPUT OUTPUT` (batch) in one image, with everything installed at build time."""
+    from pathlib import Path
+
+    from ..containers.images import build_version_image, write_version_context
+
+    def progress(line: str) -> None:
+        if not as_json():
+            click.echo(line, err=True)
+
+    if dockerfile_only:
+        dockerfile = write_version_context(
+            repository(), ref, Path(dockerfile_only), tag=tag, base=base_image, log=progress
+        )
+        emit(
+            {"dockerfile": str(dockerfile)},
+            lambda: click.echo(f"Wrote {dockerfile}: docker build -t TAG {dockerfile.parent}"),
+        )
+        return
+    built = build_version_image(repository(), ref, tag=tag, base=base_image, log=progress)
+    emit(
+        {"image": built.tag, "id": built.id},
+        lambda: click.echo(f"Built {built.tag} ({built.id[:19]})"),
+    )

@@ -156,7 +156,9 @@ class Deployments:
             parsed = target.parse_options(options, environ)
             # Fetched from the MLflow store: the deployment serves what MLflow registered.
             self.repository.fetch_model(deployment.model_uri, served)
-            started = target.start(StartRequest(deployment_id, served, folder, parsed))
+            started = target.start(
+                StartRequest(deployment_id, served, folder, parsed, ref=deployment.ref)
+            )
         except BaseException as error:  # an interrupt too: never leave a row 'starting'
             shutil.rmtree(served, ignore_errors=True)  # the log stays, to read what went wrong
             message = getattr(error, "message", None) or f"{type(error).__name__}: {error}"

@@ -96,8 +96,8 @@ def start_endpoint(
     if token is not None and not token.strip():
         raise InvalidInput("The token is empty; pass None to serve without authentication.")
     if port is None:
-        port = _free_port(host)
-    elif _port_in_use(host, port):
+        port = free_port(host)
+    elif port_in_use(host, port):
         raise Conflict(f"Port {port} on {host} is already in use; choose another port.")
 
     command = [
@@ -116,7 +116,7 @@ def start_endpoint(
         pid=child.pid,
         host=host,
         port=port,
-        url=f"http://{_url_host(host)}:{port}",
+        url=f"http://{url_host(host)}:{port}",
         log_file=log_file,
         started_at=time.time(),
         command=command,
@@ -214,7 +214,7 @@ def _connect_host(host: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
 
 
-def _url_host(host: str) -> str:
+def url_host(host: str) -> str:
     connect = _connect_host(host)
     return f"[{connect}]" if ":" in connect else connect
 
@@ -223,14 +223,14 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][0]
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str) -> int:
     # The system picks a free port; it stays free for the child unless someone races for it.
     with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
-def _port_in_use(host: str, port: int) -> bool:
+def port_in_use(host: str, port: int) -> bool:
     with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
         # Like uvicorn: connections of a previous server in TIME_WAIT do not make it busy.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -254,11 +254,13 @@ def _accepts_connections(host: str, port: int) -> bool:
 
 
 def _ping_problem(endpoint: LocalEndpoint, timeout: float) -> str | None:
+    return ping_problem(endpoint.host, endpoint.port, timeout)
+
+
+def ping_problem(host: str, port: int, timeout: float) -> str | None:
     """None when GET /ping answers 200 within `timeout`; what happened otherwise.
     http.client rather than urllib: an http_proxy setting must not apply to this machine."""
-    connection = http.client.HTTPConnection(
-        _connect_host(endpoint.host), endpoint.port, timeout=timeout
-    )
+    connection = http.client.HTTPConnection(_connect_host(host), port, timeout=timeout)
     try:
         connection.request("GET", "/ping")
         status = connection.getresponse().status

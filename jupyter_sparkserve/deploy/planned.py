@@ -1,4 +1,4 @@
-"""Targets this release cannot deploy to yet (a container engine, SageMaker, AzureML): `status`
+"""Targets this release cannot deploy to yet (SageMaker, AzureML): `status`
 lists each as not usable, with what it would use on this machine, so the sidebar can say so.
 When a target's plug-in is built, its `check` takes over the probe and its entry here goes.
 
@@ -14,32 +14,10 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ..config import AZUREML_ENVS, DOCKER_HOST_ENV
+from ..config import AZUREML_ENVS
 from ..plugins import Availability
 
-PING_TIMEOUT_SECONDS = 2.0
-DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock"
 NOT_BUILT = "Deploying here is not built yet."
-
-
-def container_engine(environ: Mapping[str, str] | None = None) -> Availability:
-    """A Docker-API engine (Docker or Podman) at DOCKER_HOST, else the default socket."""
-    env = os.environ if environ is None else environ
-    where = env.get(DOCKER_HOST_ENV) or f"unix://{DEFAULT_DOCKER_SOCKET}"
-    try:
-        import docker
-    except ImportError:
-        return Availability(False, "The docker package is not installed.")
-    try:
-        client = docker.DockerClient.from_env(environment=dict(env), timeout=PING_TIMEOUT_SECONDS)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except Exception as error:  # docker-py raises many kinds; every one means "not reachable"
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        return Availability(False, f"No container engine answers at {where}: {reason}")
-    return Availability(True, f"Container engine at {where}.")
 
 
 def aws_credentials() -> Availability:
@@ -84,7 +62,6 @@ class PlannedTarget:
 
 
 PLANNED = (
-    PlannedTarget("container", "A container engine", container_engine),
     PlannedTarget("sagemaker", "Amazon SageMaker", aws_credentials),
     PlannedTarget("azureml", "Azure Machine Learning", azureml_workspace),
 )

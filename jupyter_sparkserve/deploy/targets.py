@@ -46,6 +46,7 @@ class StartRequest:
     model_dir: Path  # the MLflow model folder to serve
     workdir: Path  # the deployment's own folder (its log goes here)
     options: Mapping[str, Any]  # every declared option, checked, defaults filled in
+    ref: str = ""  # the version served, NAME:VERSION (names images, containers, ...)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,102 @@
+"""The image's entrypoint: `serve` (the default), `score INPUT OUTPUT`, or `health`.
+
+`serve` follows SageMaker's container contract (`docker run IMAGE serve`, port 8080 or
+SAGEMAKER_BIND_TO_PORT, `/ping` and `/invocations`, the model at /opt/ml/model) and suits
+AzureML's custom containers (liveness and readiness on `/ping`, scoring on `/invocations`).
+It binds 0.0.0.0 (inside a container only the published port reaches it); SIGTERM lets the
+requests in flight finish, then exits 0. `score` runs the same batch engine as
+`sparkserve score` on mounted files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import urllib.request
+from pathlib import Path
+
+from ..config import ENDPOINT_TOKEN_ENV
+from .context import MODEL_DIR, PORT
+
+MODEL_DIR_ENV = "SPARKSERVE_MODEL_DIR"
+WORKERS_ENV = "SPARKSERVE_WORKERS"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sparkserve-image", description=__doc__.splitlines()[0])
+    modes = parser.add_subparsers(dest="mode", required=True)
+    modes.add_parser("serve", help="Serve the model over MLflow's scoring protocol.")
+    score = modes.add_parser("score", help="Score a mounted file, folder or glob.")
+    score.add_argument("input")
+    score.add_argument("output")
+    score.add_argument("--input-format", choices=("csv", "parquet", "jsonl"))
+    score.add_argument("--output-format", choices=("csv", "parquet", "jsonl"))
+    score.add_argument("--keep-columns", help="Comma-separated input columns to keep.")
+    score.add_argument("--prediction-column", default="prediction")
+    modes.add_parser("health", help="Exit 0 when the endpoint answers /ping.")
+    arguments = parser.parse_args(argv)
+    model_dir = Path(os.environ.get(MODEL_DIR_ENV) or MODEL_DIR)
+    if arguments.mode == "serve":
+        return _serve(model_dir)
+    if arguments.mode == "score":
+        return _score(model_dir, arguments)
+    return _health()
+
+
+def _port() -> int:
+    return int(os.environ.get("SAGEMAKER_BIND_TO_PORT") or PORT)
+
+
+def _serve(model_dir: Path) -> int:
+    from ..scoring.server import EndpointConfig, serve
+
+    workers = int(os.environ.get(WORKERS_ENV) or 1)
+    token = os.environ.get(ENDPOINT_TOKEN_ENV) or None
+    print(f"Serving {model_dir} on 0.0.0.0:{_port()} ({workers} worker(s))", file=sys.stderr)
+    serve(
+        EndpointConfig(model_path=str(model_dir)),
+        host="0.0.0.0",  # inside a container: only the published port reaches it
+        port=_port(),
+        workers=workers,
+        token=token,
+    )
+    return 0
+
+
+def _score(model_dir: Path, arguments: argparse.Namespace) -> int:
+    from ..errors import SparkserveError
+    from ..scoring import batch
+    from ..scoring.batch.model import load_batch_model
+
+    columns = arguments.keep_columns
+    keep = [column.strip() for column in columns.split(",")] if columns else None
+    try:
+        model = load_batch_model(model_dir)
+        plan = batch.plan_run(
+            arguments.input,
+            arguments.output,
+            input_format=arguments.input_format,
+            output_format=arguments.output_format,
+            keep_columns=keep,
+            prediction_column=arguments.prediction_column,
+            input_schema=model.input_schema,
+        )
+        result = batch.run(model, plan)
+    except SparkserveError as error:
+        print(f"Error: {error.message}", file=sys.stderr)
+        return 2
+    print(f"Scored {result.rows} rows from {result.files} file(s) into {arguments.output}")
+    return 0
+
+
+def _health() -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{_port()}/ping", timeout=2) as answer:
+            return 0 if answer.status == 200 else 1
+    except OSError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""A Docker-API container engine (Docker, or Podman's Docker-compatible service) through
+docker-py: where it is, whether it answers, and building a model version's image."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import DOCKER_HOST_ENV
+from ..plugins import Availability
+from .context import ImageBuildError, ImageSpec, write_context
+
+PING_TIMEOUT_SECONDS = 2.0
+DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock"
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    id: str
+    tag: str
+
+
+def where(environ: Mapping[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    return env.get(DOCKER_HOST_ENV) or f"unix://{DEFAULT_DOCKER_SOCKET}"
+
+
+def client(environ: Mapping[str, str] | None = None, timeout: float = 120.0) -> Any:
+    """A docker-py client for the engine at DOCKER_HOST (else the default socket)."""
+    try:
+        import docker
+    except ImportError as error:
+        message = "The docker package is not installed (pip install docker)."
+        raise ImageBuildError(message) from error
+    env = dict(os.environ if environ is None else environ)
+    return docker.DockerClient.from_env(environment=env, timeout=timeout)
+
+
+def availability(environ: Mapping[str, str] | None = None) -> Availability:
+    """Whether an engine answers, in at most a couple of seconds and without side effects."""
+    try:
+        engine = client(environ, timeout=PING_TIMEOUT_SECONDS)
+        try:
+            engine.ping()
+        finally:
+            engine.close()
+    except Exception as error:  # docker-py raises many kinds; every one means "not reachable"
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return Availability(False, f"No container engine answers at {where(environ)}: {reason}")
+    return Availability(True, f"Container engine at {where(environ)}.")
+
+
+def build_image(
+    spec: ImageSpec,
+    *,
+    wheel_cache: Path,
+    context_dir: Path | None = None,
+    log: Callable[[str], None] = lambda _line: None,
+) -> BuiltImage:
+    """Write the context (into `context_dir`, else a temporary folder next to the wheel
+    cache, for hard links, removed afterwards) and build it on the engine with no network:
+    the wheels are in the context."""
+    temporary = context_dir is None
+    if context_dir is None:
+        (wheel_cache.parent / "contexts").mkdir(parents=True, exist_ok=True)
+        context_dir = Path(tempfile.mkdtemp(prefix="image-", dir=wheel_cache.parent / "contexts"))
+    try:
+        write_context(spec, context_dir, wheel_cache=wheel_cache, log=log)
+        return _build(spec, context_dir, log)
+    finally:
+        if temporary:
+            shutil.rmtree(context_dir, ignore_errors=True)
+
+
+def _build(spec: ImageSpec, context_dir: Path, log: Callable[[str], None]) -> BuiltImage:
+    engine = client()
+    image_id = ""
+    try:
+        stream = engine.api.build(
+            path=str(context_dir),
+            tag=spec.tag,
+            rm=True,
+            forcerm=True,
+            decode=True,
+            network_mode="none",
+        )
+        for chunk in stream:
+            if "error" in chunk:
+                raise ImageBuildError(f"Building {spec.tag} failed: {chunk['error'].strip()}")
+            text = chunk.get("stream", "")
+            for line in text.splitlines():
+                if line.strip():
+                    log(line.rstrip())
+            aux = chunk.get("aux") or {}
+            image_id = aux.get("ID", image_id)
+        image_id = image_id or engine.images.get(spec.tag).id
+    except ImageBuildError:
+        raise
+    except Exception as error:
+        raise ImageBuildError(f"Building {spec.tag} failed: {error}") from error
+    finally:
+        engine.close()
+    return BuiltImage(id=image_id, tag=spec.tag)

@@ -1,0 +1,213 @@
+"""The `container` target: the version's image (built on deploy, or one given) running on a
+Docker-API engine (Docker or Podman, local or remote through DOCKER_HOST).
+
+The port is published on 127.0.0.1 unless told otherwise. The token reaches the container as
+an environment variable, never in a label, the image or a log. The container's own state
+says whether it serves: one that exited shows `failed` with its log tail. Undeploy stops and
+removes the container; the image stays for the next deploy (every layer cached).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from ..config import BASE_IMAGE_ENV, ENDPOINT_TOKEN_ENV
+from ..containers import engine
+from ..containers.context import (
+    DEFAULT_BASE_IMAGE,
+    PORT,
+    ImageSpec,
+    base_image,
+    image_tag,
+    wheel_cache,
+)
+from ..errors import Conflict, InvalidInput
+from ..options import Option
+from ..snippets import Snippet, endpoint_curl, endpoint_python
+from .local import EndpointFailed, free_port, ping_problem, port_in_use, url_host
+from .targets import Availability, DeploymentTarget, Started, StartRequest, TargetState
+
+READY_TIMEOUT_SECONDS = 120.0
+STOP_TIMEOUT_SECONDS = 10
+LOG_TAIL_LINES = 20
+DEPLOYMENT_LABEL = "io.sparkserve.deployment"
+
+
+class ContainerTarget(DeploymentTarget):
+    name = "container"
+    title = "A container engine"
+    options = (
+        Option("host", "string", "The address the port is published on.", default="127.0.0.1"),
+        Option("port", "integer", "The published port (default: a free one)."),
+        Option(
+            "token",
+            "string",
+            "A bearer token the endpoint will require.",
+            secret=True,
+            env=ENDPOINT_TOKEN_ENV,
+        ),
+        Option("image", "string", "An image to run (default: build one for this version)."),
+        Option(
+            "base_image",
+            "string",
+            f"The image to build on (default: ${BASE_IMAGE_ENV}, else {DEFAULT_BASE_IMAGE}).",
+            env=BASE_IMAGE_ENV,
+        ),
+    )
+
+    def check(self) -> Availability:
+        return engine.availability()
+
+    def start(self, request: StartRequest) -> Started:
+        options = request.options
+        host = options["host"]
+        port = options["port"] or free_port(host)
+        if options["port"] and port_in_use(host, port):
+            raise Conflict(f"Port {port} on {host} is already in use; choose another port.")
+        log_file = request.workdir / "log"
+        image = options["image"] or self._build(request, log_file)
+        environment = {ENDPOINT_TOKEN_ENV: options["token"]} if options["token"] else {}
+        client = engine.client()
+        try:
+            container = client.containers.run(
+                image,
+                command=["serve"],
+                detach=True,
+                name=f"sparkserve-{request.deployment_id}",
+                labels={DEPLOYMENT_LABEL: request.deployment_id},
+                ports={f"{PORT}/tcp": (host, port)},
+                environment=environment,
+            )
+        except Exception as error:
+            raise EndpointFailed(f"The container engine could not run {image}: {error}") from error
+        finally:
+            client.close()
+        details = {
+            "container_id": container.id,
+            "image": image,
+            "host": host,
+            "port": port,
+            "log_file": str(log_file),
+            "token_required": bool(options["token"]),
+        }
+        problem = self._wait_ready(details)
+        if problem is not None:
+            tail = _log_tail(container.id)
+            self.stop(details)
+            raise EndpointFailed(f"The container of {image} {problem}.{tail}")
+        return Started(f"http://{url_host(host)}:{port}", details)
+
+    def stop(self, details: dict[str, Any]) -> None:
+        client = engine.client()
+        try:
+            container = client.containers.get(details["container_id"])
+            container.stop(timeout=STOP_TIMEOUT_SECONDS)
+            container.remove(force=True)
+        except Exception as error:
+            if not _not_found(error):
+                raise EndpointFailed(f"Could not remove the container: {error}") from error
+        finally:
+            client.close()
+
+    def state(self, details: dict[str, Any]) -> TargetState:
+        try:
+            client = engine.client(timeout=10)
+            try:
+                container = client.containers.get(details["container_id"])
+            finally:
+                client.close()
+        except Exception as error:
+            if _not_found(error):
+                return TargetState(False, "Its container is gone (removed outside sparkserve).")
+            return TargetState(False, f"The container engine does not answer: {error}")
+        if container.status == "running":
+            return TargetState(True)
+        code = container.attrs.get("State", {}).get("ExitCode")
+        tail = _log_tail(container.id)
+        return TargetState(
+            False, f"Its container is {container.status} ({_exit_meaning(code)}).{tail}"
+        )
+
+    def snippets(self, version: Any, url: str, details: dict[str, Any]) -> list[Snippet]:
+        token = bool(details.get("token_required"))
+        return [endpoint_python(version, url, token), endpoint_curl(version, url, token)]
+
+    def details(self, details: dict[str, Any]) -> list[tuple[str, str]]:
+        shown = [
+            ("image", str(details.get("image"))),
+            ("container", str(details.get("container_id", ""))[:12]),
+            ("engine", engine.where()),
+        ]
+        if details.get("token_required"):
+            shown.append(("token", f"required (${ENDPOINT_TOKEN_ENV})"))
+        return shown
+
+    def _build(self, request: StartRequest, log_file: Path) -> str:
+        if not request.ref or ":" not in request.ref:
+            raise InvalidInput("Building an image needs the version's NAME:VERSION.")
+        name, _, version = request.ref.partition(":")
+        spec = ImageSpec(
+            request.ref,
+            request.model_dir,
+            image_tag(name, int(version)),
+            base_image(request.options["base_image"]),
+        )
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with log_file.open("a") as log:
+
+            def write(line: str) -> None:
+                log.write(line + "\n")
+                log.flush()
+
+            built = engine.build_image(spec, wheel_cache=wheel_cache(), log=write)
+        return built.tag
+
+    def _wait_ready(self, details: dict[str, Any]) -> str | None:
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        while True:
+            state = self.state(details)
+            if not state.serving:
+                return "stopped before it was ready"
+            if ping_problem(details["host"], details["port"], 2.0) is None:
+                return None
+            if time.monotonic() > deadline:
+                return f"did not answer /ping within {READY_TIMEOUT_SECONDS:g} s"
+            time.sleep(0.2)
+
+
+def _log_tail(container_id: str) -> str:
+    try:
+        client = engine.client(timeout=10)
+        try:
+            text = (
+                client.containers.get(container_id)
+                .logs(tail=LOG_TAIL_LINES)
+                .decode("utf-8", "replace")
+            )
+        finally:
+            client.close()
+    except Exception:
+        return ""
+    return f"\nIts log ends with:\n{text.rstrip()}" if text.strip() else ""
+
+
+def _exit_meaning(code: Any) -> str:
+    if isinstance(code, int) and code > 128:
+        try:
+            name = signal.Signals(code - 128).name
+        except ValueError:
+            name = f"signal {code - 128}"
+        hint = ": killed, often for running out of memory" if name == "SIGKILL" else ""
+        return f"exit code {code}, {name}{hint}"
+    return f"exit code {code}"
+
+
+def _not_found(error: Exception) -> bool:
+    try:
+        import docker.errors
+    except ImportError:
+        return False
+    return isinstance(error, docker.errors.NotFound)

@@ -1,0 +1,250 @@
+"""Model images on a real container engine (Podman's Docker API): `sparkserve build`, the
+image's `serve` and `score` modes, the `container` deployment target, layer reuse.
+
+One image is built per module (every layer of it is then cached for the deploy tests).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import requests
+from _containers import base_image as base_image
+from _containers import container_engine as container_engine
+from click.testing import CliRunner
+from conftest import FAST_SAVE
+
+from jupyter_sparkserve.cli import main as cli
+from jupyter_sparkserve.config import Settings
+from jupyter_sparkserve.containers.engine import availability, client
+from jupyter_sparkserve.deploy.deployments import Deployments
+from jupyter_sparkserve.deploy.mlflow import MlflowRegistry
+from jupyter_sparkserve.lifecycle import deployment_snippets
+from jupyter_sparkserve.repository import ModelRepository
+from jupyter_sparkserve.scoring.offline import score
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+@pytest.fixture(scope="module")
+def shared_repo(tmp_path_factory: pytest.TempPathFactory, iris, iris_model) -> ModelRepository:
+    """A repository of this module's own (the autouse `home` is per test): iris:1."""
+    home = tmp_path_factory.mktemp("container-home")
+    repository = ModelRepository(Settings.from_env(home=home))
+    repository.save(iris_model, "iris", input_example=iris[0].head(3), **FAST_SAVE)
+    return repository
+
+
+def run_cli(repository: ModelRepository, *arguments: str) -> Any:
+    answer = CliRunner().invoke(
+        cli, ["--home", str(repository.settings.home), *arguments, "--json"]
+    )
+    assert answer.exit_code == 0, answer.output
+    return json.loads(answer.stdout)
+
+
+@pytest.fixture(scope="module")
+def image(shared_repo: ModelRepository, base_image: str) -> str:
+    return run_cli(shared_repo, "build", "iris:1")["image"]
+
+
+def inspect(tag: str) -> dict[str, Any]:
+    engine = client()
+    try:
+        return engine.images.get(tag).attrs
+    finally:
+        engine.close()
+
+
+def test_the_engine_is_usable(container_engine: str) -> None:
+    found = availability()
+    assert found.usable and found.detail == f"Container engine at {container_engine}."
+
+
+def test_the_image_says_what_it_holds_and_runs_as_a_user(image: str) -> None:
+    config = inspect(image)["Config"]
+    labels = config["Labels"]
+    assert labels["io.sparkserve.model.name"] == "iris"
+    assert labels["io.sparkserve.model.version"] == "1"
+    assert "sepal length (cm)" in labels["io.sparkserve.model.signature"]
+    assert config["User"] == "10001:10001"
+    assert config["Entrypoint"] == ["python", "-m", "jupyter_sparkserve.containers"]
+    assert config["Cmd"] == ["serve"]
+    assert "8080/tcp" in config["ExposedPorts"]
+
+
+def test_dockerfile_only_writes_a_context_a_user_can_keep(
+    shared_repo: ModelRepository, tmp_path: Path
+) -> None:
+    written = run_cli(shared_repo, "build", "iris:1", "--dockerfile-only", str(tmp_path / "ctx"))
+    dockerfile = Path(written["dockerfile"])
+    text = dockerfile.read_text()
+    assert "COPY model /opt/ml/model" in text and "USER 10001:10001" in text
+    assert text.index("COPY --from=environment") < text.index("COPY model")  # env layer first
+    requirements = (dockerfile.parent / "requirements.txt").read_text().split()
+    assert any(line.startswith("mlflow-skinny==") for line in requirements)
+    assert not any(line.startswith("mlflow==") for line in requirements)
+    assert any(line.startswith("scikit-learn==") for line in requirements)
+    assert (dockerfile.parent / "model" / "MLmodel").exists()
+
+
+@pytest.fixture(scope="module")
+def registered(shared_repo: ModelRepository) -> None:
+    MlflowRegistry(shared_repo).register("iris:1")
+
+
+@pytest.fixture
+def container_deployments(shared_repo: ModelRepository, registered: None) -> Iterator[Deployments]:
+    service = Deployments(shared_repo)
+    yield service
+    for deployment in service.list(active_only=True):
+        service.undeploy(deployment.id)
+    engine = client()  # and the containers of failed ones, kept for their logs until now
+    try:
+        for container in engine.containers.list(
+            all=True, filters={"label": "io.sparkserve.deployment"}
+        ):
+            container.remove(force=True)
+    finally:
+        engine.close()
+
+
+def test_deploy_to_a_container_snippets_undeploy_and_a_killed_one_fails(
+    shared_repo: ModelRepository, image: str, container_deployments: Deployments, tmp_path: Path
+) -> None:
+    deployment = container_deployments.deploy("iris:1", "container")
+    assert deployment.status == "running", deployment.error
+    assert deployment.url.startswith("http://127.0.0.1:")
+    assert deployment.details["image"] == image
+    container_id = deployment.details["container_id"]
+
+    version = shared_repo.resolve("iris:1")
+    frame = pd.DataFrame(**_example(version))
+    expected = shared_repo.load_pyfunc("iris:1").predict(frame).tolist()
+    python, curl = deployment_snippets(shared_repo, deployment.id).snippets
+    (tmp_path / "score.py").write_text(python.code)
+    ran = subprocess.run(
+        [sys.executable, str(tmp_path / "score.py")], capture_output=True, text=True, timeout=60
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout.strip()) == expected
+    ran = subprocess.run(["bash", "-c", curl.code], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["predictions"] == expected
+
+    stopped = container_deployments.undeploy(deployment.id)
+    assert stopped.status == "stopped"
+    assert not _container_exists(container_id)
+
+    again = container_deployments.deploy("iris:1", "container")
+    assert again.status == "running", again.error
+    engine = client()
+    try:
+        engine.containers.get(again.details["container_id"]).kill()
+    finally:
+        engine.close()
+    failed = _wait_for_status(container_deployments, again.id, "failed")
+    assert "Its container is exited (exit code 137, SIGKILL" in failed.error
+    assert "sparkserve: merging concurrent requests" in failed.error  # the log tail
+
+
+def test_the_score_mode_scores_a_mounted_folder_without_network(
+    shared_repo: ModelRepository, image: str, iris, tmp_path: Path
+) -> None:
+    features, _ = iris
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for part in range(3):
+        features.iloc[part * 50 : (part + 1) * 50].to_csv(inputs / f"part-{part}.csv", index=False)
+    outputs = tmp_path / "out"
+    outputs.mkdir()
+    outputs.chmod(0o777)  # the image's user (uid 10001) writes here
+    engine = client()
+    try:
+        logs = engine.containers.run(
+            image,
+            command=["score", "/data/in", "/data/out/scored.csv"],
+            volumes={str(inputs): {"bind": "/data/in", "mode": "ro"},
+                     str(outputs): {"bind": "/data/out", "mode": "rw"}},
+            network_mode="none",
+            remove=True,
+        )  # fmt: skip
+    finally:
+        engine.close()
+    assert b"Scored 150 rows from 3 file(s)" in logs
+    on_host = tmp_path / "host.csv"
+    score("iris:1", inputs, on_host, repository=shared_repo)
+    assert (outputs / "scored.csv").read_bytes() == on_host.read_bytes()
+
+
+def test_a_new_version_reuses_the_environment_layers(
+    shared_repo: ModelRepository, image: str, iris
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    features, target = iris
+    other = LogisticRegression(C=0.1, max_iter=500).fit(features, target)
+    version = shared_repo.save(other, "iris", input_example=features.head(3), **FAST_SAVE)
+    started = time.monotonic()
+    rebuilt = run_cli(shared_repo, "build", version.ref)["image"]
+    seconds = time.monotonic() - started
+    first, second = (inspect(tag)["RootFS"]["Layers"] for tag in (image, rebuilt))
+    assert len(first) == len(second)
+    assert first[:-1] == second[:-1], "only the model's layer may differ"
+    assert first[-1] != second[-1]
+    print(f"rebuild after a new version: {seconds:.1f} s")
+
+
+def _example(version: Any) -> dict[str, Any]:
+    from jupyter_sparkserve.snippets import example_rows
+
+    rows = example_rows(version)
+    return {"data": rows["data"], "columns": rows["columns"]}
+
+
+def _container_exists(container_id: str) -> bool:
+    engine = client()
+    try:
+        return bool(engine.containers.list(all=True, filters={"id": container_id}))
+    finally:
+        engine.close()
+
+
+def _wait_for_status(service: Deployments, deployment_id: str, status: str) -> Any:
+    deadline = time.monotonic() + 60
+    while True:
+        found = service.get(deployment_id)
+        if found.status == status or time.monotonic() > deadline:
+            assert found.status == status, found
+            return found
+        time.sleep(0.5)
+
+
+def test_snippets_never_carry_the_token(
+    shared_repo: ModelRepository, image: str, container_deployments: Deployments
+) -> None:
+    token = "container-secret-token"
+    deployment = container_deployments.deploy("iris:1", "container", {"token": token})
+    assert deployment.status == "running", deployment.error
+    assert requests.get(f"{deployment.url}/version", timeout=10).status_code == 401
+    answer = requests.get(
+        f"{deployment.url}/version", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert answer.status_code == 200
+    engine = client()
+    try:
+        attrs = engine.containers.get(deployment.details["container_id"]).attrs
+    finally:
+        engine.close()
+    assert token not in json.dumps(attrs["Config"]["Labels"] or {})
+    assert token not in json.dumps(deployment.details)
+    python, curl = deployment_snippets(shared_repo, deployment.id).snippets
+    assert token not in python.code and token not in curl.code
