@@ -642,13 +642,13 @@ export interface components {
             output?: string;
             input_format?: string | null;
             output_format?: string | null;
-            keep_columns?: string[] | string | null;
+            keep_columns?: unknown[] | string | null;
             engine?: string | null;
             prediction_column?: string | null;
             spark_config?: Record<string, never> | null;
-            lib_jars?: string[] | string | null;
-            email_on_success?: string[] | string | null;
-            email_on_failure?: string[] | string | null;
+            lib_jars?: unknown[] | string | null;
+            email_on_success?: unknown[] | string | null;
+            email_on_failure?: unknown[] | string | null;
         };
         Workflow: {
             id: number;
@@ -680,7 +680,7 @@ export interface components {
          */
         ExecuteRequest: {
             /** @description The id of the saved workflow (a number, or its digits as text). */
-            workflowId: number | string;
+            workflowId: ((number | string) | (string | number)) | number | string;
             /** @description This run's `--var NAME=VALUE` values for the workflow's `${NAME}` variables, and `--key value` overrides of its settings: --model, --input, --output, --engine, --keep-columns, --prediction-column, --input-format, --output-format (or --format). */
             programParameters?: string | null;
             /** @description Spark settings, `key=value` or spark-submit style (`--executor-memory 4g --conf spark.sql.shuffle.partitions=8 --jars a.jar`), separated by spaces, commas or new lines. */
