@@ -7,6 +7,12 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)   # Playwright drives
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)     # builds the labextension
 command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)  # Spark engine tests
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)  # team repository tests
+# A real container engine (Podman's Docker API, with runc) and a base image made by
+# debootstrap: the image, container-target and Kubernetes tests (tests/_containers.py).
+command -v podman >/dev/null 2>&1 || missing+=(podman)
+command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || missing+=(runc)
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)  # --push tests
 
 if ((${#missing[@]})); then
   sudo=""

@@ -11,14 +11,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import requests
 from _containers import base_image as base_image
 from _containers import container_engine as container_engine
+from _endpoint_helpers import free_port
 from click.testing import CliRunner
 from conftest import FAST_SAVE
 
@@ -248,3 +251,128 @@ def test_snippets_never_carry_the_token(
     assert token not in json.dumps(deployment.details)
     python, curl = deployment_snippets(shared_repo, deployment.id).snippets
     assert token not in python.code and token not in curl.code
+
+
+# ------------------------------------------------------------------------------ Kubernetes
+
+
+@pytest.fixture(scope="module")
+def slow_image(shared_repo: ModelRepository, base_image: str) -> str:
+    """An image of a model that takes a second per call (its code travels with it)."""
+    import _endpoint_helpers as helpers
+    import mlflow.pyfunc
+    from mlflow.models import infer_signature
+
+    example = helpers.single_column_example()
+    path = shared_repo.settings.home / "slow-model"
+    mlflow.pyfunc.save_model(
+        str(path),
+        python_model=helpers.Slow(1.0),
+        input_example=example,
+        signature=infer_signature(example, np.zeros(len(example))),
+        code_paths=[helpers.__file__],
+        pip_requirements=["pandas", "requests"],
+    )
+    shared_repo.import_model(path, "slow")
+    return run_cli(shared_repo, "build", "slow:1")["image"]
+
+
+def test_kubernetes_manifests_pass_the_schemas(shared_repo: ModelRepository) -> None:
+    import kubernetes_validate
+    import yaml
+
+    answer = CliRunner().invoke(
+        cli,
+        [
+            "--home", str(shared_repo.settings.home), "k8s", "iris:1",
+            "--image", "registry.example/iris:1", "--replicas", "3", "--namespace", "risk",
+            "--token-secret", "iris-token", "--autoscale", "2-10", "--disruption-budget",
+        ],
+    )  # fmt: skip
+    assert answer.exit_code == 0, answer.output
+    documents = list(yaml.safe_load_all(answer.stdout))
+    assert [d["kind"] for d in documents] == [
+        "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+    ]  # fmt: skip
+    for document in documents:
+        kubernetes_validate.validate(document, "1.30.0", strict=True)
+    pod = documents[0]["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ping"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/ping"
+    assert container["resources"]["requests"]["cpu"]
+    assert pod["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
+    token = container["env"][0]
+    assert token["valueFrom"]["secretKeyRef"] == {"name": "iris-token", "key": "token"}
+    assert "value" not in token
+
+
+def test_kube_play_serves_and_stopping_loses_no_request_in_flight(
+    shared_repo: ModelRepository, slow_image: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    manifest = tmp_path / "slow.yaml"
+    answer = CliRunner().invoke(
+        cli,
+        [
+            "--home", str(shared_repo.settings.home), "k8s", "slow:1", "--image", slow_image,
+            "--replicas", "1", "--host-port", str(port), "--output", str(manifest),
+        ],
+    )  # fmt: skip
+    assert answer.exit_code == 0, answer.output
+    played = subprocess.run(
+        ["podman", "kube", "play", str(manifest)], capture_output=True, text=True, timeout=300
+    )
+    assert played.returncode == 0, played.stderr
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_ready(url)
+        body = {"dataframe_split": {"columns": ["x", "z"], "data": [[1.0, 2.0]]}}
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = [
+                pool.submit(requests.post, f"{url}/invocations", json=body, timeout=60)
+                for _ in range(8)
+            ]
+            time.sleep(0.4)  # every request is in the model's one-second call now
+            # As the kubelet does: SIGTERM to the pod's containers, the pod's network (its
+            # infra container) only once they exit. (`podman kube down` tears both down at
+            # once, which no Kubernetes does.)
+            stop = subprocess.run(
+                ["podman", "stop", "--time", "40", *_pod_containers("slow-v1")],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            results = [future.result() for future in answers]
+        assert stop.returncode == 0, stop.stderr
+        assert [r.status_code for r in results] == [200] * 8
+        assert all(r.json() == {"predictions": [1.0]} for r in results)
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{url}/ping", timeout=5)
+    finally:
+        subprocess.run(["podman", "kube", "down", str(manifest)], capture_output=True)
+
+
+def _pod_containers(deployment: str) -> list[str]:
+    """The ids of the app containers (not the infra one) of a Deployment kube play runs."""
+    listed = subprocess.run(
+        ["podman", "ps", "--format", "json"], capture_output=True, text=True, check=True
+    )
+    found = [
+        container["Id"]
+        for container in json.loads(listed.stdout or "[]")
+        if (container.get("Labels") or {}).get("app.kubernetes.io/name") == deployment
+        and not container.get("IsInfra")
+    ]
+    assert found, listed.stdout
+    return found
+
+
+def _wait_until_ready(url: str) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if requests.get(f"{url}/ping", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline, f"{url}/ping never answered"
+        time.sleep(0.3)

@@ -278,3 +278,64 @@ def build(ref: str, tag: str | None, base_image: str | None, dockerfile_only: st
         {"image": built.tag, "id": built.id},
         lambda: click.echo(f"Built {built.tag} ({built.id[:19]})"),
     )
+
+
+@main.command("k8s")
+@click.argument("ref")
+@click.option("--image", required=True, help="The image the pods run (see sparkserve build).")
+@click.option("--replicas", default=2, show_default=True, help="Pods to run.")
+@click.option("--namespace", help="The namespace of every resource.")
+@click.option("--token-secret", help="A Secret whose key `token` the endpoint will require.")
+@click.option(
+    "--autoscale",
+    metavar="MIN-MAX",
+    help="Add a HorizontalPodAutoscaler between MIN and MAX pods (70% CPU).",
+)
+@click.option("--disruption-budget", is_flag=True, help="Add a PodDisruptionBudget (1 pod up).")
+@click.option("--host-port", type=int, help="Publish on this node port (single-node clusters).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to FILE.")
+def k8s(
+    ref: str,
+    image: str,
+    replicas: int,
+    namespace: str | None,
+    token_secret: str | None,
+    autoscale: str | None,
+    disruption_budget: bool,
+    host_port: int | None,
+    output: str | None,
+) -> None:
+    """Kubernetes manifests serving model version REF from an image: a Deployment and a
+    Service with probes, resources and Prometheus annotations."""
+    from ..containers.images import kubernetes_yaml
+    from ..containers.kubernetes import KubernetesOptions
+
+    bounds: tuple[int | None, int | None] = (None, None)
+    if autoscale:
+        low, _, high = autoscale.partition("-")
+        if not (low.isdigit() and high.isdigit()):
+            raise click.BadParameter("give MIN-MAX, such as 2-10", param_hint="--autoscale")
+        bounds = (int(low), int(high))
+    options = KubernetesOptions(
+        image=image,
+        replicas=replicas,
+        namespace=namespace,
+        token_secret=token_secret,
+        min_replicas=bounds[0],
+        max_replicas=bounds[1],
+        disruption_budget=disruption_budget,
+        host_port=host_port,
+    )
+    try:
+        text = kubernetes_yaml(repository(), ref, options)
+    except SparkserveError as error:
+        raise click.ClickException(error.message) from None
+    if output:
+        from pathlib import Path
+
+        from ..files import write_atomically
+
+        write_atomically(Path(output), text)
+        click.echo(f"Wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)

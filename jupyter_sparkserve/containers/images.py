@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from .context import ImageSpec, base_image, image_tag, wheel_cache, write_context
 from .engine import BuiltImage, build_image
+from .kubernetes import KubernetesOptions, manifests, to_yaml
 
 if TYPE_CHECKING:
     from ..repository import ModelRepository
@@ -57,3 +58,9 @@ def write_version_context(
     """The build context alone (`--dockerfile-only`): the Dockerfile's path."""
     spec = version_spec(repository, ref, tag=tag, base=base)
     return write_context(spec, directory, wheel_cache=wheel_cache(), log=log)
+
+
+def kubernetes_yaml(repository: ModelRepository, ref: str, options: KubernetesOptions) -> str:
+    """The version's Deployment, Service (and autoscaler, disruption budget) as YAML."""
+    version = repository.resolve(ref)
+    return to_yaml(manifests(version.name, version.version, options))
