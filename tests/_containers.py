@@ -17,9 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _endpoint_helpers import free_port
 from conftest import require_component
 
 BASE_IMAGE = "localhost/sparkserve-test-base:bookworm"
+# The loopback registry's port, chosen now: the engine must list it as insecure (plain http)
+# before it starts.
+REGISTRY_PORT = free_port()
 # Outside the clone, so that it survives between CI runs on the same machine.
 CACHE = Path(os.environ.get("SPARKSERVE_TEST_CACHE", "/var/cache/sparkserve-tests"))
 CONTAINERS_CONF = """\
@@ -43,17 +47,26 @@ def container_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     require_component("Podman", podman is not None, "apt-get install podman runc (.ci/run does)")
     folder = tmp_path_factory.mktemp("podman")
     (folder / "containers.conf").write_text(CONTAINERS_CONF)
+    (folder / "registries.conf").write_text(
+        f'[[registry]]\nlocation = "127.0.0.1:{REGISTRY_PORT}"\ninsecure = true\n'
+    )
     socket = folder / "podman.sock"
-    env = {**os.environ, "CONTAINERS_CONF": str(folder / "containers.conf")}
+    env = {
+        **os.environ,
+        "CONTAINERS_CONF": str(folder / "containers.conf"),
+        "CONTAINERS_REGISTRIES_CONF": str(folder / "registries.conf"),
+    }
     service = subprocess.Popen(
         [str(podman), "system", "service", "--time=0", f"unix://{socket}"],
         env=env,
         stdout=(folder / "service.log").open("wb"),
         stderr=subprocess.STDOUT,
     )
-    previous = {name: os.environ.get(name) for name in ("DOCKER_HOST", "CONTAINERS_CONF")}
+    names = ("DOCKER_HOST", "CONTAINERS_CONF", "CONTAINERS_REGISTRIES_CONF")
+    previous = {name: os.environ.get(name) for name in names}
     os.environ["DOCKER_HOST"] = f"unix://{socket}"
-    os.environ["CONTAINERS_CONF"] = env["CONTAINERS_CONF"]  # for the podman CLI too
+    for name in names[1:]:  # for the podman CLI too
+        os.environ[name] = env[name]
     try:
         deadline = time.monotonic() + 30
         while not availability().usable:
@@ -133,3 +146,42 @@ def _debian_mirror() -> str:
             if line.startswith("URIs:"):
                 return line.split()[1]
     return "http://deb.debian.org/debian"
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory, container_engine: str) -> Iterator[str]:
+    """Debian's docker-registry (distribution) on 127.0.0.1: REGISTRY:PORT."""
+    import requests
+
+    binary = shutil.which("docker-registry")
+    require_component(
+        "docker-registry", binary is not None, "apt-get install docker-registry (.ci/run does)"
+    )
+    folder = tmp_path_factory.mktemp("registry")
+    config = folder / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "storage:\n  filesystem:\n    rootdirectory: " + str(folder / "storage") + "\n"
+        f"http:\n  addr: 127.0.0.1:{REGISTRY_PORT}\n"
+    )
+    server = subprocess.Popen(
+        [str(binary), "serve", str(config)],
+        stdout=(folder / "registry.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    address = f"127.0.0.1:{REGISTRY_PORT}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert server.poll() is None, (folder / "registry.log").read_text()
+            try:
+                if requests.get(f"http://{address}/v2/", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, (folder / "registry.log").read_text()
+            time.sleep(0.2)
+        yield address
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

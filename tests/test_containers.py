@@ -21,6 +21,7 @@ import pytest
 import requests
 from _containers import base_image as base_image
 from _containers import container_engine as container_engine
+from _containers import registry as registry
 from _endpoint_helpers import free_port
 from click.testing import CliRunner
 from conftest import FAST_SAVE
@@ -376,3 +377,30 @@ def _wait_until_ready(url: str) -> None:
             pass
         assert time.monotonic() < deadline, f"{url}/ping never answered"
         time.sleep(0.3)
+
+
+def test_push_to_a_registry_then_a_pull_by_digest_runs_and_serves(
+    shared_repo: ModelRepository, image: str, registry: str, iris
+) -> None:
+    tag = f"{registry}/models/iris:1"
+    pushed = run_cli(shared_repo, "build", "iris:1", "--tag", tag, "--push")["pushed"]
+    assert pushed.startswith(f"{registry}/models/iris@sha256:")
+    engine = client()
+    port = free_port()
+    try:
+        engine.images.remove(tag)  # only the registry holds this name now
+        pulled = engine.images.pull(pushed)
+        container = engine.containers.run(
+            pulled.id, detach=True, ports={"8080/tcp": ("127.0.0.1", port)}
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_until_ready(url)
+            rows = _example(shared_repo.resolve("iris:1"))
+            answer = requests.post(f"{url}/invocations", json={"dataframe_split": rows}, timeout=30)
+            expected = shared_repo.load_pyfunc("iris:1").predict(pd.DataFrame(**rows)).tolist()
+            assert answer.json() == {"predictions": expected}
+        finally:
+            container.remove(force=True)
+    finally:
+        engine.close()

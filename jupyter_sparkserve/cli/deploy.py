@@ -247,13 +247,16 @@ def serve(
     "--base-image",
     help=f"The image to build on (default: ${BASE_IMAGE_ENV}, else {DEFAULT_BASE_IMAGE}).",
 )
+@click.option("--push", is_flag=True, help="Push the image to the registry its tag names (--tag).")
 @click.option(
     "--dockerfile-only",
     type=click.Path(file_okay=False),
     help="Write the Dockerfile and its build context to this new folder, and build nothing.",
 )
 @json_command
-def build(ref: str, tag: str | None, base_image: str | None, dockerfile_only: str | None) -> None:
+def build(
+    ref: str, tag: str | None, base_image: str | None, push: bool, dockerfile_only: str | None
+) -> None:
     """Build an OCI image of model version REF: `serve` (the REST endpoint) and
     `score INPUT OUTPUT` (batch) in one image, with everything installed at build time."""
     from pathlib import Path
@@ -274,10 +277,19 @@ def build(ref: str, tag: str | None, base_image: str | None, dockerfile_only: st
         )
         return
     built = build_version_image(repository(), ref, tag=tag, base=base_image, log=progress)
-    emit(
-        {"image": built.tag, "id": built.id},
-        lambda: click.echo(f"Built {built.tag} ({built.id[:19]})"),
-    )
+    payload = {"image": built.tag, "id": built.id}
+    if push:
+        from ..containers.engine import push_image
+
+        digest = push_image(built.tag, log=progress)
+        payload["pushed"] = f"{built.tag.rpartition(':')[0]}@{digest}"
+
+    def show() -> None:
+        click.echo(f"Built {built.tag} ({built.id[:19]})")
+        if push:
+            click.echo(f"Pushed {payload['pushed']}")
+
+    emit(payload, show)
 
 
 @main.command("k8s")

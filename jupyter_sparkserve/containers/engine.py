@@ -4,6 +4,7 @@ docker-py: where it is, whether it answers, and building a model version's image
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -106,3 +107,31 @@ def _build(spec: ImageSpec, context_dir: Path, log: Callable[[str], None]) -> Bu
     finally:
         engine.close()
     return BuiltImage(id=image_id, tag=spec.tag)
+
+
+def push_image(tag: str, log: Callable[[str], None] = lambda _line: None) -> str:
+    """Push `tag` (REGISTRY/REPOSITORY:TAG) with the engine's credentials for that registry;
+    the pushed manifest's digest (`sha256:...`), to pull exactly this image by."""
+    repository, _, version = tag.rpartition(":")
+    if not repository or "/" in version:
+        repository, version = tag, "latest"
+    engine = client()
+    digest = ""
+    try:
+        for chunk in engine.images.push(repository, tag=version, stream=True, decode=True):
+            if "error" in chunk:
+                raise ImageBuildError(f"Pushing {tag} failed: {chunk['error'].strip()}")
+            if chunk.get("status") and not chunk.get("progressDetail"):
+                log(str(chunk["status"]))
+            digest = (chunk.get("aux") or {}).get("Digest", digest)
+            found = re.search(r"digest: (sha256:[0-9a-f]{64})", str(chunk.get("status", "")))
+            digest = found.group(1) if found else digest
+    except ImageBuildError:
+        raise
+    except Exception as error:
+        raise ImageBuildError(f"Pushing {tag} failed: {error}") from error
+    finally:
+        engine.close()
+    if not digest:
+        raise ImageBuildError(f"Pushing {tag} gave no digest: the registry did not confirm it.")
+    return digest
