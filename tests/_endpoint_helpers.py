@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
@@ -325,3 +326,18 @@ def start_mlflow(name: str, model_path: Path, log_dir: Path, home: Path) -> Serv
         "127.0.0.1",
     ]
     return ServerProcess(name, command, port, log_dir, server_env(home))
+
+
+def run_endpoint_snippets(snippets: Sequence[Any], workdir: Path) -> tuple[Any, Any]:
+    """Run a deployment's python and curl snippets; what each printed, parsed as JSON."""
+    import json
+
+    python, curl = snippets
+    script = workdir / "score.py"
+    script.write_text(python.code)
+    ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    python_answer = json.loads(ran.stdout.strip())
+    ran = subprocess.run(["bash", "-c", curl.code], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    return python_answer, json.loads(ran.stdout)

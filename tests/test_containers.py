@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +21,7 @@ import requests
 from _containers import base_image as base_image
 from _containers import container_engine as container_engine
 from _containers import registry as registry
-from _endpoint_helpers import free_port
+from _endpoint_helpers import free_port, run_endpoint_snippets
 from click.testing import CliRunner
 from conftest import FAST_SAVE
 
@@ -133,16 +132,10 @@ def test_deploy_to_a_container_snippets_undeploy_and_a_killed_one_fails(
     version = shared_repo.resolve("iris:1")
     frame = pd.DataFrame(**_example(version))
     expected = shared_repo.load_pyfunc("iris:1").predict(frame).tolist()
-    python, curl = deployment_snippets(shared_repo, deployment.id).snippets
-    (tmp_path / "score.py").write_text(python.code)
-    ran = subprocess.run(
-        [sys.executable, str(tmp_path / "score.py")], capture_output=True, text=True, timeout=60
-    )
-    assert ran.returncode == 0, ran.stderr
-    assert json.loads(ran.stdout.strip()) == expected
-    ran = subprocess.run(["bash", "-c", curl.code], capture_output=True, text=True, timeout=60)
-    assert ran.returncode == 0, ran.stderr
-    assert json.loads(ran.stdout)["predictions"] == expected
+    snippets = deployment_snippets(shared_repo, deployment.id).snippets
+    python_answer, curl_answer = run_endpoint_snippets(snippets, tmp_path)
+    assert python_answer == expected
+    assert curl_answer["predictions"] == expected
 
     stopped = container_deployments.undeploy(deployment.id)
     assert stopped.status == "stopped"

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 import requests
+from _endpoint_helpers import run_endpoint_snippets
 from click.testing import CliRunner
 
 from jupyter_sparkserve.cli import main
@@ -74,16 +75,10 @@ def test_the_whole_lifecycle(repo, deployments: Deployments, mlflow_model_dir: P
         repo.delete_version("iris:1")
 
     expected = _expected(repo, "iris:1")
-    python, curl = deployment_snippets(repo, deployment.id).snippets
-    (tmp_path / "score.py").write_text(python.code)
-    ran = subprocess.run(
-        [sys.executable, str(tmp_path / "score.py")], capture_output=True, text=True, timeout=60
-    )
-    assert ran.returncode == 0, ran.stderr
-    assert json.loads(ran.stdout.strip()) == expected
-    ran = subprocess.run(["bash", "-c", curl.code], capture_output=True, text=True, timeout=60)
-    assert ran.returncode == 0, ran.stderr
-    assert json.loads(ran.stdout)["predictions"] == expected
+    snippets = deployment_snippets(repo, deployment.id).snippets
+    python_answer, curl_answer = run_endpoint_snippets(snippets, tmp_path)
+    assert python_answer == expected
+    assert curl_answer["predictions"] == expected
 
     stopped = deployments.undeploy(deployment.id)
     assert stopped.status == "stopped" and _refused(deployment.url)

@@ -90,12 +90,13 @@ def test_status_and_the_cli_deploy_with_the_plugins_options(
     status = sparkserve(plugin_env, "status", "--json")
     assert status.returncode == 0, status.stderr
     targets = {t["target"]: t for t in json.loads(status.stdout)["targets"]}
-    assert list(targets)[:2] == ["local", "workers"]
+    assert list(targets)[:3] == ["local", "container", "workers"]  # installed: local, by name
     assert targets["workers"]["usable"] is True
     assert [o["name"] for o in targets["workers"]["options"]] == ["workers", "label"]
 
     helped = sparkserve(plugin_env, "deploy", "--help")
-    assert "--workers INTEGER" in helped.stdout and "(target workers)" in helped.stdout
+    words = " ".join(helped.stdout.split())  # click wraps the help column
+    assert "--workers INTEGER" in words and "(target workers)" in words
     foreign = sparkserve(plugin_env, "deploy", registered, "--target", "workers", "--port", "1")
     assert foreign.returncode == 1 and "--port: not an option of target workers" in foreign.stderr
 

@@ -26,8 +26,9 @@ from ..containers.context import (
 )
 from ..errors import Conflict, InvalidInput
 from ..options import Option
-from ..snippets import Snippet, endpoint_curl, endpoint_python
+from ..snippets import Snippet
 from .local import EndpointFailed, free_port, ping_problem, port_in_use, url_host
+from .local_target import ENDPOINT_OPTIONS, endpoint_snippets
 from .targets import Availability, DeploymentTarget, Started, StartRequest, TargetState
 
 READY_TIMEOUT_SECONDS = 120.0
@@ -40,15 +41,7 @@ class ContainerTarget(DeploymentTarget):
     name = "container"
     title = "A container engine"
     options = (
-        Option("host", "string", "The address the port is published on.", default="127.0.0.1"),
-        Option("port", "integer", "The published port (default: a free one)."),
-        Option(
-            "token",
-            "string",
-            "A bearer token the endpoint will require.",
-            secret=True,
-            env=ENDPOINT_TOKEN_ENV,
-        ),
+        *ENDPOINT_OPTIONS,
         Option("image", "string", "An image to run (default: build one for this version)."),
         Option(
             "base_image",
@@ -132,8 +125,7 @@ class ContainerTarget(DeploymentTarget):
         )
 
     def snippets(self, version: Any, url: str, details: dict[str, Any]) -> list[Snippet]:
-        token = bool(details.get("token_required"))
-        return [endpoint_python(version, url, token), endpoint_curl(version, url, token)]
+        return endpoint_snippets(version, url, details)
 
     def details(self, details: dict[str, Any]) -> list[tuple[str, str]]:
         shown = [

@@ -10,21 +10,30 @@ from ..snippets import Snippet, endpoint_curl, endpoint_python
 from . import local
 from .targets import Availability, DeploymentTarget, Started, StartRequest, TargetState
 
+# Every target serving an HTTP endpoint on this machine takes these (the container target too).
+ENDPOINT_OPTIONS = (
+    Option("host", "string", "The address the endpoint is reached at.", default="127.0.0.1"),
+    Option("port", "integer", "The endpoint's port (default: a free one)."),
+    Option(
+        "token",
+        "string",
+        "A bearer token the endpoint will require.",
+        secret=True,
+        env=ENDPOINT_TOKEN_ENV,
+    ),
+)
+
+
+def endpoint_snippets(version: Any, url: str, details: dict[str, Any]) -> list[Snippet]:
+    """python and curl scoring the version's input example at an MLflow-protocol endpoint."""
+    token = bool(details.get("token_required"))
+    return [endpoint_python(version, url, token), endpoint_curl(version, url, token)]
+
 
 class LocalTarget(DeploymentTarget):
     name = "local"
     title = "This machine"
-    options = (
-        Option("host", "string", "The address the endpoint binds.", default="127.0.0.1"),
-        Option("port", "integer", "The endpoint's port (default: a free one)."),
-        Option(
-            "token",
-            "string",
-            "A bearer token the endpoint will require.",
-            secret=True,
-            env=ENDPOINT_TOKEN_ENV,
-        ),
-    )
+    options = ENDPOINT_OPTIONS
 
     def check(self) -> Availability:
         return Availability(True, "Endpoints run as processes on this machine.")
@@ -48,8 +57,7 @@ class LocalTarget(DeploymentTarget):
         return TargetState(found.status == "running", found.message)
 
     def snippets(self, version: Any, url: str, details: dict[str, Any]) -> list[Snippet]:
-        token = bool(details.get("token_required"))
-        return [endpoint_python(version, url, token), endpoint_curl(version, url, token)]
+        return endpoint_snippets(version, url, details)
 
     def details(self, details: dict[str, Any]) -> list[tuple[str, str]]:
         shown = [("process", str(details.get("pid", "-"))), ("log", str(details.get("log_file")))]
