@@ -1,6 +1,15 @@
 import { INotebookTracker } from '@jupyterlab/notebook';
 
-import { api, ApiError, errorMessage, IDeployment, IJob, IRemedy, ITargetStatus } from './api';
+import {
+  api,
+  ApiError,
+  errorMessage,
+  IDeployment,
+  IEngineStatus,
+  IJob,
+  IRemedy,
+  ITargetStatus
+} from './api';
 import { confirmDelete, deployDialog, scoreDialog } from './dialogs';
 import { IActionTarget } from './modelList';
 import { insertIntoNotebook } from './notebookInsert';
@@ -18,6 +27,8 @@ export interface IMessageAction {
 export interface IActionContext {
   /** The deployment targets and whether each is usable here (from `status`). */
   targets(): Promise<ITargetStatus[]>;
+  /** The batch engines and whether each is usable here (from `status`). */
+  engines(): Promise<IEngineStatus[]>;
   notebooks: INotebookTracker | null;
   /** Bring a widget of the main area to the front. */
   activate(id: string): void;
@@ -88,7 +99,7 @@ async function undeploy(target: IActionTarget, context: IActionContext) {
 }
 
 async function score(target: IActionTarget, context: IActionContext) {
-  const settings = await scoreDialog(target.ref);
+  const settings = await scoreDialog(target.ref, await context.engines());
   if (settings === null) {
     return;
   }

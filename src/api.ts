@@ -23,6 +23,7 @@ type Schemas = components['schemas'];
 export type Action = Schemas['Action'];
 export type ITargetOption = Schemas['TargetOption'];
 export type ITargetStatus = Schemas['TargetStatus'];
+export type IEngineStatus = Schemas['EngineStatus'];
 /** The answer of `GET status`. */
 export type IStatus = Schemas['Status'];
 export type IModelSummary = Schemas['ModelSummary'];

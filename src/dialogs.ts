@@ -1,11 +1,14 @@
 import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
-import { IDeployOptions, IScoreSettings, ITargetOption, ITargetStatus } from './api';
+import {
+  IDeployOptions,
+  IEngineStatus,
+  IScoreSettings,
+  ITargetOption,
+  ITargetStatus
+} from './api';
 import { el } from './dom';
-
-/** Score engines, as openapi.yaml's WorkflowSpec lists them. */
-export const ENGINES = ['local', 'spark'];
 
 /** A labelled form field. */
 function field(label: string, control: HTMLElement, hint = ''): HTMLElement {
@@ -150,13 +153,22 @@ export async function deployDialog(
   return result.button.accept && result.value ? result.value : null;
 }
 
-/** Ask what to score with `ref`: the job's input, output and engine. */
-export async function scoreDialog(ref: string): Promise<IScoreSettings | null> {
+/** Ask what to score with `ref`: the job's input, output and engine (the usable ones the
+ * server lists; `local` first). */
+export async function scoreDialog(
+  ref: string,
+  engines: IEngineStatus[]
+): Promise<IScoreSettings | null> {
   const source = input('score-input', 'data/new.csv, a folder or a glob');
   const output = input('score-output', 'scored.parquet or a folder');
   const engine = select('score-engine');
-  for (const name of ENGINES) {
-    engine.append(el('option', { text: name, attrs: { value: name } }));
+  for (const found of engines.filter(candidate => candidate.usable)) {
+    engine.append(
+      el('option', {
+        text: `${found.engine}: ${found.title}`,
+        attrs: { value: found.engine, title: found.detail }
+      })
+    );
   }
   const keep = input('score-keep-columns', 'all input columns');
   const prediction = input('score-prediction-column', 'prediction');

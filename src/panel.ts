@@ -5,7 +5,14 @@ import { Widget } from '@lumino/widgets';
 
 import { IActionContext, IMessageAction, MessageKind, runAction } from './actions';
 import { ActionsMenu } from './actionsMenu';
-import { api, errorMessage, FRONTEND_VERSION, IStatus, ITargetStatus } from './api';
+import {
+  api,
+  errorMessage,
+  FRONTEND_VERSION,
+  IEngineStatus,
+  IStatus,
+  ITargetStatus
+} from './api';
 import { button, el } from './dom';
 import { JobsView } from './jobsView';
 import { ModelList } from './modelList';
@@ -73,6 +80,7 @@ export class SparkservePanel extends Widget {
 
     this._context = {
       targets: () => this._targets(),
+      engines: () => this._engines(),
       notebooks: options.notebooks,
       activate: options.activate,
       say: (kind, text, action) => this._say(kind, text, action),
@@ -132,6 +140,17 @@ export class SparkservePanel extends Widget {
       );
     }
     return status.targets;
+  }
+
+  private async _engines(): Promise<IEngineStatus[]> {
+    const status = this._statusAnswer ?? (await this._readStatus());
+    if (status?.engines === undefined) {
+      throw new Error(
+        'The server extension does not say which batch engines work here: it is older than ' +
+          'this sidebar. Upgrade jupyter_sparkserve and restart JupyterLab.'
+      );
+    }
+    return status.engines;
   }
 
   private _renderStatus(status: IStatus): void {

@@ -622,8 +622,8 @@ export interface components {
             /** @enum {string|null} */
             output_format: "csv" | "parquet" | "jsonl" | null;
             keep_columns: string[] | null;
-            /** @enum {string} */
-            engine: "local" | "spark";
+            /** @description an installed batch engine: local, spark, container or a plug-in */
+            engine: string;
             prediction_column: string;
             spark_config: {
                 [key: string]: string;
@@ -747,6 +747,14 @@ export interface components {
             /** @description The options Deploy takes for this target (the dialog's fields). */
             options: components["schemas"]["TargetOption"][];
         };
+        EngineStatus: {
+            /** @description local, spark, container or a plug-in's name */
+            engine: string;
+            title: string;
+            usable: boolean;
+            /** @description Why not */
+            detail: string;
+        };
         TargetOption: {
             name: string;
             /** @enum {string} */
@@ -772,6 +780,7 @@ export interface components {
                 schema_version: number;
             };
             targets: components["schemas"]["TargetStatus"][];
+            engines: components["schemas"]["EngineStatus"][];
         };
     };
     responses: {

@@ -7,6 +7,7 @@ One image is built per module (every layer of it is then cached for the deploy t
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -397,3 +398,39 @@ def test_push_to_a_registry_then_a_pull_by_digest_runs_and_serves(
             container.remove(force=True)
     finally:
         engine.close()
+
+
+def test_the_container_engine_scores_like_the_local_one(
+    shared_repo: ModelRepository, image: str, iris, tmp_path: Path
+) -> None:
+    """`sparkserve score --engine container`: the image's score mode on the mounted files,
+    with no network, writing what the local engine writes, owned by the caller."""
+    features, _ = iris
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for part in range(2):
+        features.iloc[part * 75 : (part + 1) * 75].to_csv(inputs / f"part-{part}.csv", index=False)
+    (tmp_path / "out").mkdir()
+    output = tmp_path / "out" / "scored.parquet"
+    answer = run_cli(
+        shared_repo, "score", "iris:1", str(inputs), str(output), "--engine", "container"
+    )
+    assert answer["rows"] == 150 and answer["files"] == 2
+    local = tmp_path / "local.parquet"
+    score("iris:1", inputs, local, repository=shared_repo)
+    assert pd.read_parquet(output).equals(pd.read_parquet(local))
+    assert output.stat().st_uid == os.getuid()
+    assert [p.name for p in output.parent.iterdir()] == ["scored.parquet"]  # nothing partial
+
+
+def test_status_lists_the_container_engine_and_target(
+    shared_repo: ModelRepository, container_engine: str
+) -> None:
+    status = run_cli(shared_repo, "status")
+    engines = {engine["engine"]: engine for engine in status["engines"]}
+    assert list(engines)[:1] == ["local"] and engines["container"]["usable"]
+    targets = {target["target"]: target for target in status["targets"]}
+    assert targets["container"]["usable"]
+    assert [o["name"] for o in targets["container"]["options"]] == [
+        "host", "port", "token", "image", "base_image",
+    ]  # fmt: skip

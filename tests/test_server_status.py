@@ -42,6 +42,9 @@ async def test_status_reports_repository_versions_and_targets(
         in (targets["container"]["detail"])
     )
     assert targets["azureml"]["usable"] is False
+    engines = {e["engine"]: e for e in body["engines"]}  # what the Score dialog offers
+    assert list(engines) == ["local", "container", "spark"]
+    assert engines["local"]["usable"] is True and engines["container"]["usable"] is False
 
 
 def test_a_target_not_built_yet_is_never_usable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,12 +18,15 @@ from .root import main
 @main.command()
 @json_command
 def status() -> None:
-    """Where the repository is, what it holds, and which deployment targets work here."""
+    """Where the repository is, what it holds, and which deployment targets and batch
+    engines work here."""
     from ..deploy.targets import targets_status
+    from ..scoring.engines import engines_status
 
     repo = repository()
     settings = repo.settings
     targets = targets_status()
+    engines = engines_status()
     payload = {
         "version": __version__,
         "home": str(settings.home),
@@ -32,6 +35,7 @@ def status() -> None:
         "mlflow_tracking_uri": safe_uri(settings.mlflow_tracking_uri),
         "repository": repo.stats(),
         "targets": [target.to_dict() for target in targets],
+        "engines": [engine.to_dict() for engine in engines],
     }
 
     def show() -> None:
@@ -43,6 +47,10 @@ def status() -> None:
         for target in targets:
             mark = "usable" if target.usable else "not usable"
             click.echo(f"  {target.target} ({mark}): {target.detail}")
+        click.echo("batch engines:")
+        for engine in engines:
+            mark = "usable" if engine.usable else "not usable"
+            click.echo(f"  {engine.engine} ({mark}): {engine.detail}")
 
     emit(payload, show)
 

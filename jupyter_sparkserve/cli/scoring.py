@@ -36,7 +36,10 @@ def _spec_options(function: F) -> F:
             metavar="A,B",
             help="Input columns copied to the output (default all, also '*'; '' for none).",
         ),
-        click.option("--engine", help="local (default) or spark."),
+        click.option(
+            "--engine",
+            help="local (default), spark, container, or another engine `status` lists.",
+        ),
         click.option("--prediction-column", help="Name of the prediction column."),
         click.option(
             "--spark-config",

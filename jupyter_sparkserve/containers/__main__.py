@@ -35,12 +35,16 @@ def main(argv: list[str] | None = None) -> int:
     score.add_argument("--keep-columns", help="Comma-separated input columns to keep.")
     score.add_argument("--prediction-column", default="prediction")
     modes.add_parser("health", help="Exit 0 when the endpoint answers /ping.")
+    plan = modes.add_parser("score-plan", help="Run a plan the container engine checked.")
+    plan.add_argument("plan", help="The plan as JSON, paths as this container sees them.")
     arguments = parser.parse_args(argv)
     model_dir = Path(os.environ.get(MODEL_DIR_ENV) or MODEL_DIR)
     if arguments.mode == "serve":
         return _serve(model_dir)
     if arguments.mode == "score":
         return _score(model_dir, arguments)
+    if arguments.mode == "score-plan":
+        return _score_plan(model_dir, Path(arguments.plan))
     return _health()
 
 
@@ -87,6 +91,39 @@ def _score(model_dir: Path, arguments: argparse.Namespace) -> int:
         print(f"Error: {error.message}", file=sys.stderr)
         return 2
     print(f"Scored {result.rows} rows from {result.files} file(s) into {arguments.output}")
+    return 0
+
+
+def _score_plan(model_dir: Path, plan_file: Path) -> int:
+    """Score a plan checked outside (scoring/engines: the `container` engine); the last line
+    printed is the result as JSON."""
+    import json
+
+    from ..errors import SparkserveError
+    from ..scoring import batch
+    from ..scoring.batch.model import load_batch_model
+    from ..scoring.batch.plan import Plan, arrow_types_for
+    from ..scoring.batch.readers import InputFile
+
+    document = json.loads(plan_file.read_text())
+    try:
+        model = load_batch_model(model_dir)
+        plan = Plan(
+            inputs=[InputFile(Path(path), kind, size) for path, kind, size in document["inputs"]],
+            output=Path(document["output"]),
+            output_format=document["output_format"],
+            output_is_folder=document["output_is_folder"],
+            keep_columns=document["keep_columns"],
+            prediction_column=document["prediction_column"],
+            column_types=arrow_types_for(model.input_schema),
+            writer_tag=document["writer_tag"],
+        )
+        result = batch.run(model, plan)
+    except SparkserveError as error:
+        print(f"Error: {error.message}", file=sys.stderr)
+        return 2
+    answer = {"rows": result.rows, "files": result.files}
+    print(json.dumps({**answer, "prediction_columns": result.prediction_columns}))
     return 0
 
 

@@ -8,7 +8,7 @@ traceback. This module has the repository, scoring and jobs magics; `deploying` 
     %sfsave OBJ NAME [-x EXAMPLE] [-d TEXT] [--tag K=V] [--metric K=V]
     %sfmodels [--filter TEXT] [--tag K[=V]] [--limit N]
     %sfscore REF DF [-o NAME] [--endpoint URL | --deployment ID] [--keep-columns A,B]
-    %sfscore REF INPUT OUTPUT [--engine local|spark] [--keep-columns A,B]
+    %sfscore REF INPUT OUTPUT [--engine local|spark|container] [--keep-columns A,B]
     %sfjobs [--status STATUS] [--limit N] [--cancel ID]
 """
 
@@ -37,7 +37,7 @@ from .endpoint import score_at_endpoint
 from .output import Show, progress_bar
 
 PROGRESS_ROWS = 100_000  # a DataFrame larger than this gets a progress bar
-SCORE_FILES = "%sfscore REF INPUT OUTPUT [--engine local|spark]"
+SCORE_FILES = "%sfscore REF INPUT OUTPUT [--engine local|spark|container]"
 SCORE_FRAME = "%sfscore REF DF [-o NAME] [--endpoint URL | --deployment ID]"
 
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from .. import plugins
 from ..errors import InvalidInput
@@ -97,3 +99,28 @@ def get_engine(name: str) -> BatchEngine:
     if name not in found:
         raise InvalidInput(f"Unknown engine {name!r}: use one of {', '.join(found)}.")
     return found[name]
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    engine: str
+    title: str
+    usable: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"engine": self.engine, "title": self.title, "usable": self.usable,
+                "detail": self.detail}  # fmt: skip
+
+
+def engines_status() -> list[EngineStatus]:
+    """Every installed engine's check, in parallel: the Score dialog offers the usable ones."""
+    found = engines()
+    with ThreadPoolExecutor(max_workers=max(1, len(found))) as pool:
+        answers = list(pool.map(lambda runner: runner.check(), found.values()))
+    rows = [
+        EngineStatus(runner.name, runner.title, answer.usable, answer.detail)
+        for runner, answer in zip(found.values(), answers, strict=True)
+    ]
+    broken = plugins.broken(GROUP, BatchEngine)
+    return rows + [EngineStatus(name, name, False, problem) for name, problem in broken.items()]

@@ -1,4 +1,5 @@
-"""`status`: versions, the repository this server uses, and which targets work here."""
+"""`status`: versions, the repository this server uses, and which targets and batch engines
+work here."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from tornado import web
 
 from .. import __version__
 from ..deploy.targets import targets_status
+from ..scoring.engines import engines_status
 from .base import SparkserveHandler
 
 
@@ -18,6 +20,7 @@ class StatusHandler(SparkserveHandler):
         repository = await self.repository()
         stats = await self.run_core(repository.stats)
         targets = await self.run_core(targets_status)
+        engines = await self.run_core(engines_status)
         self.reply(
             {
                 "version": __version__,
@@ -31,5 +34,6 @@ class StatusHandler(SparkserveHandler):
                 "home": str(self.services.settings.home),
                 "repository": stats,
                 "targets": [target.to_dict() for target in targets],
+                "engines": [engine.to_dict() for engine in engines],
             }
         )
