@@ -62,6 +62,7 @@ def build_image(
     wheel_cache: Path,
     context_dir: Path | None = None,
     log: Callable[[str], None] = lambda _line: None,
+    layer_cache: bool = True,
 ) -> BuiltImage:
     """Write the context (into `context_dir`, else a temporary folder next to the wheel
     cache, for hard links, removed afterwards) and build it on the engine with no network:
@@ -72,13 +73,15 @@ def build_image(
         context_dir = Path(tempfile.mkdtemp(prefix="image-", dir=wheel_cache.parent / "contexts"))
     try:
         write_context(spec, context_dir, wheel_cache=wheel_cache, log=log)
-        return _build(spec, context_dir, log)
+        return _build(spec, context_dir, log, layer_cache)
     finally:
         if temporary:
             shutil.rmtree(context_dir, ignore_errors=True)
 
 
-def _build(spec: ImageSpec, context_dir: Path, log: Callable[[str], None]) -> BuiltImage:
+def _build(
+    spec: ImageSpec, context_dir: Path, log: Callable[[str], None], layer_cache: bool
+) -> BuiltImage:
     engine = client()
     image_id = ""
     try:
@@ -89,6 +92,7 @@ def _build(spec: ImageSpec, context_dir: Path, log: Callable[[str], None]) -> Bu
             forcerm=True,
             decode=True,
             network_mode="none",
+            nocache=not layer_cache,
         )
         for chunk in stream:
             if "error" in chunk:
