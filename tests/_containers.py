@@ -37,7 +37,7 @@ runtime = "runc"
 @pytest.fixture(scope="session")
 def container_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """DOCKER_HOST of an engine that answers, set for the whole session."""
-    from jupyter_sparkserve.containers.engine import availability
+    from jupyter_sparkserve.containers.engine import ping_engine as availability
 
     given = os.environ.get("DOCKER_HOST")
     if given and availability().usable:

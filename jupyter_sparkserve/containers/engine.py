@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,25 @@ def client(environ: Mapping[str, str] | None = None, timeout: float = 120.0) -> 
     return docker.DockerClient.from_env(environment=env, timeout=timeout)
 
 
+# The deploy target and the batch engine ask the same engine for one `status`: answers are
+# kept a few seconds, by engine address.
+_ANSWERS: dict[str, tuple[float, Availability]] = {}
+ANSWER_SECONDS = 5.0
+
+
 def availability(environ: Mapping[str, str] | None = None) -> Availability:
     """Whether an engine answers, in at most a couple of seconds and without side effects."""
+    address = where(environ)
+    kept = _ANSWERS.get(address)
+    if kept is not None and time.monotonic() - kept[0] < ANSWER_SECONDS:
+        return kept[1]
+    answer = ping_engine(environ)
+    _ANSWERS[address] = (time.monotonic(), answer)
+    return answer
+
+
+def ping_engine(environ: Mapping[str, str] | None = None) -> Availability:
+    """Ask the engine now (`availability` keeps answers a few seconds)."""
     try:
         engine = client(environ, timeout=PING_TIMEOUT_SECONDS)
         try:

@@ -3,6 +3,7 @@ work here."""
 
 from __future__ import annotations
 
+import asyncio
 import platform
 from importlib.metadata import version
 
@@ -19,8 +20,10 @@ class StatusHandler(SparkserveHandler):
     async def get(self) -> None:
         repository = await self.repository()
         stats = await self.run_core(repository.stats)
-        targets = await self.run_core(targets_status)
-        engines = await self.run_core(engines_status)
+        # Both probe the container engine: side by side, not one after the other.
+        targets, engines = await asyncio.gather(
+            self.run_core(targets_status), self.run_core(engines_status)
+        )
         self.reply(
             {
                 "version": __version__,
