@@ -18,7 +18,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from time import perf_counter
-from typing import Any, ClassVar
+from typing import Any
 
 from ..errors import SparkserveError
 from ..plugins import Availability
@@ -41,7 +41,6 @@ class ContainerScoringFailed(SparkserveError):
 class ContainerEngine(BatchEngine):
     name = "container"
     title = "The model's image on a container engine"
-    takes_spark_settings: ClassVar[bool] = False
 
     def check(self) -> Availability:
         return engine.availability()

@@ -2,10 +2,10 @@
 lists each as not usable, with what it would use on this machine, so the sidebar can say so.
 When a target's plug-in is built, its `check` takes over the probe and its entry here goes.
 
-Each probe answers in at most a few seconds and without side effects: the container engine
-gets one `/_ping` with a short timeout; AWS credentials are looked up where boto3 finds them
-without the network (environment, config and credentials files, SSO cache), so an instance
-role is not probed; an AzureML workspace counts as configured when its variables are set.
+Each probe answers in at most a few seconds and without side effects: AWS credentials are
+looked up where boto3 finds them without the network (environment, config and credentials
+files, SSO cache), so an instance role is not probed; an AzureML workspace counts as
+configured when its variables are set.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ closed. A slow body is bounded by the request deadline (`--timeout`, a 504) in t
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -35,9 +36,7 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._head_timeout = float(
-            os.environ.get(ENDPOINT_HEAD_TIMEOUT_ENV) or DEFAULT_HEAD_TIMEOUT_SECONDS
-        )
+        self._head_timeout = _head_timeout()
         self._start_head_deadline()
 
     def on_message_begin(self) -> None:
@@ -71,3 +70,9 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
             return
         self.transport.write(_REQUEST_TIMEOUT)
         self.transport.close()
+
+
+@functools.cache
+def _head_timeout() -> float:
+    """Read once per process: `serve` sets it before uvicorn starts (and its workers)."""
+    return float(os.environ.get(ENDPOINT_HEAD_TIMEOUT_ENV) or DEFAULT_HEAD_TIMEOUT_SECONDS)
