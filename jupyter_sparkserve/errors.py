@@ -97,6 +97,13 @@ class Conflict(SparkserveError):
     http_status = 409
 
 
+class Cancelled(SparkserveError):
+    """A run (a score or a build) stopped because someone asked it to."""
+
+    code = "CANCELLED"
+    http_status = 409
+
+
 class NoSpaceForOutput(SparkserveError):
     """The output's file system is full (or the user's quota or file size limit is hit)."""
 

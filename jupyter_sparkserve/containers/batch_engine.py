@@ -20,10 +20,9 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-from ..errors import SparkserveError
+from ..errors import Cancelled, SparkserveError
 from ..plugins import Availability
 from ..scoring.batch import BatchResult, Plan, ProgressCallback
-from ..scoring.batch.plan import Cancelled
 from ..scoring.batch.writers import remove_partial_outputs
 from ..scoring.engines import BatchEngine
 from . import engine

@@ -11,13 +11,13 @@ writing overlap on separate threads). The Spark engine (`scoring.spark`) runs th
 with the same readers' schemas and the same model code on the driver.
 """
 
+from ...errors import Cancelled
 from .engine import run
 from .model import BatchModel, load_batch_model, prediction_columns, prediction_frame
 from .plan import (
     OUTPUT_EXTENSION,
     BatchProgress,
     BatchResult,
-    Cancelled,
     Plan,
     ProgressCallback,
     arrow_types_for,

@@ -13,12 +13,11 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from ...errors import InvalidInput
+from ...errors import Cancelled, InvalidInput
 from .model import BatchModel, prediction_columns
 from .plan import (
     BatchProgress,
     BatchResult,
-    Cancelled,
     Plan,
     ProgressCallback,
     known_rows,

@@ -15,7 +15,7 @@ from time import perf_counter
 from typing import Any
 
 from ...config import ARROW_POOL_ENV, DEFAULT_ARROW_POOL
-from ...errors import InvalidInput, SparkserveError
+from ...errors import InvalidInput
 from .readers import EXTENSIONS, FORMATS, InputFile, leading_schema, quoted_names, read_error
 from .writers import FOLDER_MARKER
 
@@ -29,11 +29,6 @@ def use_returning_allocator() -> None:
     jemalloc hands it back, which kept the peak of a 2M-row run about 35 MB lower here
     (benchmarks/batch.py). An explicit ARROW_DEFAULT_MEMORY_POOL wins."""
     os.environ.setdefault(ARROW_POOL_ENV, DEFAULT_ARROW_POOL)
-
-
-class Cancelled(SparkserveError):
-    code = "CANCELLED"
-    http_status = 409
 
 
 ProgressCallback = Callable[["BatchProgress"], None]
