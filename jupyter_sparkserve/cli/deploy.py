@@ -261,7 +261,8 @@ def build(
     `score INPUT OUTPUT` (batch) in one image, with everything installed at build time."""
     from pathlib import Path
 
-    from ..containers.images import build_version_image, write_version_context
+    from ..containers.build_job import BuildSpec, run_build
+    from ..containers.images import write_version_context
 
     def progress(line: str) -> None:
         if not as_json():
@@ -276,25 +277,27 @@ def build(
             lambda: click.echo(f"Wrote {dockerfile}: docker build -t TAG {dockerfile.parent}"),
         )
         return
-    built = build_version_image(repository(), ref, tag=tag, base=base_image, log=progress)
-    payload = {"image": built.tag, "id": built.id}
-    if push:
-        from ..containers.engine import push_image
-
-        digest = push_image(built.tag, log=progress)
-        payload["pushed"] = f"{built.tag.rpartition(':')[0]}@{digest}"
+    spec = BuildSpec(model=ref, tag=tag, base_image=base_image, push=push)
+    built = run_build(spec, repository=repository(), log=progress)
+    payload = {"image": built.tag, "id": built.image_id}
+    if built.pushed:
+        payload["pushed"] = built.pushed
 
     def show() -> None:
-        click.echo(f"Built {built.tag} ({built.id[:19]})")
-        if push:
-            click.echo(f"Pushed {payload['pushed']}")
+        click.echo(f"Built {built.tag} ({built.image_id[:19]})")
+        if built.pushed:
+            click.echo(f"Pushed {built.pushed}")
 
     emit(payload, show)
 
 
 @main.command("k8s")
 @click.argument("ref")
-@click.option("--image", required=True, help="The image the pods run (see sparkserve build).")
+@click.option(
+    "--image",
+    default="",
+    help="The image the pods run (default: the tag `sparkserve build REF` gives it).",
+)
 @click.option("--replicas", default=2, show_default=True, help="Pods to run.")
 @click.option("--namespace", help="The namespace of every resource.")
 @click.option("--token-secret", help="A Secret whose key `token` the endpoint will require.")
@@ -319,27 +322,21 @@ def k8s(
 ) -> None:
     """Kubernetes manifests serving model version REF from an image: a Deployment and a
     Service with probes, resources and Prometheus annotations."""
-    from ..containers.images import kubernetes_yaml
+    from ..containers.images import kubernetes_manifest
     from ..containers.kubernetes import KubernetesOptions
 
-    bounds: tuple[int | None, int | None] = (None, None)
-    if autoscale:
-        low, _, high = autoscale.partition("-")
-        if not (low.isdigit() and high.isdigit()):
-            raise click.BadParameter("give MIN-MAX, such as 2-10", param_hint="--autoscale")
-        bounds = (int(low), int(high))
-    options = KubernetesOptions(
-        image=image,
-        replicas=replicas,
-        namespace=namespace,
-        token_secret=token_secret,
-        min_replicas=bounds[0],
-        max_replicas=bounds[1],
-        disruption_budget=disruption_budget,
-        host_port=host_port,
-    )
+    settings = {
+        "image": image,
+        "replicas": replicas,
+        "namespace": namespace,
+        "token_secret": token_secret,
+        "autoscale": autoscale,
+        "disruption_budget": disruption_budget,
+        "host_port": host_port,
+    }
     try:
-        text = kubernetes_yaml(repository(), ref, options)
+        options = KubernetesOptions.from_settings(settings)
+        text = kubernetes_manifest(repository(), ref, options).yaml
     except SparkserveError as error:
         raise click.ClickException(error.message) from None
     if output:

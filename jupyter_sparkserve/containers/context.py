@@ -20,13 +20,14 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
 from ..config import BASE_IMAGE_ENV
-from ..errors import InvalidInput, SparkserveError
+from ..errors import Cancelled, InvalidInput, SparkserveError
 
 MODEL_DIR = "/opt/ml/model"  # SageMaker's layout; AzureML's custom containers take any
 APP_DIR = "/opt/sparkserve"
@@ -133,15 +134,17 @@ def write_context(
     *,
     wheel_cache: Path,
     log: Callable[[str], None] = lambda _line: None,
+    cancel: threading.Event | None = None,
 ) -> Path:
     """Write the build context into `directory` (created, must be empty); the Dockerfile's
-    path. The wheels come from `wheel_cache`, downloaded there first when missing."""
+    path. The wheels come from `wheel_cache`, downloaded there first when missing (stopped
+    by `cancel`)."""
     directory.mkdir(parents=True, exist_ok=True)
     if any(directory.iterdir()):
         raise InvalidInput(f"{directory} is not empty: give a new or empty folder.")
     pinned = requirements(spec.model_dir)
     (directory / "requirements.txt").write_text("\n".join(pinned) + "\n")
-    wheels = _wheelhouse(pinned, wheel_cache, log)
+    wheels = _wheelhouse(pinned, wheel_cache, log, cancel)
     _link_tree(wheels, directory / "wheels")
     package = Path(__file__).resolve().parent.parent
     shutil.copytree(package, directory / "sparkserve" / package.name, ignore=_NOT_COPIED)
@@ -222,7 +225,12 @@ CMD ["serve"]
 """
 
 
-def _wheelhouse(pinned: list[str], cache: Path, log: Callable[[str], None]) -> Path:
+def _wheelhouse(
+    pinned: list[str],
+    cache: Path,
+    log: Callable[[str], None],
+    cancel: threading.Event | None = None,
+) -> Path:
     """The wheels of `pinned` and their dependencies, for this machine's Python and
     platform: downloaded by this machine's pip (its index settings and certificates) once
     per set of requirements, then reused."""
@@ -241,15 +249,26 @@ def _wheelhouse(pinned: list[str], cache: Path, log: Callable[[str], None]) -> P
         sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
         "--only-binary=:all:", "--dest", str(partial), "--requirement", str(requirement_file),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
+    stderr = partial / ".pip.log"
+    with stderr.open("w") as errors:
+        pip = subprocess.Popen(command, stdout=errors, stderr=subprocess.STDOUT)
+        while pip.poll() is None:
+            if cancel is not None and cancel.wait(0.2):
+                pip.kill()
+                pip.wait()
+                shutil.rmtree(partial, ignore_errors=True)
+                raise Cancelled("Cancelled while downloading the wheels.")
+            if cancel is None:
+                pip.wait()
+    if pip.returncode != 0:
+        detail = stderr.read_text(errors="replace").strip().splitlines()[-5:]
         shutil.rmtree(partial, ignore_errors=True)
-        detail = (done.stderr or done.stdout).strip().splitlines()[-5:]
         raise ImageBuildError(
             "pip could not download the image's requirements as wheels for this machine's "
             f"Python: {' '.join(detail)}"
         )
     requirement_file.unlink()
+    stderr.unlink()
     (partial / ".complete").write_text("\n".join(pinned) + "\n")
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)

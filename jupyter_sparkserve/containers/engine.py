@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import DOCKER_HOST_ENV
+from ..errors import SparkserveError
 from ..plugins import Availability
 from .context import ImageBuildError, ImageSpec, write_context
 
@@ -81,6 +83,7 @@ def build_image(
     context_dir: Path | None = None,
     log: Callable[[str], None] = lambda _line: None,
     layer_cache: bool = True,
+    cancel: threading.Event | None = None,
 ) -> BuiltImage:
     """Write the context (into `context_dir`, else a temporary folder next to the wheel
     cache, for hard links, removed afterwards) and build it on the engine with no network:
@@ -90,7 +93,7 @@ def build_image(
         (wheel_cache.parent / "contexts").mkdir(parents=True, exist_ok=True)
         context_dir = Path(tempfile.mkdtemp(prefix="image-", dir=wheel_cache.parent / "contexts"))
     try:
-        write_context(spec, context_dir, wheel_cache=wheel_cache, log=log)
+        write_context(spec, context_dir, wheel_cache=wheel_cache, log=log, cancel=cancel)
         return _build(spec, context_dir, log, layer_cache)
     finally:
         if temporary:
@@ -122,7 +125,7 @@ def _build(
             aux = chunk.get("aux") or {}
             image_id = aux.get("ID", image_id)
         image_id = image_id or engine.images.get(spec.tag).id
-    except ImageBuildError:
+    except SparkserveError:  # its own failure, or a cancel from the log callback
         raise
     except Exception as error:
         raise ImageBuildError(f"Building {spec.tag} failed: {error}") from error
@@ -131,12 +134,19 @@ def _build(
     return BuiltImage(id=image_id, tag=spec.tag)
 
 
-def push_image(tag: str, log: Callable[[str], None] = lambda _line: None) -> str:
-    """Push `tag` (REGISTRY/REPOSITORY:TAG) with the engine's credentials for that registry;
-    the pushed manifest's digest (`sha256:...`), to pull exactly this image by."""
+def split_tag(tag: str) -> tuple[str, str]:
+    """(REPOSITORY, TAG) of an image reference; TAG is `latest` when it names none (a colon
+    before the last slash is a registry's port)."""
     repository, _, version = tag.rpartition(":")
     if not repository or "/" in version:
-        repository, version = tag, "latest"
+        return tag, "latest"
+    return repository, version
+
+
+def push_image(tag: str, log: Callable[[str], None] = lambda _line: None) -> str:
+    """Push `tag` (REGISTRY/REPOSITORY:TAG) with the engine's credentials for that registry;
+    the pushed image as `REPOSITORY@sha256:...`, to pull exactly this image by."""
+    repository, version = split_tag(tag)
     engine = client()
     digest = ""
     try:
@@ -148,7 +158,7 @@ def push_image(tag: str, log: Callable[[str], None] = lambda _line: None) -> str
             digest = (chunk.get("aux") or {}).get("Digest", digest)
             found = re.search(r"digest: (sha256:[0-9a-f]{64})", str(chunk.get("status", "")))
             digest = found.group(1) if found else digest
-    except ImageBuildError:
+    except SparkserveError:
         raise
     except Exception as error:
         raise ImageBuildError(f"Pushing {tag} failed: {error}") from error
@@ -156,4 +166,4 @@ def push_image(tag: str, log: Callable[[str], None] = lambda _line: None) -> str
         engine.close()
     if not digest:
         raise ImageBuildError(f"Pushing {tag} gave no digest: the registry did not confirm it.")
-    return digest
+    return f"{repository}@{digest}"

@@ -3,16 +3,20 @@ target call."""
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .context import ImageSpec, base_image, image_tag, wheel_cache, write_context
 from .engine import BuiltImage, build_image
-from .kubernetes import KubernetesOptions, manifests, to_yaml
+from .kubernetes import KubernetesOptions, manifests, resource_name, to_yaml
 
 if TYPE_CHECKING:
     from ..repository import ModelRepository
+    from ..snippets import Snippet
 
 
 def version_spec(
@@ -41,9 +45,12 @@ def build_version_image(
     base: str | None = None,
     context_dir: Path | None = None,
     log: Callable[[str], None] = lambda _line: None,
+    cancel: threading.Event | None = None,
 ) -> BuiltImage:
     spec = version_spec(repository, ref, tag=tag, base=base)
-    return build_image(spec, wheel_cache=wheel_cache(), context_dir=context_dir, log=log)
+    return build_image(
+        spec, wheel_cache=wheel_cache(), context_dir=context_dir, log=log, cancel=cancel
+    )
 
 
 def write_version_context(
@@ -60,7 +67,48 @@ def write_version_context(
     return write_context(spec, directory, wheel_cache=wheel_cache(), log=log)
 
 
-def kubernetes_yaml(repository: ModelRepository, ref: str, options: KubernetesOptions) -> str:
-    """The version's Deployment, Service (and autoscaler, disruption budget) as YAML."""
+@dataclass(frozen=True)
+class KubernetesManifest:
+    """A version's manifests as YAML, the file name to keep them in, and the notebook cells
+    that write that file and apply it."""
+
+    ref: str
+    yaml: str
+    filename: str
+
+    @property
+    def summary(self) -> str:
+        return f"Kubernetes manifests serving {self.ref}."
+
+    def snippets(self) -> list[Snippet]:
+        from ..snippets import Snippet
+
+        return [
+            Snippet(
+                "python", f"Write {self.filename}", f"%%writefile {self.filename}\n{self.yaml}"
+            ),
+            Snippet("shell", "Apply it to the cluster", f"kubectl apply -f {self.filename}"),
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "yaml": self.yaml,
+            "filename": self.filename,
+            "snippets": [snippet.to_dict() for snippet in self.snippets()],
+            "summary": self.summary,
+        }
+
+
+def kubernetes_manifest(
+    repository: ModelRepository, ref: str, options: KubernetesOptions
+) -> KubernetesManifest:
+    """The version's Deployment, Service (and autoscaler, disruption budget) as YAML; the
+    image is the version's default tag unless the options name one."""
     version = repository.resolve(ref)
-    return to_yaml(manifests(version.name, version.version, options))
+    if not options.image:
+        options = dataclasses.replace(options, image=image_tag(version.name, version.version))
+    text = to_yaml(manifests(version.name, version.version, options))
+    return KubernetesManifest(
+        version.ref, text, f"{resource_name(version.name, version.version)}.yaml"
+    )

@@ -11,11 +11,13 @@ then finishes the requests in flight and exits 0.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
+from .. import shapes
 from ..config import ENDPOINT_TOKEN_ENV
 from ..errors import InvalidInput
 from .context import PORT, USER_ID
@@ -26,7 +28,7 @@ _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 @dataclass(frozen=True)
 class KubernetesOptions:
-    image: str
+    image: str = ""  # empty: the tag `sparkserve build` gives the version by default
     replicas: int = 2
     namespace: str | None = None
     token_secret: str | None = None  # a Secret holding the token under the key `token`
@@ -38,6 +40,20 @@ class KubernetesOptions:
     memory_request: str = "512Mi"
     memory_limit: str = "1Gi"
     host_port: int | None = None  # single-node clusters (kind, podman kube play) only
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> KubernetesOptions:
+        """Options from what a face sends (openapi.yaml's KubernetesSettings): `autoscale`
+        is `MIN-MAX`, such as 2-10."""
+        shapes.check("KubernetesSettings", settings)
+        given = {name: value for name, value in settings.items() if value is not None}
+        autoscale = str(given.pop("autoscale", "")).strip()
+        if autoscale:
+            low, _, high = autoscale.partition("-")
+            if not (low.strip().isdigit() and high.strip().isdigit()):
+                raise InvalidInput(f"autoscale {autoscale!r}: give MIN-MAX, such as 2-10.")
+            given.update(min_replicas=int(low), max_replicas=int(high))
+        return cls(**given)
 
 
 def resource_name(name: str, version: int) -> str:
@@ -71,13 +87,23 @@ def manifests(name: str, version: int, options: KubernetesOptions) -> list[dict[
     return documents
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Writes shared values (the labels) out each time: no `&id001` anchors for a reader."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def to_yaml(documents: list[dict[str, Any]]) -> str:
-    return yaml.safe_dump_all(documents, sort_keys=False, default_flow_style=False)
+    return yaml.dump_all(documents, Dumper=_PlainDumper, sort_keys=False, default_flow_style=False)
 
 
 def _check(options: KubernetesOptions) -> None:
+    from .build_job import check_image_reference
+
     if not options.image.strip():
         raise InvalidInput("A Kubernetes Deployment needs an image: build one, then pass it.")
+    check_image_reference(options.image, "The image", digest=True)
     if options.replicas < 1:
         raise InvalidInput("replicas must be 1 or more.")
     if (options.min_replicas is None) != (options.max_replicas is None):

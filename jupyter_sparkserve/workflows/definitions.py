@@ -23,7 +23,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import delete, insert, select, update
 
@@ -51,6 +51,7 @@ VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 class WorkflowSpec:
     """What a score run does. `keep_columns` None keeps every input column, () none."""
 
+    kind: ClassVar[str] = "score"  # the kind of job that runs it
     model: str
     input: str
     output: str

@@ -1,9 +1,9 @@
 """A job's own process: `python -m jupyter_sparkserve.workflows.job_process JOB_ID`.
 
 Started detached by `JobRunner.submit`, with the repository's settings in its environment and
-its output going to the job's log. It waits for a slot, scores, and records the outcome;
-SIGTERM (what Cancel sends) sets the engine's cancel event, so the engine stops between
-batches and removes its temporary output.
+its output going to the job's log. It waits for a slot, scores (or builds an image), and
+records the outcome; SIGTERM (what Cancel sends) sets the cancel event, so the engine stops
+between batches and removes its temporary output (a build stops at its next log line).
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import time
 import warnings
 from typing import Any
 
-from ..errors import SparkserveError
+from ..containers.build_job import BuildProgress, BuildSpec, run_build
+from ..errors import Cancelled, SparkserveError
 from ..repository import ModelRepository
-from ..scoring.batch import BatchProgress, Cancelled, use_returning_allocator
+from ..scoring.batch import BatchProgress, use_returning_allocator
 from .definitions import run_spec
 from .jobs import JOB_MODULE, Job, JobRunner
 
@@ -47,7 +48,7 @@ class ProgressReporter:
         now = time.monotonic()
         if now - self._written >= PROGRESS_WRITE_SECONDS:
             self._written = now
-            if self.runner.report_progress(self.job_id, progress):
+            if self.runner.report_progress(self.job_id, progress.to_dict()):
                 self.cancel.set()
         if now - self._logged >= PROGRESS_LOG_SECONDS:
             self._logged = now
@@ -57,7 +58,10 @@ class ProgressReporter:
 
 
 def run(runner: JobRunner, job: Job, cancel: threading.Event) -> int:
-    """Score what the job says; record how it ended. The exit code: 0 unless it failed."""
+    """Score (or build) what the job says; record how it ended. The exit code: 0 unless it
+    failed."""
+    if isinstance(job.spec, BuildSpec):
+        return build(runner, job, cancel)
     spec = job.spec
     log.info(
         "Job %s: scoring %s with %s on the %s engine into %s",
@@ -99,6 +103,41 @@ def run(runner: JobRunner, job: Job, cancel: threading.Event) -> int:
         output_path=str(result.output),
         progress=progress,
     )
+    return 0
+
+
+def build(runner: JobRunner, job: Job, cancel: threading.Event) -> int:
+    """Build the image the job says, the build log going to the job's log."""
+    spec = job.spec
+    assert isinstance(spec, BuildSpec)
+    log.info("Job %s: building the image %s of %s", job.id, spec.output, spec.model)
+
+    def progress(report: BuildProgress) -> None:
+        if runner.report_progress(job.id, report.to_dict()):
+            cancel.set()
+
+    def line(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    try:
+        outcome = run_build(
+            spec, repository=runner.repository, log=line, progress=progress, cancel=cancel
+        )
+    except Cancelled:
+        if runner.get(job.id).cancel_requested:
+            runner.finish(job.id, "cancelled", error="Cancelled while building.")
+            return 0
+        runner.finish(job.id, "failed", error="Its process was stopped (SIGTERM) while building.")
+        return 1
+    except SparkserveError as error:
+        runner.finish(job.id, "failed", error=error.message)
+        return 1
+    except Exception as error:
+        log.exception("The build failed")
+        runner.finish(job.id, "failed", error=f"{type(error).__name__}: {error}")
+        return 1
+    done = BuildProgress("done", 1, 1).to_dict()
+    runner.finish(job.id, "succeeded", output_path=outcome.output, progress=done)
     return 0
 
 

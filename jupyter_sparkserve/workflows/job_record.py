@@ -1,4 +1,8 @@
-"""A job as the jobs table records it: what it runs, where it is, how it ended."""
+"""A job as the jobs table records it: what it runs, where it is, how it ended.
+
+A job's `kind` says what its spec is: `score` (a WorkflowSpec) or `build` (a BuildSpec, an
+image build). Its title and progress line are worded here, once, for every face.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..containers.build_job import BuildSpec
 from ..errors import SparkserveError
 from ..repository import database as db
 from .definitions import WorkflowSpec
+
+JobSpec = WorkflowSpec | BuildSpec
+SPEC_KINDS: dict[str, type[WorkflowSpec] | type[BuildSpec]] = {
+    "score": WorkflowSpec,
+    "build": BuildSpec,
+}
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 ACTIVE = ("queued", "running")
@@ -26,7 +37,7 @@ class Job:
     kind: str
     workflow_id: int | None
     workflow_name: str
-    spec: WorkflowSpec
+    spec: JobSpec
     status: str
     host: str
     pid: int | None
@@ -60,6 +71,35 @@ class Job:
             return None
         return ((self.finished_at or db.utcnow()) - self.started_at).total_seconds()
 
+    @property
+    def title(self) -> str:
+        """What the job does, in a few words."""
+        if isinstance(self.spec, BuildSpec):
+            return f"Image {self.output_path or self.spec.output} of {self.spec.model}"
+        what = self.workflow_name or self.spec.model
+        return f"{what} → {Path(self.output_path or self.spec.output).name}"
+
+    @property
+    def progress_text(self) -> str:
+        """How far it got: rows scored, or the build's phase and step, and the time spent."""
+        seconds = "" if self.seconds is None else f", {self.seconds:.1f} s"
+        if isinstance(self.spec, BuildSpec):
+            progress = self.progress or {}
+            phase = progress.get("phase")
+            if self.status == "succeeded":
+                where = "built" + (" and pushed" if self.spec.push else "")
+            elif phase == "build":
+                where = f"step {progress.get('steps_done')} of {progress.get('steps_total')}"
+            elif phase == "push":
+                where = "pushing"
+            elif phase == "wheels":
+                where = "resolving the wheels"
+            else:
+                where = self.status
+            return where + seconds
+        total = "" if self.rows_total is None else f" / {self.rows_total:,}"
+        return f"{self.rows_done:,}{total} rows{seconds}"
+
     def to_dict(self) -> dict[str, Any]:
         def stamp(value: datetime | None) -> str | None:
             return None if value is None else value.isoformat()
@@ -70,6 +110,8 @@ class Job:
             "workflow_id": self.workflow_id,
             "workflow_name": self.workflow_name,
             "spec": self.spec.to_dict(),
+            "title": self.title,
+            "progress_text": self.progress_text,
             "status": self.status,
             "host": self.host,
             "pid": self.pid,
@@ -95,7 +137,7 @@ def job_from_row(row: Any) -> Job:
         kind=row.kind,
         workflow_id=row.workflow_id,
         workflow_name=row.workflow_name,
-        spec=WorkflowSpec.from_dict(row.spec),
+        spec=SPEC_KINDS[row.kind].from_dict(row.spec),
         status=row.status,
         host=row.host,
         pid=row.pid,

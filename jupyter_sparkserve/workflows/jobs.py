@@ -1,4 +1,4 @@
-"""Jobs: score runs, each in a process of its own, recorded in the repository database.
+"""Jobs: score runs and image builds, each in its own process, recorded in the database.
 
 A job goes queued -> running -> succeeded | failed | cancelled. Submitting one records it and
 starts `python -m jupyter_sparkserve.workflows.job_process JOB_ID` detached (its own session,
@@ -43,17 +43,18 @@ from sqlalchemy.engine import Connection
 
 from .. import processes
 from ..config import max_jobs_setting
+from ..containers.build_job import BuildSpec
 from ..errors import Conflict, InvalidInput, NotFound, SparkserveError, remedy
 from ..processes import log_tail, with_log_tail
 from ..repository import ModelRef, ModelRepository
 from ..repository import database as db
-from ..scoring.batch import BatchProgress, remove_partial_outputs
+from ..scoring.batch import remove_partial_outputs
 from ..warm import client as warm_client
 from ..warm.protocol import DEFAULT_IDLE_SECONDS
 from . import tables
 from .definitions import Workflow, Workflows, WorkflowSpec
 from .email import EmailNotSent, send_job_report
-from .job_record import ACTIVE, STATUSES, Job, JobStillRunning, job_from_row
+from .job_record import ACTIVE, STATUSES, Job, JobSpec, JobStillRunning, job_from_row
 from .parameters import ExecutionRequest
 
 if TYPE_CHECKING:
@@ -101,16 +102,18 @@ class JobRunner:
 
     def submit(
         self,
-        spec: WorkflowSpec,
+        spec: JobSpec,
         *,
         workflow: Workflow | None = None,
         confinement: Confinement | None = None,
     ) -> Job:
-        """Queue a score run and start its process. The model reference is pinned now:
-        `churn@champion` runs the version that is champion at submission. `confinement`: the
-        folders its paths must stay in (a server's)."""
-        if confinement is not None:
+        """Queue a score run (or an image build) and start its process. The model reference
+        is pinned now: `churn@champion` runs the version that is champion at submission.
+        `confinement`: the folders a score run's paths must stay in (a server's)."""
+        if confinement is not None and isinstance(spec, WorkflowSpec):
             spec = confinement.spec(spec)
+        if isinstance(spec, BuildSpec):
+            spec.preflight()
         spec = self._pinned(spec.absolute())
         j = tables.jobs
         writers = self._active_ids(j.c.output_path == spec.output)
@@ -132,7 +135,7 @@ class JobRunner:
             conn.execute(
                 insert(j).values(
                     id=job_id,
-                    kind="score",
+                    kind=spec.kind,
                     workflow_id=None if workflow is None else workflow.id,
                     workflow_name="" if workflow is None else workflow.name,
                     spec=spec.to_dict(),
@@ -154,7 +157,7 @@ class JobRunner:
             raise
         return self._read(job_id)
 
-    def _pinned(self, spec: WorkflowSpec) -> WorkflowSpec:
+    def _pinned(self, spec: JobSpec) -> JobSpec:
         ref = ModelRef.parse(spec.model)
         if ref.in_repository:
             return dataclasses.replace(spec, model=self.repository.resolve(ref).ref)
@@ -351,17 +354,18 @@ class JobRunner:
                 )
             cancel.wait(POLL_SECONDS)
 
-    def report_progress(self, job_id: str, progress: BatchProgress) -> bool:
-        """In the job's process: record progress; True when a cancel was asked for."""
+    def report_progress(self, job_id: str, progress: dict[str, Any]) -> bool:
+        """In the job's process: record the engine's progress report (its `rows_done` and
+        `rows_total`, when it counts rows); True when a cancel was asked for."""
         j = tables.jobs
         with db.write_transaction(self.repository.engine) as conn:
             conn.execute(
                 update(j)
                 .where(j.c.id == job_id, j.c.status == "running")
                 .values(
-                    rows_done=progress.rows_done,
-                    rows_total=progress.rows_total,
-                    progress=progress.to_dict(),
+                    rows_done=progress.get("rows_done", 0),
+                    rows_total=progress.get("rows_total"),
+                    progress=progress,
                     updated_at=db.utcnow(),
                 )
             )
@@ -391,7 +395,7 @@ class JobRunner:
         if not changed:
             return None
         job = self._read(job_id)
-        if remove_partial:
+        if remove_partial and isinstance(job.spec, WorkflowSpec):
             for path in remove_partial_outputs(job.spec.output, job.id):
                 self._append_log(job, f"Removed the partial output {path}.")
         summary = error.splitlines()[0] if error else ""
@@ -403,6 +407,8 @@ class JobRunner:
 
     def _notify(self, job: Job) -> None:
         spec = job.spec
+        if not isinstance(spec, WorkflowSpec):
+            return  # only score runs say whom to tell
         recipients = spec.email_on_success if job.status == "succeeded" else spec.email_on_failure
         if not recipients:
             return
