@@ -34,6 +34,8 @@ class Action(str, Enum):
     DEPLOY = "deploy"
     UNDEPLOY = "undeploy"
     SCORE = "score"
+    BUILD_IMAGE = "build_image"
+    KUBERNETES = "kubernetes"
     SNIPPETS = "snippets"
     DELETE = "delete"
 
@@ -52,6 +54,8 @@ def enabled_actions(state: VersionState) -> list[Action]:
     if state.deployed:
         actions.append(Action.UNDEPLOY)
     actions.append(Action.SCORE)
+    # An image holds the version's own folder: any saved version can be built and run.
+    actions += [Action.BUILD_IMAGE, Action.KUBERNETES]
     if state.registered or state.serving:
         # python/curl snippets for a serving version, an offline one for a registered one
         actions.append(Action.SNIPPETS)

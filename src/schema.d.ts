@@ -194,6 +194,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/models/{name}/versions/{version}/image": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The model name (repository.names holds the same rule). */
+                name: components["parameters"]["name"];
+                /** @description The version number; versions start at 1. */
+                version: components["parameters"]["version"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Build the version's container image (its `serve` and `score` modes) as a job, and push it when asked. */
+        post: operations["buildImage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/models/{name}/versions/{version}/kubernetes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The model name (repository.names holds the same rule). */
+                name: components["parameters"]["name"];
+                /** @description The version number; versions start at 1. */
+                version: components["parameters"]["version"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Kubernetes manifests serving the version from an image (a Deployment and a Service, optionally an autoscaler and a disruption budget), and the cells that write and apply them. */
+        post: operations["kubernetesManifest"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/deployments": {
         parameters: {
             query?: never;
@@ -409,7 +453,7 @@ export interface components {
             [key: string]: number;
         };
         /** @enum {string} */
-        Action: "register" | "reregister" | "deploy" | "undeploy" | "score" | "snippets" | "delete";
+        Action: "register" | "reregister" | "deploy" | "undeploy" | "score" | "build_image" | "kubernetes" | "snippets" | "delete";
         ModelName: string;
         ModelVersion: {
             name: string;
@@ -613,6 +657,58 @@ export interface components {
             items: components["schemas"]["Deployment"][];
         };
         StringList: string[];
+        /** @description [REGISTRY/]NAME[:TAG] or NAME@sha256:DIGEST, NAME in lower case */
+        ImageReference: string;
+        /**
+         * build request
+         * @description How to build a version's image; every setting is optional.
+         */
+        ImageBuildRequest: {
+            /** @description [REGISTRY/]NAME[:TAG] with a lower-case NAME: the image's tag (default sparkserve/NAME:VERSION); pushing needs one naming the registry */
+            tag?: string | null;
+            /** @description the image to build on (default the server's SPARKSERVE_BASE_IMAGE, else python:3.X-slim) */
+            base_image?: string | null;
+            /** @description push to the registry the tag names */
+            push?: boolean | null;
+        };
+        /** build */
+        ImageBuildSettings: {
+            /** @description a repository version: NAME, NAME:VERSION or NAME@ALIAS */
+            model: string;
+            tag?: string | null;
+            base_image?: string | null;
+            push?: boolean | null;
+        };
+        ImageBuildSpec: {
+            model: string;
+            tag: string | null;
+            base_image: string | null;
+            push: boolean;
+        };
+        /** Kubernetes settings */
+        KubernetesSettings: {
+            /** @description the image the pods run (default the tag a build gives the version, sparkserve/NAME:VERSION) */
+            image?: string | null;
+            /** @description pods to run (default 2) */
+            replicas?: number | null;
+            namespace?: string | null;
+            /** @description a Secret whose key `token` the endpoint will require */
+            token_secret?: string | null;
+            /** @description MIN-MAX pods for a HorizontalPodAutoscaler (70% CPU), such as 2-10 */
+            autoscale?: string | null;
+            /** @description add a PodDisruptionBudget keeping one pod up */
+            disruption_budget?: boolean | null;
+            /** @description publish on this node port (single-node clusters) */
+            host_port?: number | null;
+        };
+        KubernetesManifest: {
+            ref: string;
+            yaml: string;
+            /** @description the file name to keep them in */
+            filename: string;
+            snippets: components["schemas"]["Snippet"][];
+            summary: string;
+        };
         WorkflowSpec: {
             model: string;
             input: string;
@@ -701,10 +797,18 @@ export interface components {
         JobStatus: "queued" | "running" | "succeeded" | "failed" | "cancelled";
         Job: {
             id: string;
-            kind: string;
+            /**
+             * @description score: a WorkflowSpec; build: an ImageBuildSpec
+             * @enum {string}
+             */
+            kind: "score" | "build";
             workflow_id: number | null;
             workflow_name: string;
-            spec: components["schemas"]["WorkflowSpec"];
+            spec: components["schemas"]["WorkflowSpec"] | components["schemas"]["ImageBuildSpec"];
+            /** @description What the job does */
+            title: string;
+            /** @description How far it got: rows, or the build's step, and the time spent. */
+            progress_text: string;
             status: components["schemas"]["JobStatus"];
             host: string;
             pid: number | null;
@@ -1165,6 +1269,72 @@ export interface operations {
             };
             404: components["responses"]["Error"];
             409: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
+    buildImage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The model name (repository.names holds the same rule). */
+                name: components["parameters"]["name"];
+                /** @description The version number; versions start at 1. */
+                version: components["parameters"]["version"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImageBuildRequest"];
+            };
+        };
+        responses: {
+            /** @description The build job, queued; `Location` is its URL. Its output is the tag, or `REPOSITORY@DIGEST` once pushed. */
+            202: {
+                headers: {
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            400: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
+    kubernetesManifest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The model name (repository.names holds the same rule). */
+                name: components["parameters"]["name"];
+                /** @description The version number; versions start at 1. */
+                version: components["parameters"]["version"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KubernetesSettings"];
+            };
+        };
+        responses: {
+            /** @description The manifests as YAML. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KubernetesManifest"];
+                };
+            };
+            400: components["responses"]["Error"];
+            404: components["responses"]["Error"];
             default: components["responses"]["Error"];
         };
     };

@@ -57,7 +57,13 @@ def deployments(repo: ModelRepository) -> Deployments:
 
 def test_the_whole_lifecycle(repo, deployments: Deployments, mlflow_model_dir: Path, tmp_path):
     repo.import_model(mlflow_model_dir, "iris")
-    assert [a.value for a in version_actions(repo, "iris")] == ["register", "score", "delete"]
+    assert [a.value for a in version_actions(repo, "iris")] == [
+        "register",
+        "score",
+        "build_image",
+        "kubernetes",
+        "delete",
+    ]
     with pytest.raises(Conflict, match="register it first"):
         deployments.deploy("iris")
 
@@ -67,7 +73,7 @@ def test_the_whole_lifecycle(repo, deployments: Deployments, mlflow_model_dir: P
     assert deployment.status == "running" and deployment.model_uri == "models:/iris/1"
     assert deployment.url.startswith("http://127.0.0.1:")
     assert [a.value for a in version_actions(repo, "iris")] == [
-        "reregister", "undeploy", "score", "snippets",
+        "reregister", "undeploy", "score", "build_image", "kubernetes", "snippets",
     ]  # fmt: skip
     with pytest.raises(Conflict, match="already deployed"):
         deployments.deploy("iris:1")

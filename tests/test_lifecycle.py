@@ -70,9 +70,13 @@ def test_reregister_needs_a_registration_and_delete_forgets_it(
 @pytest.mark.parametrize(
     ("registered", "deployed", "expected"),
     [
-        (False, False, ["register", "score", "delete"]),
-        (True, False, ["reregister", "deploy", "score", "snippets", "delete"]),
-        (True, True, ["reregister", "undeploy", "score", "snippets"]),
+        (False, False, ["register", "score", "build_image", "kubernetes", "delete"]),
+        (
+            True,
+            False,
+            ["reregister", "deploy", "score", "build_image", "kubernetes", "snippets", "delete"],
+        ),
+        (True, True, ["reregister", "undeploy", "score", "build_image", "kubernetes", "snippets"]),
     ],
 )
 def test_actions_follow_the_lifecycle(registered: bool, deployed: bool, expected: list[str]):

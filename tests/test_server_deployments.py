@@ -62,7 +62,14 @@ async def test_deploy_score_and_undeploy(api: Api, registered: str, iris, iris_m
 
     version = await api("GET", "models/iris/versions/1")
     assert version.body["deployed"] is True
-    assert version.body["actions"] == ["reregister", "undeploy", "score", "snippets"]
+    assert version.body["actions"] == [
+        "reregister",
+        "undeploy",
+        "score",
+        "build_image",
+        "kubernetes",
+        "snippets",
+    ]
     assert (await api("GET", "models")).body["items"][0]["deployed"] is True
     listed = await api("GET", "deployments")
     assert [d["id"] for d in listed.body["items"]] == [deployment_id]

@@ -13,8 +13,16 @@ from jupyter_sparkserve.repository import ModelRepository
 
 pytestmark = pytest.mark.timeout(300)
 
-SAVED_ACTIONS = ["register", "score", "delete"]
-REGISTERED_ACTIONS = ["reregister", "deploy", "score", "snippets", "delete"]
+SAVED_ACTIONS = ["register", "score", "build_image", "kubernetes", "delete"]
+REGISTERED_ACTIONS = [
+    "reregister",
+    "deploy",
+    "score",
+    "build_image",
+    "kubernetes",
+    "snippets",
+    "delete",
+]
 
 
 @pytest.fixture

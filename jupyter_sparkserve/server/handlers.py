@@ -10,6 +10,8 @@ from .base import API_PREFIX
 from .deployments import DeploymentHandler, DeploymentsHandler, DeploymentSnippetsHandler
 from .models import (
     AliasHandler,
+    BuildImageHandler,
+    KubernetesHandler,
     ModelHandler,
     ModelsHandler,
     RegisterHandler,
@@ -45,6 +47,8 @@ ROUTES: list[tuple[str, Any]] = [
     (f"{VERSION}/reregister", ReregisterHandler),
     (f"{VERSION}/score", ScoreHandler),
     (f"{VERSION}/snippets", VersionSnippetsHandler),
+    (f"{VERSION}/image", BuildImageHandler),
+    (f"{VERSION}/kubernetes", KubernetesHandler),
     ("deployments", DeploymentsHandler),
     (DEPLOYMENT, DeploymentHandler),
     (f"{DEPLOYMENT}/snippets", DeploymentSnippetsHandler),

@@ -1,4 +1,5 @@
-"""Models and versions: list, show, import, delete, alias, register, score, snippets."""
+"""Models and versions: list, show, import, delete, alias, register, score, snippets, build
+an image, Kubernetes manifests."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ from typing import Any
 from tornado import web
 
 from .. import shapes
+from ..containers.build_job import BuildSpec
+from ..containers.images import kubernetes_manifest
+from ..containers.kubernetes import KubernetesOptions
 from ..deploy.mlflow import MlflowRegistry
 from ..errors import InvalidInput
 from ..lifecycle import version_snippets
 from ..scoring.offline import score_dataframe
 from . import views
 from .base import SparkserveHandler, SparkserveHTTPError
-from .bodies import MAX_SCORE_BYTES, ImportRequest, ScoreRequest, alias_version
+from .bodies import MAX_SCORE_BYTES, ImportRequest, ScoreRequest, alias_version, checked
 
 
 def version_ref(name: str, version: str) -> str:
@@ -157,3 +161,28 @@ class VersionSnippetsHandler(SparkserveHandler):
         repository = await self.repository()
         found = await self.run_core(version_snippets, repository, ref)
         self.reply(found.to_dict())
+
+
+class BuildImageHandler(SparkserveHandler):
+    """The version's image, built as a job (the sidebar's "Build image…")."""
+
+    @web.authenticated
+    async def post(self, name: str, version: str) -> None:
+        ref = version_ref(name, version)
+        settings = await self.body(lambda body: checked("ImageBuildRequest", body))
+        spec = await self.run_core(BuildSpec.from_dict, {**settings, "model": ref})
+        runner = await self.run_core(self.services.jobs)
+        job = await self.run_core(runner.submit, spec)
+        self.reply(job.to_dict(), 202, f"jobs/{job.id}")
+
+
+class KubernetesHandler(SparkserveHandler):
+    """Manifests serving the version from an image (the sidebar's "Kubernetes manifest…")."""
+
+    @web.authenticated
+    async def post(self, name: str, version: str) -> None:
+        ref = version_ref(name, version)
+        options = await self.body(KubernetesOptions.from_settings)
+        repository = await self.repository()
+        manifest = await self.run_core(kubernetes_manifest, repository, ref, options)
+        self.reply(manifest.to_dict())
