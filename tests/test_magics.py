@@ -340,6 +340,10 @@ def test_sfdeploy_cells_score_at_the_live_endpoint_until_sfundeploy(
         ("%sfundeploy nosuchid", "No deployment 'nosuchid'"),
         ("%sfjobs --status weird", "Unknown job status 'weird'"),
         ("%sfjobs --limit 0", "--limit must be 1 or more"),
+        ("%sfbuild iris --push", "Pushing needs a tag"),
+        ("%sfbuild iris --tag Bad:1", "not an image reference"),
+        ("%sfk8s iris --autoscale 9-1", "minimum replicas <= maximum replicas"),
+        ("%sfk8s iris --namespace Risk", "'namespace' in the Kubernetes settings"),
     ],
 )
 def test_misuse_is_a_usage_error_not_a_traceback(

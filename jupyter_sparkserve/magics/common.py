@@ -1,21 +1,29 @@
-"""What every sparkserve magic shares: reading its line, the repository it works on, and the
-core's errors worded for a notebook, their remedy as the magic (or `!` command) to run."""
+"""What every sparkserve magic shares: reading its line, the repository it works on, the
+core's errors worded for a notebook (their remedy as the magic or `!` command to run),
+following a job, and handing snippets over as cells."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import shlex
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics
+from IPython.display import display
 
+from .. import cells
 from ..config import ENDPOINT_TOKEN_ENV, Settings
-from ..errors import Remedy, SparkserveError
+from ..errors import Conflict, Remedy, SparkserveError
 from ..repository import ModelRepository
+from ..snippets import Snippet
+from ..workflows import Job, JobRunner
+from .output import has_frontend, progress_bar
+
+CELLS_MODES = ("auto", "bundle", "next-input", "print")
 
 # Each remedy the core can name (errors.REMEDIES), as what to run in a notebook cell.
 REMEDY_MAGICS: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -80,3 +88,38 @@ class RepositoryMagics(Magics):
         if name not in namespace:
             raise UsageError(f"No variable named {name!r} in this notebook: pass the {what}.")
         return namespace[name]
+
+
+def follow_job(shell: Any, runner: JobRunner, job: Job, label: str) -> Job:
+    """Wait for the job with a live progress bar (the core words its progress); Ctrl-C
+    cancels it."""
+    try:
+        with progress_bar(shell, label) as show:
+            return runner.wait(job.id, on_update=lambda now: show(now.fraction, _state(now)))
+    except KeyboardInterrupt:
+        with suppress(Conflict):  # it ended on its own meanwhile
+            runner.cancel(job.id)
+        ended = runner.get(job.id)
+        raise UsageError(
+            f"Interrupted: job {ended.id} is {ended.status}. {ended.error}".strip()
+        ) from None
+
+
+def _state(job: Job) -> str:
+    return job.progress_text if job.status == "running" else f"{job.progress_text} ({job.status})"
+
+
+def emit_snippets(
+    shell: Any, snippets: Sequence[Snippet], summary: str, *, key: str, mode: str
+) -> None:
+    """Hand the snippets over as `mode` says; auto: cells where a notebook can take them,
+    printed in a terminal."""
+    if mode == "auto":
+        mode = "bundle" if has_frontend(shell) else "print"
+    if mode == "bundle":
+        bundle = cells.cells_bundle(snippets, summary=summary, key=key)
+        display(cells.display_data(bundle), raw=True)
+    elif mode == "next-input":
+        shell.set_next_input(cells.combined_cell(snippets), replace=False)
+    else:
+        print(cells.plain_text(snippets))

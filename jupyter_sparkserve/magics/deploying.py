@@ -19,18 +19,14 @@ import pandas as pd
 from IPython.core.error import UsageError
 from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
-from IPython.display import display
 
-from .. import cells
 from ..deploy.deployments import Deployment, Deployments
 from ..deploy.mlflow import MlflowRegistry
 from ..deploy.targets import foreign_options, target_options, targets
 from ..lifecycle import snippets_for
-from ..snippets import Snippet
-from .common import RepositoryMagics, parse, usage_errors
-from .output import StatusLine, has_frontend, show_fields
+from .common import CELLS_MODES, RepositoryMagics, emit_snippets, parse, usage_errors
+from .output import StatusLine, show_fields
 
-CELLS_MODES = ("auto", "bundle", "next-input", "print")
 ARGPARSE_TYPES = {"string": str, "integer": int, "boolean": lambda text: text.lower() == "true"}
 
 
@@ -109,7 +105,8 @@ class DeployMagics(RepositoryMagics):
             _show_deployment(deployment)
             if not args.no_cells:
                 found = snippets_for(self.repository, deployment.id)
-                self._emit(found.snippets, found.summary, key=found.key, mode=args.cells or "auto")
+                mode = args.cells or "auto"
+                emit_snippets(self.shell, found.snippets, found.summary, key=found.key, mode=mode)
 
     @magic_arguments()
     @argument("target", metavar="ID_OR_REF", help="A deployment id, or a registered version.")
@@ -121,20 +118,7 @@ class DeployMagics(RepositoryMagics):
         args = parse(self.sfsnippets, line)
         with usage_errors():
             found = snippets_for(self.repository, args.target)
-        self._emit(found.snippets, found.summary, key=args.target, mode=args.cells)
-
-    def _emit(self, snippets: list[Snippet], summary: str, *, key: str, mode: str) -> None:
-        """Hand the snippets over as `mode` says; auto: cells where a notebook can take them,
-        printed in a terminal."""
-        if mode == "auto":
-            mode = "bundle" if has_frontend(self.shell) else "print"
-        if mode == "bundle":
-            bundle = cells.cells_bundle(snippets, summary=summary, key=key)
-            display(cells.display_data(bundle), raw=True)
-        elif mode == "next-input":
-            self.shell.set_next_input(cells.combined_cell(snippets), replace=False)
-        else:
-            print(cells.plain_text(snippets))
+        emit_snippets(self.shell, found.snippets, found.summary, key=args.target, mode=args.cells)
 
     @magic_arguments()
     @argument("deployment", metavar="ID", help="The deployment to stop (%sfdeploy prints it).")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from contextlib import nullcontext, suppress
+from contextlib import nullcontext
 from pathlib import Path
 
 import pandas as pd
@@ -25,14 +25,13 @@ from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..deploy.deployments import Deployments
-from ..errors import Conflict
 from ..repository.names import parse_key_values
 from ..scoring.batch import BatchProgress
 from ..scoring.engines import engines
 from ..scoring.offline import score_dataframe
-from ..workflows import Job, JobRunner, WorkflowSpec
+from ..workflows import JobRunner, WorkflowSpec
 from ..workflows.definitions import split_list
-from .common import RepositoryMagics, parse, token, usage_errors
+from .common import RepositoryMagics, follow_job, parse, token, usage_errors
 from .endpoint import score_at_endpoint
 from .output import Show, progress_bar
 
@@ -224,7 +223,7 @@ class SparkserveMagics(RepositoryMagics):
             spec = WorkflowSpec.from_dict(settings)
             runner = JobRunner(self.repository)
             job = runner.submit(spec)
-            job = self._follow(runner, job, f"Scoring {Path(spec.input).name}")
+            job = follow_job(self.shell, runner, job, f"Scoring {Path(spec.input).name}")
         if job.status != "succeeded":
             raise UsageError(f"Job {job.id} {job.status}: {job.error}")
         print(
@@ -232,26 +231,13 @@ class SparkserveMagics(RepositoryMagics):
             f"(job {job.id})."
         )
 
-    def _follow(self, runner: JobRunner, job: Job, label: str) -> Job:
-        """Wait for the job with a live progress bar; Ctrl-C cancels it."""
-        try:
-            with progress_bar(self.shell, label) as show:
-                return runner.wait(job.id, on_update=lambda now: show(now.fraction, _state(now)))
-        except KeyboardInterrupt:
-            with suppress(Conflict):  # it ended on its own meanwhile
-                runner.cancel(job.id)
-            ended = runner.get(job.id)
-            raise UsageError(
-                f"Interrupted: job {ended.id} is {ended.status}. {ended.error}".strip()
-            ) from None
-
     @magic_arguments()
     @argument("--status", help="Only jobs in this state (queued, running, succeeded, ...).")
     @argument("--limit", type=int, default=20, help="How many of the newest jobs to show.")
     @argument("--cancel", metavar="ID", help="Cancel this job (it leaves no output), then list.")
     @line_magic
     def sfjobs(self, line: str) -> pd.DataFrame:
-        """The newest score jobs, newest first: %sfjobs --status failed."""
+        """The newest jobs (score runs, image builds), newest first: %sfjobs --status failed."""
         args = parse(self.sfjobs, line)
         if args.cancel is not None:
             with usage_errors():
@@ -264,21 +250,19 @@ class SparkserveMagics(RepositoryMagics):
         rows = [
             {
                 "id": job.id,
+                "kind": job.kind,
                 "status": job.status,
-                "model": job.spec.model,
-                "input": job.spec.input,
-                "output": job.output_path,
-                "engine": job.spec.engine,
-                "rows": job.rows_done,
+                "job": job.title,
+                "progress": job.progress_text,
                 "done": "" if job.fraction is None else f"{job.fraction:.0%}",
-                "seconds": job.seconds,
+                "output": job.output_path,
                 "created_at": job.created_at,
                 "error": job.error.splitlines()[0] if job.error else "",
             }
             for job in jobs
         ]
-        columns = ["id", "status", "model", "input", "output", "engine", "rows", "done"]
-        return pd.DataFrame(rows, columns=[*columns, "seconds", "created_at", "error"])
+        columns = ["id", "kind", "status", "job", "progress", "done", "output", "created_at"]
+        return pd.DataFrame(rows, columns=[*columns, "error"])
 
 
 def _batch_progress(show: Show) -> Callable[[BatchProgress], None]:
@@ -287,8 +271,3 @@ def _batch_progress(show: Show) -> Callable[[BatchProgress], None]:
 
 def _chunk_progress(show: Show) -> Callable[[int, int], None]:
     return lambda done, total: show(done / total, f"{done:,} rows")
-
-
-def _state(job: Job) -> str:
-    rows = f"{job.rows_done:,} rows"
-    return rows if job.status == "running" else f"{rows} ({job.status})"
