@@ -1,4 +1,5 @@
 import { INotebookTracker } from '@jupyterlab/notebook';
+import { Contents } from '@jupyterlab/services';
 
 import {
   api,
@@ -8,9 +9,17 @@ import {
   IEngineStatus,
   IJob,
   IRemedy,
+  ISnippet,
   ITargetStatus
 } from './api';
-import { confirmDelete, deployDialog, scoreDialog } from './dialogs';
+import {
+  buildImageDialog,
+  confirmDelete,
+  deployDialog,
+  kubernetesDialog,
+  scoreDialog
+} from './dialogs';
+import { manifestDialog } from './manifestDialog';
 import { IActionTarget } from './modelList';
 import { insertIntoNotebook } from './notebookInsert';
 import { snippetsDialog } from './snippetsDialog';
@@ -30,6 +39,8 @@ export interface IActionContext {
   /** The batch engines and whether each is usable here (from `status`). */
   engines(): Promise<IEngineStatus[]>;
   notebooks: INotebookTracker | null;
+  /** The Jupyter contents, for saving a file; null where the sidebar has none. */
+  contents: Contents.IManager | null;
   /** Bring a widget of the main area to the front. */
   activate(id: string): void;
   say(kind: MessageKind, text: string, action?: IMessageAction): void;
@@ -72,7 +83,10 @@ async function deploy(target: IActionTarget, context: IActionContext) {
     deployment = await api.getDeployment(deployment.id);
   }
   if (deployment.status === 'running') {
-    context.say('success', `${target.ref} is deployed at ${deployment.url} (${deployment.id}).`);
+    // The target's own facts (a container's image and id), as the core labels them.
+    const facts = deployment.shown.map(fact => `${fact.label} ${fact.value}`).join(', ');
+    const where = `${deployment.url} (${deployment.id}${facts ? `; ${facts}` : ''})`;
+    context.say('success', `${target.ref} is deployed at ${where}.`);
   } else if (deployment.status === 'starting') {
     context.say(
       'info',
@@ -108,20 +122,72 @@ async function score(target: IActionTarget, context: IActionContext) {
   context.jobStarted(job);
 }
 
+async function buildImage(target: IActionTarget, context: IActionContext) {
+  const settings = await buildImageDialog(target.ref);
+  if (settings === null) {
+    return;
+  }
+  const job = await api.buildImage(target.name, target.version, settings);
+  context.say('success', `${job.title}: job ${job.id} is ${job.status}.`);
+  context.jobStarted(job);
+}
+
+async function kubernetes(target: IActionTarget, context: IActionContext) {
+  const settings = await kubernetesDialog(target.ref);
+  if (settings === null) {
+    return;
+  }
+  const manifest = await api.kubernetesManifest(target.name, target.version, settings);
+  const choice = await manifestDialog(manifest);
+  if (choice === null) {
+    return;
+  }
+  if (choice.action === 'insert') {
+    insertCells(manifest.snippets, context);
+    return;
+  }
+  if (context.contents === null) {
+    throw new Error('This JupyterLab gives the sidebar no file access: copy the YAML instead.');
+  }
+  await makeFolders(context.contents, choice.path);
+  await context.contents.save(choice.path, {
+    type: 'file',
+    format: 'text',
+    content: manifest.yaml
+  });
+  context.say('success', `Wrote the manifests of ${target.ref} to ${choice.path}.`);
+}
+
+/** Create the folders of `path` that do not exist yet (the file browser's root is ''). */
+async function makeFolders(contents: Contents.IManager, path: string): Promise<void> {
+  const parts = path.split('/').slice(0, -1);
+  for (let depth = 1; depth <= parts.length; depth++) {
+    const folder = parts.slice(0, depth).join('/');
+    try {
+      await contents.get(folder, { content: false });
+    } catch {
+      await contents.save(folder, { type: 'directory' });
+    }
+  }
+}
+
 async function snippets(target: IActionTarget, context: IActionContext) {
   // Which snippets a version has (a serving endpoint's, else the offline one) is the core's
   // answer: this only shows them.
   const found = await api.versionSnippets(target.name, target.version);
   const insert = await snippetsDialog(`Snippets for ${target.ref}`, found.snippets);
-  if (!insert) {
-    return;
+  if (insert) {
+    insertCells(found.snippets, context);
   }
-  const path = insertIntoNotebook(context.notebooks, found.snippets);
+}
+
+function insertCells(snippets: ISnippet[], context: IActionContext): void {
+  const path = insertIntoNotebook(context.notebooks, snippets);
   const panel = context.notebooks?.currentWidget;
   if (panel) {
     context.activate(panel.id);
   }
-  const count = found.snippets.length;
+  const count = snippets.length;
   context.say('success', `Inserted ${count} cell${count === 1 ? '' : 's'} into ${path}.`);
 }
 
@@ -141,6 +207,8 @@ const HANDLERS: Record<string, (target: IActionTarget, context: IActionContext) 
     deploy,
     undeploy,
     score,
+    build_image: buildImage,
+    kubernetes,
     snippets,
     delete: remove
   };

@@ -11,6 +11,8 @@ export const ACTION_LABELS: Readonly<Record<string, string>> = {
   deploy: 'Deploy…',
   undeploy: 'Undeploy',
   score: 'Score…',
+  build_image: 'Build image…',
+  kubernetes: 'Kubernetes manifest…',
   snippets: 'Show snippets',
   delete: 'Delete…'
 };

@@ -44,6 +44,11 @@ export type IJob = Schemas['Job'];
 export type IJobSpec = Schemas['WorkflowSpec'];
 /** What the sidebar's Score dialog sends (`POST jobs`); the server checks every value. */
 export type IScoreSettings = Schemas['WorkflowSettings'];
+/** What the Build image dialog sends; the server checks every value. */
+export type IImageBuildRequest = Schemas['ImageBuildRequest'];
+/** What the Kubernetes manifest dialog sends. */
+export type IKubernetesSettings = Schemas['KubernetesSettings'];
+export type IKubernetesManifest = Schemas['KubernetesManifest'];
 /** A target's options by name, as its `ITargetOption`s declare them. */
 export type IDeployOptions = Record<string, string | number | boolean>;
 
@@ -145,6 +150,17 @@ export const api = {
 
   reregister: (name: string, version: number): Promise<IRegisterResult> =>
     post<IRegisterResult>(`${versionPath(name, version)}/reregister`),
+
+  /** Build the version's image as a job. */
+  buildImage: (name: string, version: number, settings: IImageBuildRequest): Promise<IJob> =>
+    post<IJob>(`${versionPath(name, version)}/image`, settings),
+
+  kubernetesManifest: (
+    name: string,
+    version: number,
+    settings: IKubernetesSettings
+  ): Promise<IKubernetesManifest> =>
+    post<IKubernetesManifest>(`${versionPath(name, version)}/kubernetes`, settings),
 
   /** A serving version's endpoint snippets, else a registered one's offline snippet. */
   versionSnippets: (name: string, version: number): Promise<ISnippets> =>

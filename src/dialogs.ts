@@ -4,6 +4,8 @@ import { Widget } from '@lumino/widgets';
 import {
   IDeployOptions,
   IEngineStatus,
+  IImageBuildRequest,
+  IKubernetesSettings,
   IScoreSettings,
   ITargetOption,
   ITargetStatus
@@ -199,6 +201,68 @@ export async function scoreDialog(
     title: `Score with ${ref}`,
     body,
     buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Start job' })]
+  });
+  return result.button.accept && result.value ? result.value : null;
+}
+
+/** Ask how to build the image of `ref`: its tag, base image, and whether to push it. */
+export async function buildImageDialog(ref: string): Promise<IImageBuildRequest | null> {
+  const tag = input('build-tag', 'sparkserve/NAME:VERSION');
+  const base = input('build-base-image', "the server's default");
+  const push = input('build-push', '', 'checkbox');
+  const body = new FormBody<IImageBuildRequest>(
+    () => {
+      const settings: IImageBuildRequest = { push: push.checked };
+      if (tag.value.trim()) {
+        settings.tag = tag.value.trim();
+      }
+      if (base.value.trim()) {
+        settings.base_image = base.value.trim();
+      }
+      return settings;
+    },
+    field('Tag', tag, 'REGISTRY/NAME:TAG to push it, such as 127.0.0.1:5000/models/churn:3.'),
+    field('Base image', base, 'An image with Python, the same version as this server.'),
+    field('Push', push, 'Push it to the registry the tag names once built.')
+  );
+  const result = await showDialog<IImageBuildRequest>({
+    title: `Build an image of ${ref}`,
+    body,
+    buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Start build' })]
+  });
+  return result.button.accept && result.value ? result.value : null;
+}
+
+/** Ask what the Kubernetes manifests of `ref` run: image, replicas, namespace, extras. */
+export async function kubernetesDialog(ref: string): Promise<IKubernetesSettings | null> {
+  const image = input('k8s-image', 'the tag Build image gives it');
+  const replicas = input('k8s-replicas', '2', 'number');
+  const namespace = input('k8s-namespace', 'the current namespace');
+  const secret = input('k8s-token-secret', 'none: no token');
+  const autoscale = input('k8s-autoscale', 'MIN-MAX, such as 2-10');
+  const budget = input('k8s-disruption-budget', '', 'checkbox');
+  const text = (control: HTMLInputElement): string | undefined =>
+    control.value.trim() || undefined;
+  const body = new FormBody<IKubernetesSettings>(
+    () => ({
+      image: text(image),
+      replicas: replicas.value.trim() ? Number(replicas.value) : undefined,
+      namespace: text(namespace),
+      token_secret: text(secret),
+      autoscale: text(autoscale),
+      disruption_budget: budget.checked
+    }),
+    field('Image', image, 'What the pods run; push it where the cluster can pull it.'),
+    field('Replicas', replicas),
+    field('Namespace', namespace),
+    field('Token Secret', secret, 'A Secret whose key `token` the endpoint will require.'),
+    field('Autoscale', autoscale, 'A HorizontalPodAutoscaler at 70% CPU.'),
+    field('Disruption budget', budget, 'Keep one pod up during node drains.')
+  );
+  const result = await showDialog<IKubernetesSettings>({
+    title: `Kubernetes manifest for ${ref}`,
+    body,
+    buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Write manifest' })]
   });
   return result.button.accept && result.value ? result.value : null;
 }

@@ -26,6 +26,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   activate: (app: JupyterFrontEnd, labShell: ILabShell, notebooks: INotebookTracker | null) => {
     const panel = new SparkservePanel({
       notebooks,
+      contents: app.serviceManager.contents,
       activate: id => labShell.activateById(id)
     });
     panel.title.icon = sparkserveIcon;

@@ -11,11 +11,6 @@ export interface IJobsViewOptions {
   onError: (message: string | null) => void;
 }
 
-function basename(path: string): string {
-  const parts = path.split(/[\\/]/).filter(part => part.length > 0);
-  return parts.length > 0 ? parts[parts.length - 1] : path;
-}
-
 /** One job: status, progress, rows, and its log on demand. */
 class JobRow {
   readonly node: HTMLElement;
@@ -71,12 +66,11 @@ class JobRow {
     this.node.dataset.status = job.status;
     this._status.textContent = job.status;
     this._status.className = `jp-SparkserveJob-status jp-SparkserveJob-status-${job.status}`;
-    const what = job.workflow_name || job.spec.model;
-    this._title.textContent = `${what} → ${basename(job.output_path || job.spec.output)}`;
-    this._title.title = `${job.spec.model}: ${job.spec.input} → ${job.spec.output} (${job.spec.engine})`;
-    const total = job.rows_total === null ? '' : ` / ${job.rows_total}`;
-    const seconds = job.seconds === null ? '' : `, ${job.seconds.toFixed(1)} s`;
-    this._rows.textContent = `${job.rows_done}${total} rows${seconds}`;
+    this.node.dataset.kind = job.kind;
+    // The title and the progress line are worded by the core, for score runs and builds.
+    this._title.textContent = job.title;
+    this._title.title = job.output_path;
+    this._rows.textContent = job.progress_text;
     const fraction = job.status === 'succeeded' ? 1 : job.fraction;
     this._progress.classList.toggle('jp-mod-indeterminate', fraction === null && this.active);
     const percent = Math.round(100 * Math.min(1, Math.max(0, fraction ?? 0)));

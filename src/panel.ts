@@ -1,4 +1,5 @@
 import { INotebookTracker } from '@jupyterlab/notebook';
+import { Contents } from '@jupyterlab/services';
 import { refreshIcon } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
@@ -20,6 +21,8 @@ import { ModelList } from './modelList';
 export interface ISparkservePanelOptions {
   /** The open notebooks, for "Insert into notebook"; null without the notebook plugin. */
   notebooks: INotebookTracker | null;
+  /** The server's files, for saving what an action writes (a Kubernetes manifest). */
+  contents: Contents.IManager | null;
   /** Bring a main-area widget to the front. */
   activate: (id: string) => void;
 }
@@ -82,6 +85,7 @@ export class SparkservePanel extends Widget {
       targets: () => this._targets(),
       engines: () => this._engines(),
       notebooks: options.notebooks,
+      contents: options.contents,
       activate: options.activate,
       say: (kind, text, action) => this._say(kind, text, action),
       changed: () => this._models.refresh(),

@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from _containers import base_image as base_image
+from _containers import container_engine as container_engine
 from _lab import (
     SIDEBAR,
     SIDEBAR_TAB,
@@ -302,6 +304,83 @@ def write_benchmark(lines: list[str]) -> None:
     section = "\n".join([BENCHMARK_SECTION, "", *wrapped]) + "\n"
     (ARTIFACTS_DIR / "sidebar-first-page.md").write_text(section)
     print(section)
+
+
+def test_build_image_and_kubernetes_manifest_from_the_actions_menu(
+    browser, base_image: str, tmp_path: Path, home: Path, iris, iris_model
+) -> None:
+    """Build image… runs a build job the jobs view follows step by step to its end;
+    Kubernetes manifest… shows the YAML, saves it as a file and inserts its cells."""
+    repository = ModelRepository(Settings.from_env())
+    repository.save(iris_model, "iris", input_example=iris[0].head(3), **FAST_SAVE)
+    tag = "localhost/sparkserve-tests/iris-sidebar:1"
+    lab = start_lab(tmp_path, home)  # after the engine fixtures: DOCKER_HOST is set
+    try:
+        put_notebook(lab, "k8s.ipynb", [("first", "print('the manifest goes below')")])
+        page, errors = open_lab(browser, lab, "lab/tree/k8s.ipynb")
+        page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
+        page.locator(SIDEBAR_TAB).click()
+        model_row(page, "iris").locator('[data-testid="sparkserve-model-toggle"]').click()
+        assert open_actions(page, "iris:1") == core_actions(repository, "iris:1")
+
+        choose(page, "build_image")
+        dialog = page.locator(".jp-Dialog")
+        dialog.locator('[data-testid="sparkserve-build-tag"]').fill(tag)
+        screenshot(page, "sidebar-build-dialog.png")
+        dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+        wait_for_message(page, rf"Image {re.escape(tag)} of iris:1: job \S+ is")
+        job = page.locator(f'{SIDEBAR} [data-testid="sparkserve-job"][data-kind="build"]')
+        job.wait_for()
+        page.wait_for_function(
+            "node => ['succeeded', 'failed', 'cancelled'].includes(node.dataset.status)",
+            arg=job.element_handle(),
+            timeout=SLOW * 3,
+        )
+        assert job.get_attribute("data-status") == "succeeded", job.inner_text()
+        assert job.locator('[data-testid="sparkserve-job-rows"]').inner_text().startswith("built")
+        job.locator('[data-testid="sparkserve-job-log-button"]').click()
+        log = job.locator('[data-testid="sparkserve-job-log"]')
+        page.wait_for_function(
+            "node => node.textContent.includes('Built')", arg=log.element_handle(), timeout=30_000
+        )
+        assert "STEP" in log.inner_text()
+        screenshot(page, "sidebar-build-job.png")
+
+        # The manifests: shown, saved where the user says, then inserted as cells.
+        def show_manifest() -> None:
+            open_actions(page, "iris:1")
+            choose(page, "kubernetes")
+            page.locator('.jp-Dialog [data-testid="sparkserve-k8s-image"]').fill(tag)
+            page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept").click()
+            page.locator('.jp-Dialog [data-testid="sparkserve-k8s-yaml"]').wait_for()
+
+        show_manifest()
+        shown = page.locator('.jp-Dialog [data-testid="sparkserve-k8s-yaml"]').inner_text()
+        assert "kind: Deployment" in shown and f"image: {tag}" in shown
+        screenshot(page, "sidebar-k8s-manifest.png")
+        page.locator('.jp-Dialog [data-testid="sparkserve-k8s-path"]').fill("deploy/iris.yaml")
+        page.locator(".jp-Dialog .jp-Dialog-button", has_text="Save").click()
+        wait_for_message(page, r"Wrote the manifests of iris:1 to deploy/iris\.yaml")
+        assert (tmp_path / "deploy" / "iris.yaml").read_text().strip() == shown.strip()
+
+        show_manifest()
+        page.locator(".jp-Dialog .jp-Dialog-button", has_text="Insert into notebook").click()
+        wait_for_message(page, r"Inserted 2 cells into k8s\.ipynb")
+        # The notebook renders only the cells in view: read the saved file instead.
+        page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").click()
+        page.keyboard.press("Control+s")
+        notebook = tmp_path / "k8s.ipynb"
+        deadline = time.monotonic() + 30
+        while len(json.loads(notebook.read_text())["cells"]) < 3:
+            assert time.monotonic() < deadline, "the notebook was not saved with its new cells"
+            time.sleep(0.2)
+        sources = ["".join(cell["source"]) for cell in json.loads(notebook.read_text())["cells"]]
+        assert sources[1] == f"%%writefile iris-v1.yaml\n{shown.strip()}\n"
+        assert sources[2] == "!kubectl apply -f iris-v1.yaml"
+        assert our_errors(errors) == []
+    finally:
+        stop_lab(lab)
+    assert our_tracebacks(lab) == []
 
 
 @pytest.mark.browser
