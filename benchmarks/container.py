@@ -2,9 +2,10 @@
 one run, on the same base image and the same model.
 
 Measures, for both: the image's size, a build from nothing (no layer cache; sparkserve's with
-an empty wheel cache too, so its downloads count), the time from `docker run` to the first
-successful `/invocations`; for sparkserve: a rebuild after a new version of the model, and
-throughput at 64 clients against the container next to the same endpoint on the host. Prints
+an empty environment cache too, so its downloads and install count), the time from `docker
+run` to the first successful `/invocations`; for sparkserve: a rebuild after a new version of
+the model, and throughput at 64 clients against the container next to the same endpoint on
+the host. Prints
 the figures, the ratios and whether the targets hold (size <= 1/3 of MLflow's, build <= 1/2,
 rebuild < 15 s, first answer < 3 s and <= 1/4 of MLflow's, throughput in the container >= 0.9x
 the host's).
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -155,20 +157,20 @@ def main() -> None:
 
     mlflow_tag, mlflow_build = build_mlflow(engine, version.path, base, workdir)
 
-    wheels = workdir / "wheels"  # empty: this build downloads what it needs
+    environments = workdir / "environments"  # empty: this build downloads and installs all
+    os.environ["UV_CACHE_DIR"] = str(workdir / "uv-cache")  # and uv's own cache is empty
     spec = ImageSpec(version.ref, version.path, image_tag("bench", 1), base)
     for image in engine.images.list(name="sparkserve/bench"):
         engine.images.remove(image.id, force=True)
     started = time.monotonic()
-    ours = engines.build_image(spec, wheel_cache=wheels, layer_cache=False)
+    ours = engines.build_image(spec, environment_cache=environments, layer_cache=False)
     our_build = time.monotonic() - started
 
     other = LogisticRegression(C=0.5, max_iter=500).fit(frame, target)
     newer = repository.save(other, "bench", input_example=frame.head(3))
     started = time.monotonic()
-    engines.build_image(
-        ImageSpec(newer.ref, newer.path, image_tag("bench", 2), base), wheel_cache=wheels
-    )
+    newer_spec = ImageSpec(newer.ref, newer.path, image_tag("bench", 2), base)
+    engines.build_image(newer_spec, environment_cache=environments)
     rebuild = time.monotonic() - started
 
     sizes = {tag: engine.images.get(tag).attrs["Size"] for tag in (mlflow_tag, ours.tag)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tarfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -92,7 +93,11 @@ def test_dockerfile_only_writes_a_context_a_user_can_keep(
     dockerfile = Path(written["dockerfile"])
     text = dockerfile.read_text()
     assert "COPY model /opt/ml/model" in text and "USER 10001:10001" in text
-    assert text.index("COPY --from=environment") < text.index("COPY model")  # env layer first
+    assert text.index("ADD site-packages.tar") < text.index("COPY model")  # env layer first
+    with tarfile.open(dockerfile.parent / "site-packages.tar") as archive:
+        names = set(archive.getnames())
+    assert "sklearn/__init__.py" in names and not any(n.startswith("sklearn/tests/") for n in names)
+    assert not any(name.startswith("pip/") for name in names), "no installer in the image"
     requirements = (dockerfile.parent / "requirements.txt").read_text().split()
     assert any(line.startswith("mlflow-skinny==") for line in requirements)
     assert not any(line.startswith("mlflow==") for line in requirements)

@@ -26,7 +26,7 @@ from ..scoring.batch import BatchResult, Plan, ProgressCallback
 from ..scoring.batch.writers import remove_partial_outputs
 from ..scoring.engines import BatchEngine
 from . import engine
-from .context import ImageSpec, base_image, wheel_cache
+from .context import ImageSpec, base_image, environment_cache
 
 PLAN_DIR = "/sparkserve-plan"
 OUTPUT_DIR = "/sparkserve-output"
@@ -81,7 +81,7 @@ class ContainerEngine(BatchEngine):
         """The model folder's image (every layer but the model's cached from earlier ones)."""
         key = hashlib.sha256(str(Path(model_path).resolve()).encode()).hexdigest()[:16]
         spec = ImageSpec(f"batch:{key}", Path(model_path), f"sparkserve/batch:{key}", base_image())
-        return engine.build_image(spec, wheel_cache=wheel_cache()).tag
+        return engine.build_image(spec, environment_cache=environment_cache()).tag
 
 
 def _input_mounts(plan: Plan) -> tuple[dict[str, dict[str, str]], list[list[Any]]]:

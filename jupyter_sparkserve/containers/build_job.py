@@ -1,7 +1,7 @@
 """Image builds as jobs: what a build job does (`BuildSpec`) and its run in the job's process.
 
 A build runs as a job like a score run (queued, running, its log, progress, Cancel), so the
-sidebar and the magics follow it the same way. It resolves the wheels, builds the image on
+sidebar and the magics follow it the same way. It prepares the environment, builds the image on
 the engine, and pushes it when asked. Its progress is the Dockerfile's steps done; its output
 is the image tag, or after a push the pullable `REPOSITORY@DIGEST`.
 """
@@ -115,13 +115,13 @@ class BuildSpec:
 class BuildProgress:
     """Where a build is: its phase, and the Dockerfile steps started out of all."""
 
-    phase: str  # wheels, build, push
+    phase: str  # environment, build, push
     steps_done: int
     steps_total: int
 
     @property
     def fraction(self) -> float | None:
-        if self.phase == "wheels":
+        if self.phase == "environment":
             return None  # pip does not say how far it is
         if self.phase == "push":
             return 1.0
@@ -162,7 +162,7 @@ def run_build(
 
     image = version_spec(repository, spec.model, tag=spec.output, base=spec.base_image)
     total = sum(1 for line in render_dockerfile(image).splitlines() if _INSTRUCTION.match(line))
-    state = {"phase": "wheels", "steps": 0}
+    state = {"phase": "environment", "steps": 0}
     last_report = [0.0]
 
     def report(force: bool = False) -> None:

@@ -79,21 +79,25 @@ def ping_engine(environ: Mapping[str, str] | None = None) -> Availability:
 def build_image(
     spec: ImageSpec,
     *,
-    wheel_cache: Path,
+    environment_cache: Path,
     context_dir: Path | None = None,
     log: Callable[[str], None] = lambda _line: None,
     layer_cache: bool = True,
     cancel: threading.Event | None = None,
 ) -> BuiltImage:
-    """Write the context (into `context_dir`, else a temporary folder next to the wheel
-    cache, for hard links, removed afterwards) and build it on the engine with no network:
-    the wheels are in the context."""
+    """Write the context (into `context_dir`, else a temporary folder next to the
+    environment cache, for hard links, removed afterwards) and build it on the engine with no
+    network: the installed environment is in the context."""
     temporary = context_dir is None
     if context_dir is None:
-        (wheel_cache.parent / "contexts").mkdir(parents=True, exist_ok=True)
-        context_dir = Path(tempfile.mkdtemp(prefix="image-", dir=wheel_cache.parent / "contexts"))
+        (environment_cache.parent / "contexts").mkdir(parents=True, exist_ok=True)
+        context_dir = Path(
+            tempfile.mkdtemp(prefix="image-", dir=environment_cache.parent / "contexts")
+        )
     try:
-        write_context(spec, context_dir, wheel_cache=wheel_cache, log=log, cancel=cancel)
+        write_context(
+            spec, context_dir, environment_cache=environment_cache, log=log, cancel=cancel
+        )
         return _build(spec, context_dir, log, layer_cache)
     finally:
         if temporary:

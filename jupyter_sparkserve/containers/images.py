@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .context import ImageSpec, base_image, image_tag, wheel_cache, write_context
+from .context import ImageSpec, base_image, environment_cache, image_tag, write_context
 from .engine import BuiltImage, build_image
 from .kubernetes import KubernetesOptions, manifests, resource_name, to_yaml
 
@@ -49,7 +49,7 @@ def build_version_image(
 ) -> BuiltImage:
     spec = version_spec(repository, ref, tag=tag, base=base)
     return build_image(
-        spec, wheel_cache=wheel_cache(), context_dir=context_dir, log=log, cancel=cancel
+        spec, environment_cache=environment_cache(), context_dir=context_dir, log=log, cancel=cancel
     )
 
 
@@ -64,7 +64,7 @@ def write_version_context(
 ) -> Path:
     """The build context alone (`--dockerfile-only`): the Dockerfile's path."""
     spec = version_spec(repository, ref, tag=tag, base=base)
-    return write_context(spec, directory, wheel_cache=wheel_cache(), log=log)
+    return write_context(spec, directory, environment_cache=environment_cache(), log=log)
 
 
 @dataclass(frozen=True)

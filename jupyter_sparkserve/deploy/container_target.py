@@ -21,8 +21,8 @@ from ..containers.context import (
     PORT,
     ImageSpec,
     base_image,
+    environment_cache,
     image_tag,
-    wheel_cache,
 )
 from ..errors import Conflict, InvalidInput
 from ..options import Option
@@ -154,7 +154,7 @@ class ContainerTarget(DeploymentTarget):
                 log.write(line + "\n")
                 log.flush()
 
-            built = engine.build_image(spec, wheel_cache=wheel_cache(), log=write)
+            built = engine.build_image(spec, environment_cache=environment_cache(), log=write)
         return built.tag
 
     def _wait_ready(self, details: dict[str, Any]) -> str | None:

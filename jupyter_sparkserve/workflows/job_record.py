@@ -92,8 +92,8 @@ class Job:
                 where = f"step {progress.get('steps_done')} of {progress.get('steps_total')}"
             elif phase == "push":
                 where = "pushing"
-            elif phase == "wheels":
-                where = "resolving the wheels"
+            elif phase == "environment":
+                where = "preparing the environment"
             else:
                 where = self.status
             return where + seconds
