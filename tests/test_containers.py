@@ -116,14 +116,6 @@ def container_deployments(shared_repo: ModelRepository, registered: None) -> Ite
     yield service
     for deployment in service.list(active_only=True):
         service.undeploy(deployment.id)
-    engine = client()  # and the containers of failed ones, kept for their logs until now
-    try:
-        for container in engine.containers.list(
-            all=True, filters={"label": "io.sparkserve.deployment"}
-        ):
-            container.remove(force=True)
-    finally:
-        engine.close()
 
 
 def test_deploy_to_a_container_snippets_undeploy_and_a_killed_one_fails(
@@ -157,6 +149,9 @@ def test_deploy_to_a_container_snippets_undeploy_and_a_killed_one_fails(
     failed = _wait_for_status(container_deployments, again.id, "failed")
     assert "Its container is exited (exit code 137, SIGKILL" in failed.error
     assert "sparkserve: merging concurrent requests" in failed.error  # the log tail
+    assert not _container_exists(again.details["container_id"])  # nothing left on the engine
+    kept = Path(again.details["log_file"]).read_text()
+    assert "which has ended" in kept and "Serving /opt/ml/model" in kept
 
 
 def test_the_score_mode_scores_a_mounted_folder_without_network(

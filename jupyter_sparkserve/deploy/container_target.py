@@ -88,7 +88,7 @@ class ContainerTarget(DeploymentTarget):
         }
         problem = self._wait_ready(details)
         if problem is not None:
-            tail = _log_tail(container.id)
+            tail = _log_tail(container.id)  # a container that timed out still has one
             self.stop(details)
             raise EndpointFailed(f"The container of {image} {problem}.{tail}")
         return Started(f"http://{url_host(host)}:{port}", details)
@@ -120,8 +120,9 @@ class ContainerTarget(DeploymentTarget):
             return TargetState(True)
         code = container.attrs.get("State", {}).get("ExitCode")
         tail = _log_tail(container.id)
+        kept = _keep_log_and_remove(container, details.get("log_file"))
         return TargetState(
-            False, f"Its container is {container.status} ({_exit_meaning(code)}).{tail}"
+            False, f"Its container is {container.status} ({_exit_meaning(code)}).{tail}{kept}"
         )
 
     def snippets(self, version: Any, url: str, details: dict[str, Any]) -> list[Snippet]:
@@ -161,8 +162,8 @@ class ContainerTarget(DeploymentTarget):
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while True:
             state = self.state(details)
-            if not state.serving:
-                return "stopped before it was ready"
+            if not state.serving:  # its log is in the message (the container is removed)
+                return f"stopped before it was ready: {state.message}"
             if ping_problem(details["host"], details["port"], 2.0) is None:
                 return None
             if time.monotonic() > deadline:
@@ -184,6 +185,21 @@ def _log_tail(container_id: str) -> str:
     except Exception:
         return ""
     return f"\nIts log ends with:\n{text.rstrip()}" if text.strip() else ""
+
+
+def _keep_log_and_remove(container: Any, log_file: str | None) -> str:
+    """Append a dead container's whole log to the deployment's log file, then remove it: a
+    failed deployment leaves nothing on the engine. What to add to its error."""
+    if not log_file:
+        return ""
+    try:
+        text = container.logs().decode("utf-8", "replace")
+        with open(log_file, "a", encoding="utf-8") as log:
+            log.write(f"--- the log of container {container.id[:12]}, which has ended ---\n{text}")
+        container.remove(force=True)
+    except Exception:  # the engine went away: the container stays, the error says the rest
+        return ""
+    return f"\nIts whole log is in {log_file}; the container is removed."
 
 
 def _exit_meaning(code: Any) -> str:
