@@ -1,5 +1,8 @@
 /** Small helpers to build the sidebar's DOM without a framework. */
 
+import { Clipboard } from '@jupyterlab/apputils';
+import { copyIcon } from '@jupyterlab/ui-components';
+
 export interface IElementOptions {
   className?: string;
   text?: string;
@@ -59,4 +62,22 @@ export function badge(kind: string, text: string): HTMLElement {
     text,
     dataset: { badge: kind }
   });
+}
+
+/** A Copy button: puts `text` on the clipboard and says so for a moment. */
+export function copyButton(text: string, testId: string): HTMLButtonElement {
+  const copy = button(
+    'Copy',
+    () => {
+      Clipboard.copyToSystem(text);
+      copy.textContent = 'Copied';
+      window.setTimeout(() => {
+        copy.textContent = 'Copy';
+        copy.prepend(copyIcon.element({ tag: 'span', className: 'jp-SparkserveButton-icon' }));
+      }, 1500);
+    },
+    { className: 'jp-SparkserveSnippet-copy', testId }
+  );
+  copy.prepend(copyIcon.element({ tag: 'span', className: 'jp-SparkserveButton-icon' }));
+  return copy;
 }

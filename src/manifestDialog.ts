@@ -1,9 +1,8 @@
-import { Clipboard, Dialog, showDialog } from '@jupyterlab/apputils';
-import { copyIcon } from '@jupyterlab/ui-components';
+import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import { IKubernetesManifest } from './api';
-import { button, el } from './dom';
+import { copyButton, el } from './dom';
 
 /** What to do with the manifests: save them as a file, or insert their cells. */
 export type ManifestChoice = { action: 'save'; path: string } | { action: 'insert' } | null;
@@ -23,16 +22,7 @@ class ManifestBody extends Widget implements Dialog.IBodyWidget<string> {
       attrs: { name: 'k8s-path', type: 'text' }
     });
     this._path.value = manifest.filename;
-    const copy = button(
-      'Copy',
-      () => {
-        Clipboard.copyToSystem(manifest.yaml);
-        copy.textContent = 'Copied';
-        window.setTimeout(() => (copy.textContent = 'Copy'), 1500);
-      },
-      { className: 'jp-SparkserveSnippet-copy', testId: 'sparkserve-k8s-copy' }
-    );
-    copy.prepend(copyIcon.element({ tag: 'span', className: 'jp-SparkserveButton-icon' }));
+    const copy = copyButton(manifest.yaml, 'sparkserve-k8s-copy');
     this.node.append(
       el(
         'label',

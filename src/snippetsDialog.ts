@@ -1,9 +1,8 @@
-import { Clipboard, Dialog, showDialog } from '@jupyterlab/apputils';
-import { copyIcon } from '@jupyterlab/ui-components';
+import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import { ISnippet } from './api';
-import { button, el } from './dom';
+import { copyButton, el } from './dom';
 
 /** The dialog body: each snippet with its title, its code and a Copy button. */
 class SnippetsBody extends Widget {
@@ -12,16 +11,7 @@ class SnippetsBody extends Widget {
     this.addClass('jp-SparkserveSnippets');
     this.node.dataset.testid = 'sparkserve-snippets';
     for (const snippet of snippets) {
-      const copy = button(
-        'Copy',
-        () => {
-          Clipboard.copyToSystem(snippet.code);
-          copy.textContent = 'Copied';
-          window.setTimeout(() => (copy.textContent = 'Copy'), 1500);
-        },
-        { className: 'jp-SparkserveSnippet-copy', testId: 'sparkserve-snippet-copy' }
-      );
-      copy.prepend(copyIcon.element({ tag: 'span', className: 'jp-SparkserveButton-icon' }));
+      const copy = copyButton(snippet.code, 'sparkserve-snippet-copy');
       this.node.append(
         el(
           'section',

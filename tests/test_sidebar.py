@@ -91,6 +91,25 @@ def wait_for_message(page: Any, pattern: str, timeout: float = SLOW) -> str:
     pytest.fail(f"no message matching {pattern!r}; last: {message.inner_text()!r}")
 
 
+def job_succeeded_with_log(page: Any, job: Any, text: str, timeout: float) -> Any:
+    """Wait for the job row to end, check it succeeded, open its log and wait until it holds
+    `text`; the log's locator."""
+    page.wait_for_function(
+        "node => ['succeeded', 'failed', 'cancelled'].includes(node.dataset.status)",
+        arg=job.element_handle(),
+        timeout=timeout,
+    )
+    assert job.get_attribute("data-status") == "succeeded", job.inner_text()
+    job.locator('[data-testid="sparkserve-job-log-button"]').click()
+    log = job.locator('[data-testid="sparkserve-job-log"]')
+    page.wait_for_function(
+        "([node, text]) => node.textContent.length > 0 && node.textContent.includes(text)",
+        arg=[log.element_handle(), text],
+        timeout=30_000,
+    )
+    return log
+
+
 def test_frontend_and_server_versions_are_one_release() -> None:
     """The sidebar reports a mismatched server extension by comparing its FRONTEND_VERSION with
     the server's; the constant must be package.json's version (the Python package's too)."""
@@ -203,18 +222,8 @@ def test_actions_menu_register_deploy_snippets_undeploy_and_score(
         wait_for_message(page, r"Scoring with iris:1: job \S+ is")
         job = page.locator(f'{SIDEBAR} [data-testid="sparkserve-job"]').first
         job.wait_for()
-        page.wait_for_function(
-            "node => ['succeeded', 'failed', 'cancelled'].includes(node.dataset.status)",
-            arg=job.element_handle(),
-            timeout=SLOW,
-        )
-        assert job.get_attribute("data-status") == "succeeded", job.inner_text()
+        job_succeeded_with_log(page, job, "", SLOW)
         assert job.locator('[data-testid="sparkserve-job-rows"]').inner_text().startswith("150")
-        job.locator('[data-testid="sparkserve-job-log-button"]').click()
-        log = job.locator('[data-testid="sparkserve-job-log"]')
-        page.wait_for_function(
-            "node => node.textContent.length > 0", arg=log.element_handle(), timeout=30_000
-        )
         assert not job.locator('[data-testid="sparkserve-job-cancel"]').is_visible()
         screenshot(page, "sidebar-jobs.png")
         scored = pd.read_csv(scoring_output)
@@ -331,18 +340,8 @@ def test_build_image_and_kubernetes_manifest_from_the_actions_menu(
         wait_for_message(page, rf"Image {re.escape(tag)} of iris:1: job \S+ is")
         job = page.locator(f'{SIDEBAR} [data-testid="sparkserve-job"][data-kind="build"]')
         job.wait_for()
-        page.wait_for_function(
-            "node => ['succeeded', 'failed', 'cancelled'].includes(node.dataset.status)",
-            arg=job.element_handle(),
-            timeout=SLOW * 3,
-        )
-        assert job.get_attribute("data-status") == "succeeded", job.inner_text()
+        log = job_succeeded_with_log(page, job, "Built", SLOW * 3)
         assert job.locator('[data-testid="sparkserve-job-rows"]').inner_text().startswith("built")
-        job.locator('[data-testid="sparkserve-job-log-button"]').click()
-        log = job.locator('[data-testid="sparkserve-job-log"]')
-        page.wait_for_function(
-            "node => node.textContent.includes('Built')", arg=log.element_handle(), timeout=30_000
-        )
         assert "STEP" in log.inner_text()
         screenshot(page, "sidebar-build-job.png")
 

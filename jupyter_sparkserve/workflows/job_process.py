@@ -21,7 +21,7 @@ from ..containers.build_job import BuildProgress, BuildSpec, run_build
 from ..errors import Cancelled, SparkserveError
 from ..repository import ModelRepository
 from ..scoring.batch import BatchProgress, use_returning_allocator
-from .definitions import run_spec
+from .definitions import WorkflowSpec, run_spec
 from .jobs import JOB_MODULE, Job, JobRunner
 
 PROGRESS_WRITE_SECONDS = 0.5  # at most two progress writes a second
@@ -60,26 +60,9 @@ class ProgressReporter:
 def run(runner: JobRunner, job: Job, cancel: threading.Event) -> int:
     """Score (or build) what the job says; record how it ended. The exit code: 0 unless it
     failed."""
-    if isinstance(job.spec, BuildSpec):
-        return build(runner, job, cancel)
-    spec = job.spec
-    log.info(
-        "Job %s: scoring %s with %s on the %s engine into %s",
-        job.id,
-        spec.input,
-        spec.model,
-        spec.engine,
-        spec.output,
-    )
-    reporter = ProgressReporter(runner, job.id, cancel)
+    work = _build if isinstance(job.spec, BuildSpec) else _score
     try:
-        result = run_spec(
-            spec,
-            repository=runner.repository,
-            progress=reporter,
-            cancel=cancel,
-            writer_tag=job.id,  # what the runner removes if this process is killed
-        )
+        succeeded = work(runner, job, cancel)
     except Cancelled:
         if runner.get(job.id).cancel_requested:
             runner.finish(job.id, "cancelled", error="Cancelled while running; no output written.")
@@ -93,21 +76,41 @@ def run(runner: JobRunner, job: Job, cancel: threading.Event) -> int:
         log.exception("The job failed")
         runner.finish(job.id, "failed", error=f"{type(error).__name__}: {error}")
         return 1
-    progress: dict[str, Any] | None = None if reporter.latest is None else reporter.latest.to_dict()
-    log.info("Scored %s rows into %s in %.1f s", f"{result.rows:,}", result.output, result.seconds)
-    runner.finish(
-        job.id,
-        "succeeded",
-        rows_done=result.rows,
-        rows_total=result.rows,
-        output_path=str(result.output),
-        progress=progress,
-    )
+    runner.finish(job.id, "succeeded", **succeeded)
     return 0
 
 
-def build(runner: JobRunner, job: Job, cancel: threading.Event) -> int:
-    """Build the image the job says, the build log going to the job's log."""
+def _score(runner: JobRunner, job: Job, cancel: threading.Event) -> dict[str, Any]:
+    """Score the files; what the job's row records of a success."""
+    spec = job.spec
+    assert isinstance(spec, WorkflowSpec)
+    log.info(
+        "Job %s: scoring %s with %s on the %s engine into %s",
+        job.id,
+        spec.input,
+        spec.model,
+        spec.engine,
+        spec.output,
+    )
+    reporter = ProgressReporter(runner, job.id, cancel)
+    result = run_spec(
+        spec,
+        repository=runner.repository,
+        progress=reporter,
+        cancel=cancel,
+        writer_tag=job.id,  # what the runner removes if this process is killed
+    )
+    log.info("Scored %s rows into %s in %.1f s", f"{result.rows:,}", result.output, result.seconds)
+    return {
+        "rows_done": result.rows,
+        "rows_total": result.rows,
+        "output_path": str(result.output),
+        "progress": None if reporter.latest is None else reporter.latest.to_dict(),
+    }
+
+
+def _build(runner: JobRunner, job: Job, cancel: threading.Event) -> dict[str, Any]:
+    """Build the image, the build log going to the job's log; what its row records."""
     spec = job.spec
     assert isinstance(spec, BuildSpec)
     log.info("Job %s: building the image %s of %s", job.id, spec.output, spec.model)
@@ -119,26 +122,10 @@ def build(runner: JobRunner, job: Job, cancel: threading.Event) -> int:
     def line(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    try:
-        outcome = run_build(
-            spec, repository=runner.repository, log=line, progress=progress, cancel=cancel
-        )
-    except Cancelled:
-        if runner.get(job.id).cancel_requested:
-            runner.finish(job.id, "cancelled", error="Cancelled while building.")
-            return 0
-        runner.finish(job.id, "failed", error="Its process was stopped (SIGTERM) while building.")
-        return 1
-    except SparkserveError as error:
-        runner.finish(job.id, "failed", error=error.message)
-        return 1
-    except Exception as error:
-        log.exception("The build failed")
-        runner.finish(job.id, "failed", error=f"{type(error).__name__}: {error}")
-        return 1
-    done = BuildProgress("done", 1, 1).to_dict()
-    runner.finish(job.id, "succeeded", output_path=outcome.output, progress=done)
-    return 0
+    outcome = run_build(
+        spec, repository=runner.repository, log=line, progress=progress, cancel=cancel
+    )
+    return {"output_path": outcome.output, "progress": BuildProgress("done", 1, 1).to_dict()}
 
 
 def main(argv: list[str] | None = None) -> int:
