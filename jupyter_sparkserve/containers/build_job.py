@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import shapes
 from ..errors import Cancelled, Conflict, InvalidInput
-from .context import image_tag
+from .context import check_image_reference, image_tag
 
 if TYPE_CHECKING:
     from ..repository import ModelRepository
@@ -25,20 +25,6 @@ if TYPE_CHECKING:
 # A build step as Podman ("[1/2] STEP 3/8: RUN ...") and Docker ("Step 3/16 : RUN ...") log it.
 _STEP = re.compile(r"^(?:\[\d+/\d+\] )?(?:STEP|Step) \d+/\d+ ?:")
 _INSTRUCTION = re.compile(r"^[A-Z]+\s")
-
-
-def check_image_reference(value: str, field: str, *, digest: bool = False) -> str:
-    """`value` when it is an image reference as openapi.yaml's ImageReference states it (with
-    a digest only where `digest` allows one)."""
-    value = value.strip()
-    rule = shapes.schema("ImageReference")["pattern"]
-    if not re.fullmatch(rule, value) or (not digest and "@" in value):
-        raise InvalidInput(
-            f"{field} {value!r} is not an image reference: write [REGISTRY/]NAME[:TAG] with a "
-            "lower-case NAME, such as 127.0.0.1:5000/models/churn:3"
-            + (", or NAME@sha256:DIGEST." if digest else ".")
-        )
-    return value
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, shapes
 from ..config import BASE_IMAGE_ENV
 from ..errors import Cancelled, InvalidInput, SparkserveError
 
@@ -95,6 +95,20 @@ def image_tag(name: str, version: int) -> str:
     """The default tag: `sparkserve/NAME:VERSION` (names are already valid tag parts once
     lower-cased)."""
     return f"sparkserve/{name.lower()}:{version}"
+
+
+def check_image_reference(value: str, field: str, *, digest: bool = False) -> str:
+    """`value` when it is an image reference as openapi.yaml's ImageReference states it (with
+    a digest only where `digest` allows one)."""
+    value = value.strip()
+    rule = shapes.schema("ImageReference")["pattern"]
+    if not re.fullmatch(rule, value) or (not digest and "@" in value):
+        raise InvalidInput(
+            f"{field} {value!r} is not an image reference: write [REGISTRY/]NAME[:TAG] with a "
+            "lower-case NAME, such as 127.0.0.1:5000/models/churn:3"
+            + (", or NAME@sha256:DIGEST." if digest else ".")
+        )
+    return value
 
 
 def requirements(model_dir: Path) -> list[str]:

@@ -20,7 +20,7 @@ import yaml
 from .. import shapes
 from ..config import ENDPOINT_TOKEN_ENV
 from ..errors import InvalidInput
-from .context import PORT, USER_ID
+from .context import PORT, USER_ID, check_image_reference
 
 PRE_STOP_SECONDS = 5
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -99,8 +99,6 @@ def to_yaml(documents: list[dict[str, Any]]) -> str:
 
 
 def _check(options: KubernetesOptions) -> None:
-    from .build_job import check_image_reference
-
     if not options.image.strip():
         raise InvalidInput("A Kubernetes Deployment needs an image: build one, then pass it.")
     check_image_reference(options.image, "The image", digest=True)
