@@ -26,7 +26,8 @@ from ..scoring.batch import BatchResult, Plan, ProgressCallback
 from ..scoring.batch.writers import remove_partial_outputs
 from ..scoring.engines import BatchEngine
 from . import engine
-from .context import ImageSpec, base_image, environment_cache
+from .context import ImageSpec, base_image
+from .environment import cache_folder as environment_cache
 
 PLAN_DIR = "/sparkserve-plan"
 OUTPUT_DIR = "/sparkserve-output"

@@ -14,13 +14,11 @@ same model reuses every layer but the last.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -29,7 +27,8 @@ from pathlib import Path
 
 from .. import __version__, shapes
 from ..config import BASE_IMAGE_ENV
-from ..errors import Cancelled, InvalidInput, SparkserveError
+from ..errors import InvalidInput
+from . import environment
 
 MODEL_DIR = "/opt/ml/model"  # SageMaker's layout; AzureML's custom containers take any
 APP_DIR = "/opt/sparkserve"
@@ -53,20 +52,8 @@ _INSTALLED_AS = {"mlflow-skinny": ("mlflow-skinny", "mlflow")}
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*)$")
 # Left out of the copy of sparkserve's code: the JupyterLab bundle and bytecode.
 _NOT_COPIED = shutil.ignore_patterns("labextension", "__pycache__", "*.pyc")
-# Left out of an installed environment: test suites, C/C++ and Cython sources and headers.
-_NOT_SERVED = ("tests", "include")
-_SOURCE_SUFFIXES = (".pyx", ".pxd", ".pxi", ".h", ".hpp", ".c", ".cc", ".cpp")
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 SITE_PACKAGES = f"{APP_DIR}/venv/lib/python{PYTHON}/site-packages"
-ENVIRONMENT_LAYOUT = "3"  # part of the cache key: a change in what `_trim` keeps rebuilds
-# The environment travels as one archive, which ADD unpacks: a build context of one large
-# file goes to the engine and is checked for the layer cache far faster than ~10,000 files.
-ENVIRONMENT_ARCHIVE = "site-packages.tar"
-
-
-class ImageBuildError(SparkserveError):
-    code = "IMAGE_BUILD_FAILED"
-    http_status = 500
 
 
 @dataclass(frozen=True)
@@ -80,21 +67,15 @@ class ImageSpec:
     labels: Mapping[str, str] = field(default_factory=dict)  # more OCI labels (model URI, ...)
 
 
-def environment_cache() -> Path:
-    """Where installed environments are kept between builds, one per set of requirements: a
-    cache like pip's, shared by every repository of this user."""
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "jupyter_sparkserve" / "environments"
-
-
 def base_image(given: str | None = None) -> str:
     return given or os.environ.get(BASE_IMAGE_ENV) or DEFAULT_BASE_IMAGE
 
 
 def image_tag(name: str, version: int) -> str:
-    """The default tag: `sparkserve/NAME:VERSION` (names are already valid tag parts once
-    lower-cased)."""
-    return f"sparkserve/{name.lower()}:{version}"
+    """The default tag: `sparkserve/NAME:VERSION`, NAME lower-cased with any run of
+    separators an image name cannot hold (`a_-b`, `a___b`, a trailing `-`) made one `-`."""
+    cleaned = re.sub(r"[._-]{2,}", lambda run: "__" if run[0] == "__" else "-", name.lower())
+    return f"sparkserve/{cleaned.strip('._-') or 'model'}:{version}"
 
 
 def check_image_reference(value: str, field: str, *, digest: bool = False) -> str:
@@ -169,11 +150,13 @@ def write_context(
         raise InvalidInput(f"{directory} is not empty: give a new or empty folder.")
     pinned = requirements(spec.model_dir)
     (directory / "requirements.txt").write_text("\n".join(pinned) + "\n")
-    environment = _environment(pinned, environment_cache, log, cancel)
-    _link_or_copy(str(environment), str(directory / ENVIRONMENT_ARCHIVE))
+    archive = environment.prepare(
+        pinned, environment_cache, site_packages=SITE_PACKAGES, log=log, cancel=cancel
+    )
+    environment.link_or_copy(archive, directory / environment.ARCHIVE)
     package = Path(__file__).resolve().parent.parent
     shutil.copytree(package, directory / "sparkserve" / package.name, ignore=_NOT_COPIED)
-    _compile(directory / "sparkserve", f"{APP_DIR}/lib")
+    environment.compile_tree(directory / "sparkserve", f"{APP_DIR}/lib")
     shutil.copytree(spec.model_dir, directory / "model", ignore=_NOT_COPIED)
     (directory / ".dockerignore").write_text("Dockerfile\n.dockerignore\n")
     dockerfile = directory / "Dockerfile"
@@ -223,7 +206,7 @@ RUN python3 -c "import sys; sys.exit(0 if sys.version_info[:2] == ({version_tupl
  && python3 -m venv --without-pip {APP_DIR}/venv \\
  && useradd --system --uid {USER_ID} --user-group --no-create-home \\
       --home-dir /tmp --shell /usr/sbin/nologin sparkserve
-ADD {ENVIRONMENT_ARCHIVE} {SITE_PACKAGES}/
+ADD {environment.ARCHIVE} {SITE_PACKAGES}/
 COPY sparkserve {APP_DIR}/lib
 ENV PATH={APP_DIR}/venv/bin:$PATH \\
     PYTHONPATH={APP_DIR}/lib \\
@@ -240,162 +223,6 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \\
 ENTRYPOINT ["python", "-m", "jupyter_sparkserve.containers"]
 CMD ["serve"]
 """
-
-
-def _environment(
-    pinned: list[str],
-    cache: Path,
-    log: Callable[[str], None],
-    cancel: threading.Event | None = None,
-) -> Path:
-    """`pinned` and their dependencies installed into a folder for this machine's Python and
-    platform, compiled to bytecode for where the image puts them, and archived: by uv with
-    this machine's pip index settings and certificates, once per set of requirements, then
-    reused."""
-    identity = [ENVIRONMENT_LAYOUT, sys.version, *pinned]
-    key = hashlib.sha256("\n".join(identity).encode()).hexdigest()[:16]
-    folder = cache / key
-    if (folder / ".complete").exists():
-        log(f"Reusing the environment in {folder}")
-        return folder / ENVIRONMENT_ARCHIVE
-    partial = cache / f".{key}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    requirement_file = partial / "requirements.txt"
-    requirement_file.write_text("\n".join(pinned) + "\n")
-    installed = partial / "site-packages"
-    log(f"Installing {len(pinned)} requirements and their dependencies into {folder}")
-    _run(
-        [_uv(), "pip", "install", "--quiet", "--only-binary", ":all:", "--python", sys.executable,
-         "--target", str(installed), *_index_options(), "--requirement", str(requirement_file)],
-        partial, cancel, "install the image's requirements as wheels for this machine's Python",
-    )  # fmt: skip
-    _trim(installed)
-    _compile(installed, SITE_PACKAGES)
-    _archive(installed, partial / ENVIRONMENT_ARCHIVE)
-    shutil.rmtree(installed)
-    (partial / ".complete").write_text("\n".join(pinned) + "\n")
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.rename(folder)
-    return folder / ENVIRONMENT_ARCHIVE
-
-
-def _uv() -> str:
-    """uv's binary: it downloads and installs in parallel, several times faster than pip."""
-    try:
-        from uv import find_uv_bin
-    except ImportError as error:
-        raise ImageBuildError(
-            "Building images needs uv: pip install 'jupyter_sparkserve[containers]'."
-        ) from error
-    return find_uv_bin()
-
-
-def _index_options() -> list[str]:
-    """This machine's pip index settings (its configuration files and PIP_* variables) as
-    uv's options, so an image's packages come from where pip gets them here."""
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True
-    )
-    found: dict[str, tuple[int, str]] = {}
-    for line in done.stdout.splitlines():
-        key, _, value = line.partition("=")
-        section, _, name = key.rpartition(".")
-        rank = {":env:": 3, "download": 2, "install": 2}.get(section, 1)  # pip's precedence
-        if rank >= found.get(name, (0, ""))[0]:
-            found[name] = (rank, value.strip().strip("'\""))
-    settings = {name: value for name, (_, value) in found.items()}
-    options = ["--index-strategy", "unsafe-best-match"]  # pip's: the best match of every index
-    if settings.get("no-index", "").lower() in ("1", "true", "yes"):
-        options.append("--no-index")
-    if settings.get("index-url"):
-        options += ["--index-url", settings["index-url"]]
-    for flag, name in (
-        ("--extra-index-url", "extra-index-url"),
-        ("--find-links", "find-links"),
-        ("--constraint", "constraint"),
-    ):
-        for value in settings.get(name, "").split():
-            options += [flag, value]
-    for host in settings.get("trusted-host", "").split():
-        options += ["--allow-insecure-host", host]
-    return options
-
-
-def _run(command: list[str], where: Path, cancel: threading.Event | None, what: str) -> None:
-    """Run uv (with pip's certificates); its output kept for the error; killed when `cancel`
-    is set."""
-    environ = dict(os.environ)
-    cert = environ.get("PIP_CERT") or environ.get("REQUESTS_CA_BUNDLE")
-    if cert and "SSL_CERT_FILE" not in environ:
-        environ["SSL_CERT_FILE"] = cert
-    output = where / ".pip.log"
-    with output.open("w") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=environ)
-        while process.poll() is None:
-            if cancel is None:
-                process.wait()
-            elif cancel.wait(0.2):
-                process.kill()
-                process.wait()
-                shutil.rmtree(where, ignore_errors=True)
-                raise Cancelled("Cancelled while preparing the image's environment.")
-    if process.returncode != 0:
-        detail = output.read_text(errors="replace").strip().splitlines()[-5:]
-        shutil.rmtree(where, ignore_errors=True)
-        raise ImageBuildError(f"uv could not {what}: {' '.join(detail)}")
-    output.unlink()
-
-
-def _trim(installed: Path) -> None:
-    """Remove what serving never reads: test suites, headers, C and Cython sources, and the
-    console scripts pip put in `bin` (written for this machine's interpreter)."""
-    shutil.rmtree(installed / "bin", ignore_errors=True)
-    for path in sorted(installed.rglob("*"), reverse=True):
-        if path.is_dir() and path.name in _NOT_SERVED and path.parent != installed:
-            shutil.rmtree(path, ignore_errors=True)
-        elif path.suffix in _SOURCE_SUFFIXES and path.is_file():
-            path.unlink()
-
-
-def _compile(folder: Path, where: str) -> None:
-    """Bytecode for every module of `folder`, recorded as living in `where` (the image's
-    path), checked by hash rather than time, so a copy keeps it valid; a non-root container
-    with a read-only file system never has to compile."""
-    command = [
-        sys.executable, "-m", "compileall", "-q", "-j", "0",
-        "--invalidation-mode", "unchecked-hash", "-s", str(folder), "-p", where, str(folder),
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:  # a file that is not Python 3 (a template): harmless, but say it
-        lines = (done.stdout + done.stderr).strip().splitlines()
-        if any(line.startswith("Traceback") for line in lines):
-            raise ImageBuildError(f"Compiling {folder} failed: {' '.join(lines[-3:])}")
-
-
-def _archive(folder: Path, archive: Path) -> None:
-    """`folder`'s content as an uncompressed tar, entries sorted and owned by root, so the
-    same environment always makes the same archive."""
-    import tarfile
-
-    def owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
-        info.uid = info.gid = 0
-        info.uname = info.gname = "root"
-        return info
-
-    with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tar:
-        for path in sorted(folder.rglob("*")):
-            tar.add(
-                path, arcname=str(path.relative_to(folder)), recursive=False, filter=owned_by_root
-            )
-
-
-def _link_or_copy(source: str, target: str) -> None:
-    """A hard link where the file system allows (the environment is large), else a copy."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
 
 
 def _canonical(name: str) -> str:

@@ -3,6 +3,7 @@ docker-py: where it is, whether it answers, and building a model version's image
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -17,7 +18,8 @@ from typing import Any
 from ..config import DOCKER_HOST_ENV
 from ..errors import SparkserveError
 from ..plugins import Availability
-from .context import ImageBuildError, ImageSpec, write_context
+from .context import ImageSpec, write_context
+from .environment import ImageBuildError
 
 PING_TIMEOUT_SECONDS = 2.0
 DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock"
@@ -90,18 +92,28 @@ def build_image(
     network: the installed environment is in the context."""
     temporary = context_dir is None
     if context_dir is None:
-        (environment_cache.parent / "contexts").mkdir(parents=True, exist_ok=True)
-        context_dir = Path(
-            tempfile.mkdtemp(prefix="image-", dir=environment_cache.parent / "contexts")
-        )
+        contexts = environment_cache.parent / "contexts"
+        contexts.mkdir(parents=True, exist_ok=True)
+        _remove_stale(contexts)
+        context_dir = Path(tempfile.mkdtemp(prefix="image-", dir=contexts))
     try:
-        write_context(
-            spec, context_dir, environment_cache=environment_cache, log=log, cancel=cancel
-        )
+        cache = environment_cache
+        write_context(spec, context_dir, environment_cache=cache, log=log, cancel=cancel)
         return _build(spec, context_dir, log, layer_cache)
     finally:
         if temporary:
             shutil.rmtree(context_dir, ignore_errors=True)
+
+
+STALE_CONTEXT_SECONDS = 24 * 3600
+
+
+def _remove_stale(contexts: Path) -> None:
+    """Contexts a killed build left behind (a day old: no build takes that long)."""
+    for stale in contexts.glob("image-*"):
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > STALE_CONTEXT_SECONDS:
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 def _build(

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .context import ImageSpec, base_image, environment_cache, image_tag, write_context
+from .context import ImageSpec, base_image, image_tag, write_context
 from .engine import BuiltImage, build_image
+from .environment import cache_folder as environment_cache
 from .kubernetes import KubernetesOptions, manifests, resource_name, to_yaml
 
 if TYPE_CHECKING:

@@ -16,14 +16,8 @@ from typing import Any
 
 from ..config import BASE_IMAGE_ENV, ENDPOINT_TOKEN_ENV
 from ..containers import engine
-from ..containers.context import (
-    DEFAULT_BASE_IMAGE,
-    PORT,
-    ImageSpec,
-    base_image,
-    environment_cache,
-    image_tag,
-)
+from ..containers.context import DEFAULT_BASE_IMAGE, PORT, ImageSpec, base_image, image_tag
+from ..containers.environment import cache_folder as environment_cache
 from ..errors import Conflict, InvalidInput
 from ..options import Option
 from ..snippets import Snippet
@@ -120,7 +114,9 @@ class ContainerTarget(DeploymentTarget):
             return TargetState(True)
         code = container.attrs.get("State", {}).get("ExitCode")
         tail = _log_tail(container.id)
-        kept = _keep_log_and_remove(container, details.get("log_file"))
+        # One that has ended is removed, its log kept; a paused or restarting one is left be.
+        ended = container.status in ("exited", "dead")
+        kept = _keep_log_and_remove(container, details.get("log_file")) if ended else ""
         return TargetState(
             False, f"Its container is {container.status} ({_exit_meaning(code)}).{tail}{kept}"
         )
