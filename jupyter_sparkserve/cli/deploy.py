@@ -326,7 +326,7 @@ def k8s(
     from ..containers.kubernetes import KubernetesOptions
 
     settings = {
-        "image": image,
+        "image": image or None,
         "replicas": replicas,
         "namespace": namespace,
         "token_secret": token_secret,

@@ -53,8 +53,8 @@ class BuildSpec:
         object.__setattr__(self, "model", model)
         if self.tag:
             object.__setattr__(self, "tag", check_image_reference(self.tag, "The tag"))
-        if self.base_image:
-            base = check_image_reference(self.base_image, "The base image")
+        if self.base_image:  # pinned by digest is good practice
+            base = check_image_reference(self.base_image, "The base image", digest=True)
             object.__setattr__(self, "base_image", base)
         if self.push and not self.tag:
             raise InvalidInput(

@@ -21,6 +21,9 @@ from ..containers.kubernetes import KubernetesOptions
 from ..workflows import JobRunner
 from .common import CELLS_MODES, RepositoryMagics, emit_snippets, follow_job, parse, usage_errors
 
+# One combined cell (next-input) would put a title above %%writefile, which must come first.
+MANIFEST_CELLS_MODES = tuple(mode for mode in CELLS_MODES if mode != "next-input")
+
 
 @magics_class
 class ImageMagics(RepositoryMagics):
@@ -53,7 +56,12 @@ class ImageMagics(RepositoryMagics):
     @argument("--autoscale", metavar="MIN-MAX", help="A HorizontalPodAutoscaler, 70%% CPU.")
     @argument("--disruption-budget", action="store_true", help="Keep one pod up in drains.")
     @argument("--host-port", type=int, help="Publish on this node port (single-node clusters).")
-    @argument("--cells", choices=CELLS_MODES, default="auto", help="How the cells arrive.")
+    @argument(
+        "--cells",
+        choices=MANIFEST_CELLS_MODES,
+        default="auto",
+        help="How the cells arrive (not next-input: a %%%%writefile cell cannot be merged).",
+    )
     @line_magic
     def sfk8s(self, line: str) -> None:
         """Kubernetes manifests serving a model version from its image, as a cell writing
