@@ -275,12 +275,21 @@ class WarmServer:
 
     def _reap(self) -> None:
         while True:
-            try:
-                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            try:  # look without reaping: the end of a detached run is noted first
+                ended = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
             except ChildProcessError:
                 return
-            if pid == 0:
+            if ended is None:
                 return
+            pending = self.runs.get(ended.si_pid)
+            if pending is not None and pending.client is None and pending.detached:
+                # A reader that finds the pid a zombie waits for this line; once reaped, the
+                # pid is simply gone, so the line must be there before.
+                killed = ended.si_code in (os.CLD_KILLED, os.CLD_DUMPED)
+                if pending.log_file:
+                    code = -ended.si_status if killed else ended.si_status
+                    note_end(Path(pending.log_file), ended.si_pid, code)
+            pid, status, usage = os.wait4(ended.si_pid, 0)
             run = self.runs.pop(pid, None)
             if run is None:
                 continue
@@ -295,8 +304,6 @@ class WarmServer:
             self.last_activity = time.monotonic()
             if run.client is not None:
                 self._reply(run.client, {"exit": run.exit_code, **run.summary()}, close=True)
-            elif run.detached and run.log_file:
-                note_end(Path(run.log_file), pid, -run.signal if run.signal else run.exit_code)
 
     def _check_idle(self) -> None:
         if self.parent_pid is not None and not processes.pid_alive(self.parent_pid):
