@@ -15,6 +15,7 @@ import {
 import {
   buildImageDialog,
   confirmDelete,
+  confirmOverwrite,
   deployDialog,
   kubernetesDialog,
   scoreDialog
@@ -149,6 +150,9 @@ async function kubernetes(target: IActionTarget, context: IActionContext) {
   if (context.contents === null) {
     throw new Error('This JupyterLab gives the sidebar no file access: copy the YAML instead.');
   }
+  if ((await exists(context.contents, choice.path)) && !(await confirmOverwrite(choice.path))) {
+    return;
+  }
   await makeFolders(context.contents, choice.path);
   await context.contents.save(choice.path, {
     type: 'file',
@@ -158,14 +162,21 @@ async function kubernetes(target: IActionTarget, context: IActionContext) {
   context.say('success', `Wrote the manifests of ${target.ref} to ${choice.path}.`);
 }
 
+async function exists(contents: Contents.IManager, path: string): Promise<boolean> {
+  try {
+    await contents.get(path, { content: false });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Create the folders of `path` that do not exist yet (the file browser's root is ''). */
 async function makeFolders(contents: Contents.IManager, path: string): Promise<void> {
   const parts = path.split('/').slice(0, -1);
   for (let depth = 1; depth <= parts.length; depth++) {
     const folder = parts.slice(0, depth).join('/');
-    try {
-      await contents.get(folder, { content: false });
-    } catch {
+    if (!(await exists(contents, folder))) {
       await contents.save(folder, { type: 'directory' });
     }
   }

@@ -267,6 +267,16 @@ export async function kubernetesDialog(ref: string): Promise<IKubernetesSettings
   return result.button.accept && result.value ? result.value : null;
 }
 
+/** Ask before replacing the file at `path`. */
+export async function confirmOverwrite(path: string): Promise<boolean> {
+  const result = await showDialog({
+    title: `Replace ${path}?`,
+    body: `${path} exists already. Its content will be replaced by the manifests.`,
+    buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Replace' })]
+  });
+  return result.button.accept;
+}
+
 /** Ask before deleting `ref`. */
 export async function confirmDelete(ref: string): Promise<boolean> {
   const result = await showDialog({

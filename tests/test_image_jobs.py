@@ -5,6 +5,7 @@ container engine (Podman's Docker API)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -146,3 +147,95 @@ def test_sfbuild_follows_the_job_and_sfk8s_inserts_the_manifest_cells(
         assert [document["kind"] for document in written] == ["Deployment", "Service"]
     finally:
         kernel.close()
+
+
+def test_the_cli_manifest_defaults_to_the_tag_a_build_gives(repo: ModelRepository, iris_saved):
+    from click.testing import CliRunner
+
+    from jupyter_sparkserve.cli import main as cli
+
+    answer = CliRunner().invoke(cli, ["--home", str(repo.settings.home), "k8s", "iris:1"])
+    assert answer.exit_code == 0, answer.output
+    assert "image: sparkserve/iris:1" in answer.stdout
+
+
+def test_default_tags_hold_only_what_an_image_name_may() -> None:
+    from jupyter_sparkserve.containers.context import check_image_reference, image_tag
+
+    for name, tag in [("Churn-", "churn"), ("a_-b", "a-b"), ("a___b", "a-b"), ("a__b", "a__b")]:
+        assert image_tag(name, 3) == f"sparkserve/{tag}:3"
+        check_image_reference(image_tag(name, 3), "tag")
+    pinned_base = "python:3.11-slim@sha256:" + "b" * 64
+    assert BuildSpec("iris:1", base_image=pinned_base).base_image == pinned_base
+
+
+def test_pip_settings_reach_uv_through_its_environment_not_its_command_line() -> None:
+    from jupyter_sparkserve.containers.environment import pip_settings, uv_environment
+
+    listing = "\n".join(
+        [
+            ":env:.find-links='/opt/wheels'",
+            "global.find-links='/elsewhere'",
+            "global.extra-index-url='file:///a/simple\\nfile:///b/simple'",
+            "install.index-url='https://user:secret@mirror.example/simple'",
+            "global.cert='/etc/ssl/certs/ca-certificates.crt'",
+        ]
+    )
+    settings = pip_settings(listing)
+    assert settings["find-links"] == "/opt/wheels"  # PIP_FIND_LINKS wins over the file
+    environ = uv_environment(settings, {})
+    assert environ["UV_INDEX_URL"] == "https://user:secret@mirror.example/simple"
+    assert environ["UV_EXTRA_INDEX_URL"] == "file:///a/simple file:///b/simple"
+    assert environ["UV_FIND_LINKS"] == "/opt/wheels"
+    assert environ["SSL_CERT_FILE"] == "/etc/ssl/certs/ca-certificates.crt"
+    assert environ["UV_INDEX_STRATEGY"] == "unsafe-best-match"  # pip's way with many indexes
+
+
+@pytest.mark.slow
+def test_two_builds_of_one_environment_share_it_and_a_cancel_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    """Two makers of the same archive wait for each other (one makes it, one reuses it);
+    files are readable by the image's user whatever the umask; a cancel leaves no folder."""
+    import tarfile
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from jupyter_sparkserve.containers import environment
+    from jupyter_sparkserve.errors import Cancelled
+
+    cache = tmp_path / "environments"
+    pinned = ["six==1.17.0"]
+    lines: list[str] = []
+    old_umask = os.umask(0o077)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            archives = list(
+                pool.map(
+                    lambda _: environment.prepare(
+                        pinned, cache, site_packages="/opt/x", log=lines.append
+                    ),
+                    range(2),
+                )
+            )
+    finally:
+        os.umask(old_umask)
+    assert archives[0] == archives[1] and archives[0].exists()
+    assert sum(line.startswith("Reusing") for line in lines) == 1
+    assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == [
+        archives[0].parent.name
+    ]
+    with tarfile.open(archives[0]) as archive:
+        members = {member.name: member for member in archive.getmembers()}
+    assert members["six.py"].mode & 0o444 == 0o444 and members["six.py"].uid == 0
+    assert any(name.endswith(".pyc") for name in members)
+
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        environment.prepare(
+            ["six==1.16.0"], cache, site_packages="/opt/x", log=lines.append, cancel=cancel
+        )
+    assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == [
+        archives[0].parent.name
+    ]

@@ -344,6 +344,7 @@ def test_sfdeploy_cells_score_at_the_live_endpoint_until_sfundeploy(
         ("%sfbuild iris --tag Bad:1", "not an image reference"),
         ("%sfk8s iris --autoscale 9-1", "minimum replicas <= maximum replicas"),
         ("%sfk8s iris --namespace Risk", "'namespace' in the Kubernetes settings"),
+        ("%sfk8s iris --cells next-input", "invalid choice: 'next-input'"),
     ],
 )
 def test_misuse_is_a_usage_error_not_a_traceback(

@@ -361,6 +361,16 @@ def test_build_image_and_kubernetes_manifest_from_the_actions_menu(
         page.locator(".jp-Dialog .jp-Dialog-button", has_text="Save").click()
         wait_for_message(page, r"Wrote the manifests of iris:1 to deploy/iris\.yaml")
         assert (tmp_path / "deploy" / "iris.yaml").read_text().strip() == shown.strip()
+        (tmp_path / "deploy" / "iris.yaml").write_text("kept until the user says replace\n")
+        show_manifest()
+        page.locator('.jp-Dialog [data-testid="sparkserve-k8s-path"]').fill("deploy/iris.yaml")
+        page.locator(".jp-Dialog .jp-Dialog-button", has_text="Save").click()
+        page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-warn", has_text="Replace").click()
+        page.wait_for_function("() => !document.querySelector('.jp-Dialog')", timeout=30_000)
+        deadline = time.monotonic() + 30
+        while "kept until" in (tmp_path / "deploy" / "iris.yaml").read_text():
+            assert time.monotonic() < deadline, "Replace did not write the manifests"
+            time.sleep(0.2)
 
         show_manifest()
         page.locator(".jp-Dialog .jp-Dialog-button", has_text="Insert into notebook").click()
