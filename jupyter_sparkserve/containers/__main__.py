@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import urllib.request
 from pathlib import Path
 
 from ..config import ENDPOINT_TOKEN_ENV
-from .context import MODEL_DIR, PORT
+from .layout import MODEL_DIR, PORT
 
 MODEL_DIR_ENV = "SPARKSERVE_MODEL_DIR"
 WORKERS_ENV = "SPARKSERVE_WORKERS"
@@ -128,6 +127,8 @@ def _score_plan(model_dir: Path, plan_file: Path) -> int:
 
 
 def _health() -> int:
+    import urllib.request  # here: `serve` starts without it
+
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{_port()}/ping", timeout=2) as answer:
             return 0 if answer.status == 200 else 1

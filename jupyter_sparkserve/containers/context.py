@@ -29,11 +29,8 @@ from .. import __version__, shapes
 from ..config import BASE_IMAGE_ENV
 from ..errors import InvalidInput
 from . import environment
+from .layout import APP_DIR, MODEL_DIR, PORT, USER_ID
 
-MODEL_DIR = "/opt/ml/model"  # SageMaker's layout; AzureML's custom containers take any
-APP_DIR = "/opt/sparkserve"
-USER_ID = 10001
-PORT = 8080
 DEFAULT_BASE_IMAGE = f"python:{sys.version_info.major}.{sys.version_info.minor}-slim"
 # What `serve` and `score` import besides the model's own requirements.
 SERVING_PACKAGES = (

@@ -20,7 +20,8 @@ import yaml
 from .. import shapes
 from ..config import ENDPOINT_TOKEN_ENV
 from ..errors import InvalidInput
-from .context import PORT, USER_ID, check_image_reference
+from .context import check_image_reference
+from .layout import PORT, USER_ID
 
 PRE_STOP_SECONDS = 5
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")

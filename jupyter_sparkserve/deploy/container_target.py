@@ -16,8 +16,9 @@ from typing import Any
 
 from ..config import BASE_IMAGE_ENV, ENDPOINT_TOKEN_ENV
 from ..containers import engine
-from ..containers.context import DEFAULT_BASE_IMAGE, PORT, ImageSpec, base_image, image_tag
+from ..containers.context import DEFAULT_BASE_IMAGE, ImageSpec, base_image, image_tag
 from ..containers.environment import cache_folder as environment_cache
+from ..containers.layout import PORT
 from ..errors import Conflict, InvalidInput
 from ..options import Option
 from ..snippets import Snippet
