@@ -41,7 +41,11 @@ def container_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     given = os.environ.get("DOCKER_HOST")
     if given and availability().usable:
-        yield given
+        before = _image_ids()
+        try:
+            yield given
+        finally:
+            _remove_images_made_since(before)
         return
     podman = shutil.which("podman")
     require_component("Podman", podman is not None, "apt-get install podman runc (.ci/run does)")
@@ -73,7 +77,11 @@ def container_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             assert service.poll() is None, (folder / "service.log").read_text()
             assert time.monotonic() < deadline, availability().detail
             time.sleep(0.2)
-        yield os.environ["DOCKER_HOST"]
+        before = _image_ids()
+        try:
+            yield os.environ["DOCKER_HOST"]
+        finally:
+            _remove_images_made_since(before)
     finally:
         service.terminate()
         service.wait(timeout=30)
@@ -82,6 +90,40 @@ def container_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def _image_ids() -> set[str]:
+    from jupyter_sparkserve.containers.engine import client
+
+    engine = client()
+    try:
+        return {image.id for image in engine.images.list(all=True)}
+    finally:
+        engine.close()
+
+
+def _remove_images_made_since(before: set[str]) -> None:
+    """Every image the session built goes with it (the base image stays, cached): a suite
+    builds about forty images of ~700 MB, and repeated runs once filled CI's disk."""
+    from jupyter_sparkserve.containers.engine import client
+
+    engine = client(timeout=300)
+    try:
+        kept = set(before)
+        for image in engine.images.list(all=True):
+            if any(tag.startswith((BASE_IMAGE, "localhost/podman-pause")) for tag in image.tags):
+                kept.add(image.id)
+        for container in engine.containers.list(all=True):
+            if container.attrs.get("ImageID", container.attrs.get("Image")) not in kept:
+                container.remove(force=True)
+        for image_id in _image_ids() - kept:
+            try:
+                engine.images.remove(image_id, force=True)
+            except Exception:  # already gone with a parent removed just before
+                continue
+        engine.images.prune()
+    finally:
+        engine.close()
 
 
 @pytest.fixture(scope="session")

@@ -239,3 +239,20 @@ def test_two_builds_of_one_environment_share_it_and_a_cancel_leaves_nothing(
     assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == [
         archives[0].parent.name
     ]
+
+
+def test_the_environment_cache_keeps_only_the_archives_used_last(tmp_path: Path) -> None:
+    """Old archives go when a new one is made: the newest few and any used within the hour
+    stay, so a machine that builds often does not fill its disk (CI once did)."""
+    from jupyter_sparkserve.containers import environment
+
+    now = time.time()
+    ages_in_days = {"a": 30, "b": 20, "c": 10, "d": 5, "e": 1, "f": 0.01}
+    for name, days in ages_in_days.items():
+        (tmp_path / name).mkdir()
+        marker = tmp_path / name / ".complete"
+        marker.write_text("")
+        os.utime(marker, (now - days * 86400, now - days * 86400))
+    removed = environment.evict(tmp_path, keep=tmp_path / "a", kept=2)
+    assert sorted(p.name for p in removed) == ["b", "c", "d"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "e", "f"]

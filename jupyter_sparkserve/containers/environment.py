@@ -13,6 +13,7 @@ Python and platform; two builds of the same set wait for each other on a lock.
 from __future__ import annotations
 
 import ast
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -23,6 +24,7 @@ import sys
 import tarfile
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,6 +78,7 @@ def prepare(
     with _locked(cache / f".{key}.lock"):
         if (folder / ".complete").exists():
             log(f"Reusing the environment in {folder}")
+            (folder / ".complete").touch()  # its time is when it was last used
             return folder / ARCHIVE
         partial = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=cache))
         try:
@@ -84,7 +87,28 @@ def prepare(
             partial.rename(folder)
         finally:
             shutil.rmtree(partial, ignore_errors=True)
+    evict(cache, keep=folder)
     return folder / ARCHIVE
+
+
+KEPT_ARCHIVES = 4  # each is a few hundred MB
+IN_USE_SECONDS = 3600  # an archive used this recently may be on its way into a context
+
+
+def evict(cache: Path, *, keep: Path, kept: int = KEPT_ARCHIVES) -> list[Path]:
+    """Remove the archives used least recently beyond the `kept` newest (never `keep`, nor
+    one used within the hour), so that the cache does not grow with every requirement set."""
+    complete = []
+    for marker in cache.glob("*/.complete"):
+        with contextlib.suppress(OSError):
+            complete.append((marker.stat().st_mtime, marker.parent))
+    complete.sort(reverse=True)
+    removed = []
+    for used, folder in complete[kept:]:
+        if folder != keep and time.time() - used > IN_USE_SECONDS:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def _make(
