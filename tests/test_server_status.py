@@ -10,8 +10,8 @@ import pytest
 from _api import Api, api_fixture, server_config  # noqa: F401 (fixtures)
 
 from jupyter_sparkserve import __version__
-from jupyter_sparkserve.deploy.planned import aws_credentials as sagemaker_status
 from jupyter_sparkserve.deploy.planned import azureml_workspace as azureml_status
+from jupyter_sparkserve.deploy.sagemaker_target import SageMakerTarget
 from jupyter_sparkserve.deploy.targets import targets_status
 from jupyter_sparkserve.repository import ModelRepository
 from jupyter_sparkserve.repository import database as db
@@ -68,7 +68,9 @@ def test_azureml_needs_its_workspace_variables() -> None:
 
 
 def test_aws_credentials_are_looked_up_without_the_network(monkeypatch, tmp_path) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+    sagemaker_status = SageMakerTarget().check
+    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+    for name in (*names, "AWS_REGION", "AWS_DEFAULT_REGION", "SPARKSERVE_SAGEMAKER_ROLE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
@@ -79,7 +81,11 @@ def test_aws_credentials_are_looked_up_without_the_network(monkeypatch, tmp_path
     assert not sagemaker_status().usable  # and no instance-role probe: it answers at once
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
-    assert sagemaker_status().usable
+    assert "no region: set AWS_DEFAULT_REGION" in sagemaker_status().detail
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    found = sagemaker_status()
+    assert found.usable and "(eu-west-1)" in found.detail
+    assert "Give a role when deploying (or set $SPARKSERVE_SAGEMAKER_ROLE)" in found.detail
 
 
 def test_all_targets_are_checked() -> None:

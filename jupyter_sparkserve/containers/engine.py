@@ -159,14 +159,38 @@ def split_tag(tag: str) -> tuple[str, str]:
     return repository, version
 
 
-def push_image(tag: str, log: Callable[[str], None] = lambda _line: None) -> str:
-    """Push `tag` (REGISTRY/REPOSITORY:TAG) with the engine's credentials for that registry;
-    the pushed image as `REPOSITORY@sha256:...`, to pull exactly this image by."""
+def tag_image(source: str, target: str) -> None:
+    """Give the engine's image `source` the name `target` too (REPOSITORY:TAG)."""
+    repository, version = split_tag(target)
+    engine = client()
+    try:
+        if not engine.images.get(source).tag(repository, tag=version):
+            raise ImageBuildError(f"The engine could not tag {source} as {target}.")
+    except SparkserveError:
+        raise
+    except Exception as error:
+        raise ImageBuildError(f"Tagging {source} as {target} failed: {error}") from error
+    finally:
+        engine.close()
+
+
+def push_image(
+    tag: str,
+    log: Callable[[str], None] = lambda _line: None,
+    *,
+    auth_config: Mapping[str, str] | None = None,
+) -> str:
+    """Push `tag` (REGISTRY/REPOSITORY:TAG) with `auth_config` (a registry's short-lived
+    token, never logged), else the engine's credentials for that registry; the pushed image
+    as `REPOSITORY@sha256:...`, to pull exactly this image by."""
     repository, version = split_tag(tag)
     engine = client()
     digest = ""
+    auth = dict(auth_config) if auth_config else None
     try:
-        for chunk in engine.images.push(repository, tag=version, stream=True, decode=True):
+        for chunk in engine.images.push(
+            repository, tag=version, stream=True, decode=True, auth_config=auth
+        ):
             if "error" in chunk:
                 raise ImageBuildError(f"Pushing {tag} failed: {chunk['error'].strip()}")
             if chunk.get("status") and not chunk.get("progressDetail"):

@@ -30,6 +30,12 @@ READY_TIMEOUT_SECONDS = 120.0
 STOP_TIMEOUT_SECONDS = 10
 LOG_TAIL_LINES = 20
 DEPLOYMENT_LABEL = "io.sparkserve.deployment"
+BASE_IMAGE_OPTION = Option(
+    "base_image",
+    "string",
+    f"The image to build on (default: ${BASE_IMAGE_ENV}, else {DEFAULT_BASE_IMAGE}).",
+    env=BASE_IMAGE_ENV,
+)
 
 
 class ContainerTarget(DeploymentTarget):
@@ -38,12 +44,7 @@ class ContainerTarget(DeploymentTarget):
     options = (
         *ENDPOINT_OPTIONS,
         Option("image", "string", "An image to run (default: build one for this version)."),
-        Option(
-            "base_image",
-            "string",
-            f"The image to build on (default: ${BASE_IMAGE_ENV}, else {DEFAULT_BASE_IMAGE}).",
-            env=BASE_IMAGE_ENV,
-        ),
+        BASE_IMAGE_OPTION,
     )
 
     def check(self) -> Availability:
@@ -56,7 +57,7 @@ class ContainerTarget(DeploymentTarget):
         if options["port"] and port_in_use(host, port):
             raise Conflict(f"Port {port} on {host} is already in use; choose another port.")
         log_file = request.workdir / "log"
-        image = options["image"] or self._build(request, log_file)
+        image = options["image"] or build_deployment_image(request, log_file)
         environment = {ENDPOINT_TOKEN_ENV: options["token"]} if options["token"] else {}
         client = engine.client()
         try:
@@ -135,26 +136,6 @@ class ContainerTarget(DeploymentTarget):
             shown.append(("token", f"required (${ENDPOINT_TOKEN_ENV})"))
         return shown
 
-    def _build(self, request: StartRequest, log_file: Path) -> str:
-        if not request.ref or ":" not in request.ref:
-            raise InvalidInput("Building an image needs the version's NAME:VERSION.")
-        name, _, version = request.ref.partition(":")
-        spec = ImageSpec(
-            request.ref,
-            request.model_dir,
-            image_tag(name, int(version)),
-            base_image(request.options["base_image"]),
-        )
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        with log_file.open("a") as log:
-
-            def write(line: str) -> None:
-                log.write(line + "\n")
-                log.flush()
-
-            built = engine.build_image(spec, environment_cache=environment_cache(), log=write)
-        return built.tag
-
     def _wait_ready(self, details: dict[str, Any]) -> str | None:
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while True:
@@ -166,6 +147,29 @@ class ContainerTarget(DeploymentTarget):
             if time.monotonic() > deadline:
                 return f"did not answer /ping within {READY_TIMEOUT_SECONDS:g} s"
             time.sleep(0.2)
+
+
+def build_deployment_image(request: StartRequest, log_file: Path) -> str:
+    """The deployment's image, built from the fetched model on `options["base_image"]`
+    (every layer but the model's cached from earlier builds), its log in `log_file`; the tag."""
+    if not request.ref or ":" not in request.ref:
+        raise InvalidInput("Building an image needs the version's NAME:VERSION.")
+    name, _, version = request.ref.partition(":")
+    spec = ImageSpec(
+        request.ref,
+        request.model_dir,
+        image_tag(name, int(version)),
+        base_image(request.options.get("base_image")),
+    )
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("a") as log:
+
+        def write(line: str) -> None:
+            log.write(line + "\n")
+            log.flush()
+
+        built = engine.build_image(spec, environment_cache=environment_cache(), log=write)
+    return built.tag
 
 
 def _log_tail(container_id: str) -> str:

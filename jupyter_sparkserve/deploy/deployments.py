@@ -26,11 +26,8 @@ from ..repository import ModelRef, ModelRepository, ModelVersion
 from ..repository import database as db
 from . import tables
 from .mlflow import MlflowRegistry
-from .targets import StartRequest, get_target, targets
+from .targets import DeploymentTarget, StartRequest, get_target, targets
 
-# Longer than any start takes (the endpoint has 120 s to answer /ping): a row still
-# 'starting' after this belongs to a deploy whose process died.
-STARTING_LIMIT_SECONDS = 600
 table = tables.deployments
 
 
@@ -208,7 +205,7 @@ class Deployments:
         """The deployment as it is now: a running one whose endpoint died becomes failed."""
         deployment = self._read(deployment_id)
         age = (db.utcnow() - deployment.updated_at).total_seconds()
-        if deployment.status == "starting" and age > STARTING_LIMIT_SECONDS:
+        if deployment.status == "starting" and age > _start_limit(deployment.target):
             return self._update(
                 deployment_id,
                 status="failed",
@@ -308,6 +305,12 @@ class Deployments:
             created_at=db.as_utc(row.created_at),
             updated_at=db.as_utc(row.updated_at),
         )
+
+
+def _start_limit(target: str) -> float:
+    """How long the target may take to start (longer than any start of it takes)."""
+    found = targets().get(target)
+    return found.start_limit_seconds if found is not None else DeploymentTarget.start_limit_seconds
 
 
 def _active(model_id: int, version: int) -> Any:

@@ -65,6 +65,8 @@ class DeploymentTarget(ABC):
     name: ClassVar[str]
     title: ClassVar[str]  # a few words for menus and dialogs
     options: ClassVar[tuple[Option, ...]] = ()
+    # A deployment still starting after this belongs to a deploy whose process died.
+    start_limit_seconds: ClassVar[float] = 600.0
 
     @abstractmethod
     def check(self) -> Availability:
