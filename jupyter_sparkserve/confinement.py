@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InvalidInput, remedy
+from .files import uri_scheme
 from .repository import ModelRef
 from .workflows.definitions import WorkflowSpec, template_variables
 
@@ -37,7 +38,8 @@ class Confinement:
         changes: dict[str, object] = {}
         for what in ("input", "output"):
             text = getattr(spec, what)
-            if not template_variables(text, what):
+            # A URI (s3://) is no file here: the engine that takes it reads or writes it.
+            if not template_variables(text, what) and uri_scheme(text) is None:
                 changes[what] = self.path(text, what, pattern=what == "input")
         model = ModelRef.parse(spec.model) if not template_variables(spec.model, "model") else None
         if model is not None and not model.in_repository and "://" not in str(model.uri):

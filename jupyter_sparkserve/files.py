@@ -1,10 +1,20 @@
-"""Writing a user's file whole or not at all."""
+"""Writing a user's file whole or not at all; telling a URI from a path."""
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
+
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def uri_scheme(text: str) -> str | None:
+    """The scheme of a URI such as s3://bucket/key (`s3`); None for a path (file:// too)."""
+    found = _URI.match(text)
+    scheme = found.group(0)[:-3].lower() if found else None
+    return None if scheme == "file" else scheme
 
 
 def write_atomically(path: Path, text: str) -> None:

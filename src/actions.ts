@@ -71,8 +71,8 @@ async function register(target: IActionTarget, context: IActionContext, again: b
   await context.changed();
 }
 
-async function deploy(target: IActionTarget, context: IActionContext) {
-  const choice = await deployDialog(target.ref, await context.targets());
+async function deploy(target: IActionTarget, context: IActionContext, deployTo?: string) {
+  const choice = await deployDialog(target.ref, await context.targets(), deployTo);
   if (choice === null) {
     return;
   }
@@ -211,7 +211,10 @@ async function remove(target: IActionTarget, context: IActionContext) {
   await context.changed();
 }
 
-const HANDLERS: Record<string, (target: IActionTarget, context: IActionContext) => Promise<void>> =
+const HANDLERS: Record<
+  string,
+  (target: IActionTarget, context: IActionContext, deployTo?: string) => Promise<void>
+> =
   {
     register: (target, context) => register(target, context, false),
     reregister: (target, context) => register(target, context, true),
@@ -228,7 +231,8 @@ const HANDLERS: Record<string, (target: IActionTarget, context: IActionContext) 
 export async function runAction(
   action: string,
   target: IActionTarget,
-  context: IActionContext
+  context: IActionContext,
+  deployTo?: string
 ): Promise<void> {
   const handler = HANDLERS[action];
   if (handler === undefined) {
@@ -236,7 +240,7 @@ export async function runAction(
     return;
   }
   try {
-    await handler(target, context);
+    await handler(target, context, deployTo);
   } catch (error) {
     const remedy = error instanceof ApiError ? remedyButton(error.remedy, context) : undefined;
     context.say('error', `${target.ref}: ${errorMessage(error)}`, remedy);

@@ -1,7 +1,9 @@
 import { CommandRegistry } from '@lumino/commands';
 import { ReadonlyJSONObject } from '@lumino/coreutils';
+import { h, VirtualElement } from '@lumino/virtualdom';
 import { Menu } from '@lumino/widgets';
 
+import { ITargetStatus } from './api';
 import { IActionTarget } from './modelList';
 
 /** Menu labels of the actions the API may list; an unknown one shows under its own name. */
@@ -17,7 +19,17 @@ export const ACTION_LABELS: Readonly<Record<string, string>> = {
   delete: 'Delete…'
 };
 
-export type ActionHandler = (action: string, target: IActionTarget) => void;
+/** `deployTo`: the target chosen from its own menu item ("Deploy to SageMaker…"). */
+/** Lumino's menu items, with their caption as a tooltip: a greyed item says why. */
+class CaptionedItems extends Menu.Renderer {
+  renderItem(data: Menu.IRenderData): VirtualElement {
+    const item = super.renderItem(data);
+    const caption = data.item.caption;
+    return caption ? h.li({ ...item.attrs, title: caption }, ...item.children) : item;
+  }
+}
+
+export type ActionHandler = (action: string, target: IActionTarget, deployTo?: string) => void;
 
 /** The command id of an action: its `data-command` in the menu's DOM. */
 export function actionCommand(action: string): string {
@@ -33,10 +45,20 @@ export class ActionsMenu {
     this._handler = handler;
   }
 
-  /** Open the menu of `target` under `anchor`. */
-  open(target: IActionTarget, anchor: HTMLElement): void {
+  /**
+   * Open the menu of `target` under `anchor`. Where the version offers Deploy, the targets
+   * that have a menu label get their own item after it, greyed with the reason when the
+   * target is not usable here (`status` says both; a Lumino menu cannot grow once open, so
+   * it opens when `targets` is known, at once after the sidebar's first `status`).
+   */
+  async open(
+    target: IActionTarget,
+    anchor: HTMLElement,
+    targets: Promise<ITargetStatus[]> = Promise.resolve([])
+  ): Promise<void> {
     this._menu?.close();
-    const menu = new Menu({ commands: this._commands });
+    const found = target.actions.includes('deploy') ? await targets : [];
+    const menu = new Menu({ commands: this._commands, renderer: new CaptionedItems() });
     menu.addClass('jp-SparkserveActionsMenu');
     menu.node.dataset.testid = 'sparkserve-actions-menu';
     menu.node.dataset.ref = target.ref;
@@ -44,6 +66,11 @@ export class ActionsMenu {
     const args: ReadonlyJSONObject = { ...target };
     for (const action of target.actions) {
       menu.addItem({ command: this._ensureCommand(action), args });
+      if (action === 'deploy') {
+        for (const status of found.filter(candidate => candidate.menu_label)) {
+          menu.addItem({ command: this._ensureDeployTo(status), args });
+        }
+      }
     }
     if (target.actions.length === 0) {
       menu.addItem({ command: this._ensureCommand('none'), args });
@@ -79,6 +106,27 @@ export class ActionsMenu {
     return id;
   }
 
+  private _ensureDeployTo(status: ITargetStatus): string {
+    const id = `${actionCommand('deploy')}-to-${status.target}`;
+    this._deployTo.set(id, status); // the command reads the latest status
+
+    if (!this._commands.hasCommand(id)) {
+      this._commands.addCommand(id, {
+        label: () => this._deployTo.get(id)?.menu_label ?? status.menu_label,
+        caption: () => {
+          const now = this._deployTo.get(id);
+          return now && !now.usable ? now.detail : '';
+        },
+        isEnabled: () => this._deployTo.get(id)?.usable ?? false,
+        dataset: { action: 'deploy', target: status.target },
+        execute: args =>
+          this._handler('deploy', args as unknown as IActionTarget, status.target)
+      });
+    }
+    return id;
+  }
+
+  private _deployTo = new Map<string, ITargetStatus>();
   private _commands = new CommandRegistry();
   private _handler: ActionHandler;
   private _menu: Menu | null = null;

@@ -91,7 +91,8 @@ function optionField(target: string, option: ITargetOption): [HTMLElement, () =>
  */
 export async function deployDialog(
   ref: string,
-  targets: ITargetStatus[]
+  targets: ITargetStatus[],
+  chosen?: string
 ): Promise<IDeployChoice | null> {
   const target = select('deploy-target');
   const detail = el('span', {
@@ -108,9 +109,11 @@ export async function deployDialog(
     option.disabled = !status.usable;
     target.append(option);
   }
-  const firstUsable = targets.find(status => status.usable);
-  if (firstUsable) {
-    target.value = firstUsable.target;
+  const preferred =
+    targets.find(status => status.usable && status.target === chosen) ??
+    targets.find(status => status.usable);
+  if (preferred) {
+    target.value = preferred.target;
   }
   const unusable = targets.filter(status => !status.usable);
   const notes = unusable.map(status => el('li', { text: `${status.target}: ${status.detail}` }));
@@ -148,7 +151,7 @@ export async function deployDialog(
     optionsBox
   );
   const result = await showDialog<IDeployChoice>({
-    title: `Deploy ${ref}`,
+    title: `Deploy ${ref}${chosen ? ` to ${targets.find(s => s.target === chosen)?.title ?? chosen}` : ''}`,
     body,
     buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Deploy' })]
   });

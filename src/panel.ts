@@ -63,9 +63,16 @@ export class SparkservePanel extends Widget {
       attrs: { role: 'status', 'aria-live': 'polite' }
     });
     this._message.hidden = true;
-    this._menu = new ActionsMenu((action, target) => void runAction(action, target, this._context));
+    this._menu = new ActionsMenu(
+      (action, target, deployTo) => void runAction(action, target, this._context, deployTo)
+    );
     this._models = new ModelList({
-      onActions: (target, anchor) => this._menu.open(target, anchor),
+      onActions: (target, anchor) =>
+        void this._menu.open(
+          target,
+          anchor,
+          this._targets().catch(() => [])
+        ),
       onError: message => this._setError('models', message)
     });
     this._jobs = new JobsView({ onError: message => this._setError('jobs', message) });

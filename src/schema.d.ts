@@ -848,6 +848,8 @@ export interface components {
             usable: boolean;
             /** @description Why not */
             detail: string;
+            /** @description The target's own item in a version's Actions menu, next to Deploy ("Deploy to SageMaker…"), greyed with `detail` when not usable; empty: only in Deploy's dialog. */
+            menu_label: string;
             /** @description The options Deploy takes for this target (the dialog's fields). */
             options: components["schemas"]["TargetOption"][];
         };

@@ -44,6 +44,7 @@ class Aws:
     url: str  # AWS_ENDPOINT_URL: the proxy
     moto_url: str
     rules: dict[str, Rule] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)  # every operation asked, in order
 
     def client(self, service: str) -> Any:
         import boto3
@@ -84,7 +85,9 @@ class _Forward(BaseHTTPRequestHandler):
     def _forward(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        rule = self.aws.rules.get(self.headers.get("X-Amz-Target", ""))
+        operation = self.headers.get("X-Amz-Target", "")
+        self.aws.calls.append(operation)
+        rule = self.aws.rules.get(operation)
         if isinstance(rule, tuple):
             self._reply(rule[0], json.dumps(rule[1]).encode(), "application/x-amz-json-1.1")
             return

@@ -56,8 +56,16 @@ def test_schemathesis_finds_nothing(tmp_path: Path, home: Path, iris, iris_model
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}",
         *(["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []),
     ]  # fmt: skip
-    # No container engine: a fuzzed image build would be a real one (minutes, disk).
-    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
+    # No container engine and no cloud: a fuzzed image build or SageMaker deploy would be a
+    # real one (minutes, disk, a developer's AWS account).
+    env = {
+        **os.environ,
+        "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_ACCESS_KEY_ID": "none",
+        "AWS_SECRET_ACCESS_KEY": "none",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }
     with log.open("wb") as output:
         server = subprocess.Popen(
             command, stdout=output, stderr=subprocess.STDOUT, cwd=tmp_path, env=env

@@ -10,26 +10,44 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 import requests
-from _aws import ECR_HOST, SECRET_KEY, Aws
+from _aws import ECR_HOST, REGION, SECRET_KEY, Aws
 from _aws import aws as aws
 from _aws import ecr_registry as ecr_registry
 from _containers import base_image as base_image
 from _containers import container_engine as container_engine
 from _endpoint_helpers import free_port
+from _files import wait_until
+from _lab import (
+    SIDEBAR_TAB,
+    open_lab,
+    our_errors,
+    our_tracebacks,
+    put_notebook,
+    run_cell,
+    screenshot,
+    start_lab,
+    stop_lab,
+)
+from _lab import browser as browser
 from conftest import FAST_SAVE
+from test_magics import start_kernel
 
+from jupyter_sparkserve.cells import CELLS_MIME_TYPE
+from jupyter_sparkserve.clouds.sagemaker import ROLE_ENV, resource_name
 from jupyter_sparkserve.config import Settings
 from jupyter_sparkserve.containers.engine import client
 from jupyter_sparkserve.deploy.deployments import Deployments
-from jupyter_sparkserve.deploy.sagemaker_target import resource_name
+from jupyter_sparkserve.deploy.mlflow import MlflowRegistry
 from jupyter_sparkserve.lifecycle import deployment_snippets
 from jupyter_sparkserve.repository import ModelRepository
+from jupyter_sparkserve.workflows import JobRunner, WorkflowSpec
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -65,21 +83,19 @@ def _example(repository: ModelRepository) -> dict[str, Any]:
     return {"columns": example["columns"], "data": example["data"]}
 
 
-def _run_as_sagemaker_does(image: str) -> tuple[Any, str]:
-    """`docker run IMAGE serve` with port 8080 published and SageMaker's variables; the
-    container and its URL."""
+def _run_as_sagemaker_does(image: str, **environment: str) -> tuple[Any, str]:
+    """`docker run IMAGE serve` with port 8080 published and SageMaker's variables (and
+    `environment`, a model's or a transform job's); the container and its URL."""
     engine = client()
     port = free_port()
+    sagemaker = {"SAGEMAKER_BIND_TO_PORT": "8080", "SAGEMAKER_SAFE_PORT_RANGE": "8080-8090"}
     try:
         container = engine.containers.run(
             image,
             command=["serve"],
             detach=True,
             ports={"8080/tcp": ("127.0.0.1", port)},
-            environment={
-                "SAGEMAKER_BIND_TO_PORT": "8080",
-                "SAGEMAKER_SAFE_PORT_RANGE": "8080-8090",
-            },
+            environment={**sagemaker, **environment},
         )
     finally:
         engine.close()
@@ -140,6 +156,36 @@ def test_deploy_pushes_to_ecr_creates_the_endpoint_and_undeploy_leaves_nothing(
         )
         assert answer.json() == {"predictions": expected}
         served = answer.text
+    finally:
+        container.remove(force=True)
+
+    # Run as a transform job runs it: it answers /execution-parameters, and a mini-batch of
+    # headerless CSV or JSON lines with one line per line, in order.
+    container, url = _run_as_sagemaker_does(pulled.id, SPARKSERVE_TRANSFORM="1")
+    try:
+        parameters = requests.get(f"{url}/execution-parameters", timeout=10).json()
+        assert parameters == {
+            "MaxConcurrentTransforms": 1, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 6
+        }  # fmt: skip
+        lines = pd.DataFrame(**rows).to_csv(index=False, header=False)
+        answer = requests.post(
+            f"{url}/invocations", data=lines, headers={"Content-Type": "text/csv"}, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.text.splitlines() == [str(value) for value in expected]
+        header_first = pd.DataFrame(**rows).to_csv(index=False)  # an object's first batch
+        answer = requests.post(
+            f"{url}/invocations", data=header_first, headers={"Content-Type": "text/csv"}
+        )
+        assert answer.text.splitlines() == [str(value) for value in expected]
+        records = pd.DataFrame(**rows).to_json(orient="records", lines=True)
+        answer = requests.post(
+            f"{url}/invocations",
+            data=records,
+            headers={"Content-Type": "application/jsonlines"},
+            timeout=30,
+        )
+        assert [json.loads(line) for line in answer.text.splitlines()] == expected
     finally:
         container.remove(force=True)
 
@@ -225,3 +271,212 @@ def test_a_deploy_without_a_role_is_refused_saying_where_to_give_it(
             "iris:1", "sagemaker", {"image": f"{ECR_HOST}/x:1"}, register=True
         )
     assert aws.sagemaker_resources() == {"models": [], "configs": [], "endpoints": []}
+
+
+def _bundle(reply: dict[str, list]) -> dict[str, Any]:
+    (data,) = [data for data in reply["display"] if CELLS_MIME_TYPE in data]
+    return data[CELLS_MIME_TYPE]
+
+
+def test_sfdeploy_to_sagemaker_inserts_cells_that_run_and_sfundeploy_deletes_it(
+    aws: Aws, role: str, home: Path, tmp_path: Path, iris, iris_model,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    repository = ModelRepository(Settings.from_env())
+    repository.save(iris_model, "iris", input_example=iris[0].head(3), **FAST_SAVE)
+    expected = repository.load_pyfunc("iris:1").predict(iris[0].head(3)).tolist()
+    aws.answer_invocations_with(json.dumps({"predictions": expected}))
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")  # aws
+    kernel = start_kernel(home, tmp_path)
+    try:
+        image = f"{ECR_HOST}/sparkserve/iris:1"
+        deployed = kernel.ok(
+            f"%sfdeploy iris --register --target sagemaker --role {role} --image {image}"
+        )
+        (deployment,) = Deployments(repository).list(active_only=True)
+        assert deployment.target == "sagemaker" and deployment.status == "running"
+        assert aws.sagemaker_resources()["endpoints"] == ["sparkserve-iris-1"]
+        (shown,) = [data["text/html"] for data in deployed["display"] if "text/html" in data]
+        assert "sparkserve-iris-1" in shown and "ml.m5.large" in shown
+        python_cell, cli_cell = _bundle(deployed)["cells"]
+        assert "invoke_endpoint(" in python_cell["source"]
+        assert cli_cell["source"].startswith("!echo ")
+        assert "aws sagemaker-runtime invoke-endpoint" in cli_cell["source"]
+        answer = kernel.ok(python_cell["source"])
+        assert json.loads("".join(answer["stdout"]).replace("'", '"')) == expected
+        answer = kernel.ok(cli_cell["source"])
+        assert json.loads("".join(answer["stdout"])) == {"predictions": expected}
+        for cell in (python_cell, cli_cell):
+            assert SECRET_KEY not in cell["source"]
+
+        stopped = kernel.ok(f"%sfundeploy {deployment.id}")
+        assert f"Undeployed iris:1 ({deployment.id})" in "".join(stopped["stdout"])
+        assert aws.sagemaker_resources() == {"models": [], "configs": [], "endpoints": []}
+    finally:
+        kernel.close()
+
+
+@pytest.mark.browser
+def test_deploy_to_sagemaker_from_the_actions_menu_then_snippets_and_undeploy(
+    browser, aws: Aws, role: str, home: Path, tmp_path: Path, iris, iris_model,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from test_sidebar import (
+        SLOW,
+        choose,
+        deploy_to_items,
+        model_row,
+        version_row,
+        wait_for_message,
+    )
+
+    repository = ModelRepository(Settings.from_env())
+    repository.save(iris_model, "iris", input_example=iris[0].head(3), **FAST_SAVE)
+    MlflowRegistry(repository).register("iris:1")
+    expected = repository.load_pyfunc("iris:1").predict(iris[0].head(3)).tolist()
+    aws.answer_invocations_with(json.dumps({"predictions": expected}))
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")  # aws
+    lab = start_lab(tmp_path, home)
+    try:
+        put_notebook(lab, "cloud.ipynb", [("first", "print('the snippets go below')")])
+        page, errors = open_lab(browser, lab, "lab/tree/cloud.ipynb")
+        page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
+        page.locator(SIDEBAR_TAB).click()
+        model_row(page, "iris").locator('[data-testid="sparkserve-model-toggle"]').click()
+        version_row(page, "iris:1").locator('[data-testid="sparkserve-actions"]').click()
+        page.locator('.jp-SparkserveActionsMenu li[data-target="azureml"]').wait_for()
+        items = deploy_to_items(page)
+        assert items["sagemaker"] == (True, "")
+        enabled, why = items["azureml"]  # not built yet: greyed, saying so
+        assert not enabled and "not built yet" in why
+        screenshot(page, "sidebar-deploy-to-sagemaker.png")
+        page.locator('.jp-SparkserveActionsMenu li[data-target="sagemaker"]').click()
+        dialog = page.locator(".jp-Dialog")
+        assert "to Amazon SageMaker" in dialog.locator(".jp-Dialog-header").inner_text()
+        target = dialog.locator('[data-testid="sparkserve-deploy-target"]')
+        assert target.input_value() == "sagemaker"
+        dialog.locator('[data-testid="sparkserve-deploy-option-role"]').fill(role)
+        image = f"{ECR_HOST}/sparkserve/iris:1"
+        dialog.locator('[data-testid="sparkserve-deploy-option-image"]').fill(image)
+        dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+        said = wait_for_message(page, r"iris:1 is deployed at https://runtime\.sagemaker\.")
+        assert "endpoint sparkserve-iris-1" in said and "1 x ml.m5.large" in said
+        assert aws.sagemaker_resources()["endpoints"] == ["sparkserve-iris-1"]
+
+        version_row(page, "iris:1").locator('[data-testid="sparkserve-actions"]').click()
+        choose(page, "snippets")
+        snippets = page.locator('.jp-Dialog [data-testid="sparkserve-snippet"]')
+        snippets.first.wait_for()
+        assert "invoke_endpoint(" in snippets.first.inner_text()
+        page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept").click()
+        wait_for_message(page, r"Inserted 2 cells into cloud\.ipynb")
+        cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
+        run_cell(page, cells.nth(1))
+        output = cells.nth(1).locator(".jp-OutputArea-output")
+        output.wait_for(timeout=SLOW)
+        page.wait_for_function(
+            "cell => cell.querySelector('.jp-OutputArea-output').innerText.includes(']')",
+            arg=cells.nth(1).element_handle(),
+        )
+        assert str(expected) in output.inner_text()
+        page.keyboard.press("Shift+Enter")  # the AWS CLI cell
+        output = cells.nth(2).locator(".jp-OutputArea-output")
+        output.wait_for(timeout=SLOW)
+        assert json.loads(output.inner_text()) == {"predictions": expected}
+
+        version_row(page, "iris:1").locator('[data-testid="sparkserve-actions"]').click()
+        choose(page, "undeploy")
+        wait_for_message(page, r"iris:1 is undeployed")
+        assert aws.sagemaker_resources() == {"models": [], "configs": [], "endpoints": []}
+        assert our_errors(errors) == []
+        page.close()
+    finally:
+        for deployment in Deployments(repository).list(active_only=True):
+            Deployments(repository).undeploy(deployment.id)
+        stop_lab(lab)
+    assert our_tracebacks(lab) == []
+
+
+@pytest.fixture
+def s3_input(aws: Aws, iris) -> str:
+    """s3://BUCKET/in/ holding the iris features as headerless CSV (SageMaker's convention)."""
+    s3 = aws.client("s3")
+    bucket = f"sparkserve-tests-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    body = iris[0].head(20).to_csv(index=False, header=False)
+    s3.put_object(Bucket=bucket, Key="in/part-0.csv", Body=body.encode())
+    return f"s3://{bucket}/in/"
+
+
+def _wait_for_job(runner: JobRunner, job_id: str) -> Any:
+    deadline = time.monotonic() + 600
+    job = runner.get(job_id)
+    while job.status in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.3)
+        job = runner.get(job_id)
+    return job
+
+
+def test_a_transform_job_scores_s3_with_sagemakers_settings_and_is_followed_to_the_end(
+    shared_repo: ModelRepository, aws: Aws, role: str, base_image: str, ecr_registry: str,
+    s3_input: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv(ROLE_ENV, role)
+    output = s3_input.replace("/in/", "/out/")
+    runner = JobRunner(shared_repo)
+    spec = WorkflowSpec(model="iris:1", input=s3_input, output=output, engine="sagemaker")
+    job = runner.submit(spec)
+    job = _wait_for_job(runner, job.id)
+    assert job.status == "succeeded", job.error
+    sagemaker = aws.client("sagemaker")
+    jobs = sagemaker.list_transform_jobs()["TransformJobSummaries"]
+    (name,) = [found["TransformJobName"] for found in jobs if job.id in found["TransformJobName"]]
+    described = sagemaker.describe_transform_job(TransformJobName=name)
+    assert described["TransformJobStatus"] == "Completed"
+    assert described["TransformInput"] == {
+        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": s3_input}},
+        "ContentType": "text/csv",
+        "SplitType": "Line",
+        "CompressionType": "None",
+    }
+    assert described["TransformOutput"]["S3OutputPath"] == output
+    assert described["TransformOutput"]["AssembleWith"] == "Line"
+    assert described["TransformOutput"]["Accept"] == "text/csv"
+    assert described["BatchStrategy"] == "MultiRecord"
+    assert described["Environment"] == {"SPARKSERVE_TRANSFORM": "1"}
+    assert described["DataProcessing"]["JoinSource"] == "Input"
+    assert described["TransformResources"]["InstanceType"] == "ml.m5.large"
+    # The model made for the job is gone with it; the image is in ECR.
+    assert aws.sagemaker_resources()["models"] == []
+    assert aws.client("ecr").describe_repositories(repositoryNames=["sparkserve/batch"])
+
+
+def test_cancel_stops_a_running_transform_job(
+    shared_repo: ModelRepository, aws: Aws, role: str, base_image: str, ecr_registry: str,
+    s3_input: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """moto's jobs complete at once and it has no StopTransformJob: the proxy keeps the job
+    InProgress and answers Stop as SageMaker does (then Stopped)."""
+    monkeypatch.setenv(ROLE_ENV, role)
+    stop = "SageMaker.StopTransformJob"
+
+    def running_until_stopped(reply: dict[str, Any]) -> dict[str, Any]:
+        return {**reply, "TransformJobStatus": "Stopped" if stop in aws.calls else "InProgress"}
+
+    aws.rules["SageMaker.DescribeTransformJob"] = running_until_stopped
+    aws.rules[stop] = (200, {})
+    aws.calls.clear()
+    try:
+        runner = JobRunner(shared_repo)
+        output = s3_input.replace("/in/", "/cancelled/")
+        spec = WorkflowSpec(model="iris:1", input=s3_input, output=output, engine="sagemaker")
+        job = runner.submit(spec)
+        wait_until(lambda: runner.get(job.id).status == "running", timeout=300)
+        time.sleep(1.0)  # the job exists now
+        runner.cancel(job.id)
+        job = _wait_for_job(runner, job.id)
+    finally:
+        aws.rules.clear()
+    assert job.status == "cancelled", job.error
+    assert aws.calls.count(stop) == 1
+    assert aws.sagemaker_resources()["models"] == []

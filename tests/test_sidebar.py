@@ -53,7 +53,8 @@ def version_row(page: Any, ref: str) -> Any:
 
 
 def open_actions(page: Any, ref: str) -> list[str]:
-    """Open the Actions menu of version `ref`; the actions of its enabled items, in order."""
+    """Open the Actions menu of version `ref`; the actions of its enabled items, in order
+    (a target's own "Deploy to ..." item is the Deploy action: see `deploy_to_items`)."""
     version_row(page, ref).locator('[data-testid="sparkserve-actions"]').click()
     menu = page.locator(MENU)
     menu.wait_for()
@@ -62,9 +63,19 @@ def open_actions(page: Any, ref: str) -> list[str]:
         item.get_attribute("data-command").removeprefix("sparkserve:")
         for item in items.all()
         if "lm-mod-disabled" not in (item.get_attribute("class") or "")
+        and not item.get_attribute("data-target")
     ]
     assert enabled, "an Actions menu without an enabled item"
     return enabled
+
+
+def deploy_to_items(page: Any) -> dict[str, tuple[bool, str]]:
+    """The open menu's "Deploy to ..." items: target -> (enabled, tooltip)."""
+    found = {}
+    for item in page.locator(f"{MENU} li.lm-Menu-item[data-target]").all():
+        enabled = "lm-mod-disabled" not in (item.get_attribute("class") or "")
+        found[item.get_attribute("data-target")] = (enabled, item.get_attribute("title") or "")
+    return found
 
 
 def choose(page: Any, action: str) -> None:

@@ -4,7 +4,9 @@
 SAGEMAKER_BIND_TO_PORT, `/ping` and `/invocations`, the model at /opt/ml/model) and suits
 AzureML's custom containers (liveness and readiness on `/ping`, scoring on `/invocations`).
 It binds 0.0.0.0 (inside a container only the published port reaches it); SIGTERM lets the
-requests in flight finish, then exits 0. `score` runs the same batch engine as
+requests in flight finish, then exits 0. Started for a SageMaker transform job
+(SPARKSERVE_TRANSFORM=1), it also answers `/execution-parameters` and reads headerless CSV and
+JSON Lines mini-batches (`scoring.transform`). `score` runs the same batch engine as
 `sparkserve score` on mounted files.
 """
 
@@ -53,12 +55,14 @@ def _port() -> int:
 
 def _serve(model_dir: Path) -> int:
     from ..scoring.server import EndpointConfig, serve
+    from ..scoring.transform import TRANSFORM_ENV
 
     workers = int(os.environ.get(WORKERS_ENV) or 1)
     token = os.environ.get(ENDPOINT_TOKEN_ENV) or None
     print(f"Serving {model_dir} on 0.0.0.0:{_port()} ({workers} worker(s))", file=sys.stderr)
+    transform = os.environ.get(TRANSFORM_ENV, "").lower() in ("1", "true", "yes")
     serve(
-        EndpointConfig(model_path=str(model_dir)),
+        EndpointConfig(model_path=str(model_dir), transform=transform, workers=workers),
         host="0.0.0.0",  # inside a container: only the published port reaches it
         port=_port(),
         workers=workers,

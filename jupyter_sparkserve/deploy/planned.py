@@ -31,6 +31,7 @@ class PlannedTarget:
     name: str
     title: str
     probe: Callable[[], Availability]
+    menu_label: str = ""
 
     def check(self) -> Availability:
         """Never usable: what the machine has, after saying it is not built yet."""
@@ -38,5 +39,5 @@ class PlannedTarget:
 
 
 PLANNED = (
-    PlannedTarget("azureml", "Azure Machine Learning", azureml_workspace),
+    PlannedTarget("azureml", "Azure Machine Learning", azureml_workspace, "Deploy to AzureML…"),
 )

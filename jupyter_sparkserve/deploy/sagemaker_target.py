@@ -16,13 +16,24 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..clouds import aws
+from ..clouds.sagemaker import (
+    DEFAULT_INSTANCE_TYPE,
+    INSTANCE_TYPE_ENV,
+    ROLE_ENV,
+    ROLE_HINT,
+    check_name,
+    describe_endpoint,
+    gone,
+    refused,
+    resource_name,
+    role_from_env,
+)
 from ..errors import Conflict, InvalidInput
 from ..options import Option
 from ..snippets import Snippet, example_rows
@@ -30,20 +41,14 @@ from .container_target import BASE_IMAGE_OPTION, build_deployment_image
 from .local import EndpointFailed
 from .targets import Availability, DeploymentTarget, Started, StartRequest, TargetState
 
-ROLE_ENV = "SPARKSERVE_SAGEMAKER_ROLE"
-INSTANCE_TYPE_ENV = "SPARKSERVE_SAGEMAKER_INSTANCE_TYPE"
 VARIANT = "AllTraffic"
 SERVING_STATUSES = ("InService", "Updating", "SystemUpdating", "RollingBack")
-_NAME_LIMIT = 63  # SageMaker's names: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}
-_ROLE_HINT = (
-    f"Check the execution role (--role, or ${ROLE_ENV}): it must exist and trust "
-    "sagemaker.amazonaws.com."
-)
 
 
 class SageMakerTarget(DeploymentTarget):
     name = "sagemaker"
     title = "Amazon SageMaker"
+    menu_label = "Deploy to SageMaker…"
     start_limit_seconds = 3 * 3600.0  # an endpoint takes minutes; the wait is an option
     options = (
         Option(
@@ -58,7 +63,7 @@ class SageMakerTarget(DeploymentTarget):
             "instance_type",
             "string",
             "The instance type that serves it.",
-            default="ml.m5.large",
+            default=DEFAULT_INSTANCE_TYPE,
             env=INSTANCE_TYPE_ENV,
         ),
         Option("instance_count", "integer", "How many instances serve it.", default=1),
@@ -83,21 +88,17 @@ class SageMakerTarget(DeploymentTarget):
 
     def start(self, request: StartRequest) -> Started:
         options = request.options
-        role = options["role"] or os.environ.get(ROLE_ENV, "")
-        if not role.strip():
-            raise InvalidInput(
-                f"SageMaker needs an execution role: give --role or set ${ROLE_ENV}."
-            )
+        role = role_from_env(options["role"])
         if options["instance_count"] < 1:
             raise InvalidInput("instance_count must be at least 1.")
         log_file = request.workdir / "log"
         log = _appender(log_file)
         region = options["region"] or None
         endpoint = options["endpoint_name"] or resource_name("sparkserve", request.ref)
-        _check_name(endpoint)
+        check_name(endpoint)
         image = options["image"] or self._push(request, log_file, region, log)
         sagemaker = aws.client("sagemaker", region)
-        if _describe(sagemaker, endpoint) is not None:
+        if describe_endpoint(sagemaker, endpoint) is not None:
             raise Conflict(
                 f"A SageMaker endpoint named {endpoint} already exists: undeploy it, or choose "
                 "another --endpoint-name."
@@ -136,14 +137,14 @@ class SageMakerTarget(DeploymentTarget):
             try:
                 getattr(sagemaker, call)(**{parameter: details[key]})
             except Exception as error:
-                if not _gone(error):
+                if not gone(error):
                     raise EndpointFailed(
                         f"SageMaker did not delete {details[key]}: {aws.said(error)}"
                     ) from error
 
     def state(self, details: dict[str, Any]) -> TargetState:
         try:
-            described = _describe(
+            described = describe_endpoint(
                 aws.client("sagemaker", details.get("region")), details["endpoint_name"]
             )
         except Exception as error:
@@ -215,11 +216,7 @@ class SageMakerTarget(DeploymentTarget):
             try:
                 create()
             except Exception as error:
-                text = aws.said(error)
-                hint = f" {_ROLE_HINT}" if "role" in text.lower() else ""
-                raise EndpointFailed(
-                    f"SageMaker refused to create {what}: {text}.{hint}"
-                ) from error
+                raise EndpointFailed(refused(what, error)) from error
             details[key] = name if key != "endpoint_created" else True
 
     def _wait(
@@ -228,7 +225,7 @@ class SageMakerTarget(DeploymentTarget):
         started = time.monotonic()
         pause, last = 0.5, ""
         while True:
-            described = _describe(sagemaker, endpoint)
+            described = describe_endpoint(sagemaker, endpoint)
             if described is None:
                 raise EndpointFailed(
                     f"The SageMaker endpoint {endpoint} was deleted while it started."
@@ -241,7 +238,7 @@ class SageMakerTarget(DeploymentTarget):
                 return described
             if status not in ("Creating", "Updating", "SystemUpdating"):
                 reason = described.get("FailureReason") or "SageMaker gave no reason"
-                hint = f" {_ROLE_HINT}" if "role" in reason.lower() else ""
+                hint = f" {ROLE_HINT}" if "role" in reason.lower() else ""
                 raise EndpointFailed(
                     f"The SageMaker endpoint {endpoint} is {status}: {reason}.{hint}"
                 )
@@ -252,38 +249,6 @@ class SageMakerTarget(DeploymentTarget):
                 )
             time.sleep(pause)
             pause = min(pause * 2, 15.0)
-
-
-def resource_name(*parts: str) -> str:
-    """A SageMaker name from `parts`: letters, digits and single hyphens, at most 63."""
-    text = "-".join(re.sub(r"[^A-Za-z0-9]+", "-", part) for part in parts)
-    text = re.sub(r"-{2,}", "-", text).strip("-")
-    return text[:_NAME_LIMIT].rstrip("-") or "sparkserve"
-
-
-def _check_name(name: str) -> None:
-    if not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", name):
-        raise InvalidInput(
-            f"{name!r} is not a SageMaker endpoint name: up to 63 letters, digits and hyphens, "
-            "starting and ending with a letter or digit."
-        )
-
-
-def _describe(sagemaker: Any, endpoint: str) -> dict[str, Any] | None:
-    try:
-        return sagemaker.describe_endpoint(EndpointName=endpoint)
-    except Exception as error:
-        if _gone(error):
-            return None
-        raise
-
-
-def _gone(error: BaseException) -> bool:
-    """SageMaker's "no such resource": a ValidationException saying so."""
-    text = aws.said(error).lower()
-    return aws.error_code(error) == "ValidationException" and (
-        "could not find" in text or "does not exist" in text
-    )
 
 
 def _appender(log_file: Path) -> Callable[[str], None]:

@@ -65,6 +65,8 @@ class DeploymentTarget(ABC):
     name: ClassVar[str]
     title: ClassVar[str]  # a few words for menus and dialogs
     options: ClassVar[tuple[Option, ...]] = ()
+    # Its own item in a version's Actions menu, next to Deploy; "": only in Deploy's dialog.
+    menu_label: ClassVar[str] = ""
     # A deployment still starting after this belongs to a deploy whose process died.
     start_limit_seconds: ClassVar[float] = 600.0
 
@@ -148,6 +150,7 @@ class TargetStatus:
     usable: bool
     detail: str
     options: tuple[Option, ...] = ()
+    menu_label: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -156,6 +159,7 @@ class TargetStatus:
             "usable": self.usable,
             "detail": self.detail,
             "options": [option.to_dict() for option in self.options],
+            "menu_label": self.menu_label,
         }
 
 
@@ -172,11 +176,18 @@ def targets_status() -> list[TargetStatus]:
     with ThreadPoolExecutor(max_workers=len(checks)) as pool:
         found = list(pool.map(lambda check: check(), checks))
     rows = [
-        TargetStatus(target.name, target.title, answer.usable, answer.detail, target.options)
+        TargetStatus(
+            target.name,
+            target.title,
+            answer.usable,
+            answer.detail,
+            target.options,
+            target.menu_label,
+        )
         for target, answer in zip(installed.values(), found, strict=False)
     ]
     rows += [
-        TargetStatus(plan.name, plan.title, False, answer.detail)
+        TargetStatus(plan.name, plan.title, False, answer.detail, (), plan.menu_label)
         for plan, answer in zip(planned, found[len(installed) :], strict=True)
     ]
     broken = plugins.broken(GROUP, DeploymentTarget)

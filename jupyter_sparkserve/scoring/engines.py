@@ -26,11 +26,37 @@ from .batch import BatchResult, Plan, ProgressCallback
 GROUP = "jupyter_sparkserve.engines"
 
 
+@dataclass(frozen=True)
+class UriRun:
+    """A run whose input and output are URIs (s3://...) that the engine reads and writes
+    itself, not files of this machine: nothing is planned here."""
+
+    input: str
+    output: str
+    input_format: str | None
+    keep_columns: list[str] | None  # None: every input column
+    prediction_column: str
+    writer_tag: str  # names what the run creates (a cloud job), unique per run
+
+
 class BatchEngine(ABC):
     name: ClassVar[str]
     title: ClassVar[str]
     # Whether it takes Spark settings and jars (sparkConfig, libJars); others refuse them.
     takes_spark_settings: ClassVar[bool] = False
+    # The URI schemes it reads and writes itself (`score_uris`); () for an engine of files.
+    uri_schemes: ClassVar[tuple[str, ...]] = ()
+
+    def score_uris(
+        self,
+        model_path: Path,
+        run: UriRun,
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> BatchResult:
+        """Score `run` (only for an engine with `uri_schemes`)."""
+        raise NotImplementedError(f"The {self.name} engine scores files, not URIs.")
 
     @abstractmethod
     def check(self) -> Availability:
@@ -87,6 +113,31 @@ def check_spark_settings(
             f"Spark settings and jars apply to engine {' or '.join(map(repr, spark))} only: "
             "choose that engine or leave them out."
         )
+
+
+def check_uris(engine: BatchEngine, input: str, output: str) -> bool:
+    """Whether the run is one of URIs (the engine reads and writes them itself): both or
+    neither are URIs, of a scheme the engine takes."""
+    from ..files import uri_scheme
+
+    schemes = [uri_scheme(input), uri_scheme(output)]
+    if not engine.uri_schemes:
+        if any(schemes):
+            takers = [name for name, found in engines().items() if found.uri_schemes]
+            raise InvalidInput(
+                f"The {engine.name} engine reads and writes files of this machine, not "
+                f"{next(s for s in schemes if s)}:// URIs"
+                + (f": choose engine {' or '.join(map(repr, takers))}." if takers else ".")
+            )
+        return False
+    accepted = ", ".join(f"{scheme}://" for scheme in engine.uri_schemes)
+    for what, text, scheme in (("input", input, schemes[0]), ("output", output, schemes[1])):
+        if scheme not in engine.uri_schemes:
+            raise InvalidInput(
+                f"The {engine.name} engine reads and writes {accepted} URIs: the {what} "
+                f"{text!r} is not one (copy local files there first)."
+            )
+    return True
 
 
 def engines() -> dict[str, BatchEngine]:

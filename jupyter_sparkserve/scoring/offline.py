@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,11 +40,27 @@ def score(
 ) -> BatchResult:
     """Score a file, folder or glob into an output file or folder; see `batch.plan_run`.
     `writer_tag` names the temporary output (a job passes its id, to clean up after itself)."""
-    from .engines import check_spark_settings, get_engine
+    from .engines import UriRun, check_spark_settings, check_uris, get_engine
 
     runner = get_engine(engine)
     check_spark_settings(engine, spark_config, lib_jars)
     repository = repository or ModelRepository()
+    if check_uris(runner, os.fspath(input), os.fspath(output)):
+        if output_format is not None and output_format != input_format:
+            raise InvalidInput(
+                f"The {engine} engine writes what it reads: leave the output format out."
+            )
+        run = UriRun(
+            os.fspath(input),
+            os.fspath(output),
+            input_format,
+            None if keep_columns is None else list(keep_columns),
+            prediction_column,
+            writer_tag or uuid.uuid4().hex[:12],
+        )
+        return runner.score_uris(
+            repository.model_path(model), run, progress=progress, cancel=cancel
+        )
     model_path = repository.model_path(model)
     plan = batch.plan_run(
         input,

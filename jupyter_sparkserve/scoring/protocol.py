@@ -155,11 +155,11 @@ def parse_request(body: bytes, content_type: str | None, model: ModelInput) -> S
     """Read one `/invocations` body; raise ScoringError for anything MLflow would refuse."""
     from mlflow.exceptions import MlflowException
 
-    mime_type = _mime_type(content_type or "")
+    media = mime_type(content_type or "")
     try:
-        if mime_type == CONTENT_TYPE_JSON:
+        if media == CONTENT_TYPE_JSON:
             return _parse_json(body, model)
-        if mime_type == CONTENT_TYPE_CSV:
+        if media == CONTENT_TYPE_CSV:
             from io import StringIO
 
             from mlflow.pyfunc.scoring_server import parse_csv_input
@@ -172,7 +172,7 @@ def parse_request(body: bytes, content_type: str | None, model: ModelInput) -> S
                 ) from None
             frame = parse_csv_input(StringIO(text), schema=model.input_schema)
             return _frame_input(frame)
-        if mime_type == CONTENT_TYPE_PARQUET:
+        if media == CONTENT_TYPE_PARQUET:
             from io import BytesIO
 
             from mlflow.pyfunc.scoring_server import parse_parquet_input
@@ -188,7 +188,8 @@ def parse_request(body: bytes, content_type: str | None, model: ModelInput) -> S
 
 
 @functools.lru_cache(maxsize=64)
-def _mime_type(content_type: str) -> str:
+def mime_type(content_type: str) -> str:
+    """The media type of a Content-Type header, lower-cased; refuses what MLflow refuses."""
     parts = [part.strip() for part in content_type.split(";")]
     parameters = {key.lower(): value for key, _, value in (p.partition("=") for p in parts[1:])}
     if parameters.get("charset", "utf-8").lower() != "utf-8":

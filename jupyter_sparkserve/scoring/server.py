@@ -26,8 +26,15 @@ from ..config import (
 from .batcher import MicroBatcher
 from .invariance import MergeVerdict, probe
 from .metrics import ROUTES, EndpointMetrics
-from .protocol import ModelInput, ScoringError, parse_request
+from .protocol import ModelInput, ScoringError, mime_type, parse_request
 from .scorer import Scorer
+from .transform import (
+    EXECUTION_PARAMETERS_PATH,
+    answer_lines,
+    execution_parameters,
+    is_transform_body,
+    parse_lines,
+)
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 OPEN_PATHS = ("/ping", "/health")  # liveness probes (SageMaker, Kubernetes) carry no token
@@ -44,6 +51,9 @@ class EndpointConfig:
     max_wait_ms: float = 1.0
     # Seconds a connection may take to send a request's line and headers (slowloris).
     head_timeout_seconds: float = DEFAULT_HEAD_TIMEOUT_SECONDS
+    # Started for a SageMaker transform job: CSV and JSON Lines mini-batches (`transform`).
+    transform: bool = False
+    workers: int = 1
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -143,6 +153,8 @@ class ScoringApp:
             return 200, JSON_HEADERS, b"\n"
         if path == "/version":
             return 200, JSON_HEADERS, self._version
+        if path == EXECUTION_PARAMETERS_PATH and self.config.transform:
+            return 200, JSON_HEADERS, execution_parameters(self.config.workers)
         if path == "/metrics":
             return 200, [(b"content-type", b"text/plain; version=0.0.4")], self.metrics.render()
         return _error(404, "ENDPOINT_NOT_FOUND", f"No route {path}; scoring is POST /invocations.")
@@ -178,8 +190,12 @@ class ScoringApp:
             if not message.get("more_body"):
                 break
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        lines = self.config.transform and is_transform_body(mime_type(content_type or ""))
         try:
-            item = parse_request(body, content_type, self.model_input)
+            if lines:
+                item = parse_lines(body, mime_type(content_type or ""), self.model_input)
+            else:
+                item = parse_request(body, content_type, self.model_input)
         except ScoringError as error:
             return error.status, JSON_HEADERS, error.body()
         if self._batcher is not None:
@@ -189,6 +205,9 @@ class ScoringApp:
             outcome = outcome[0]
         if isinstance(outcome, ScoringError):
             return outcome.status, JSON_HEADERS, outcome.body()
+        if lines:
+            kind = mime_type(content_type or "")
+            return 200, [(b"content-type", kind.encode())], answer_lines(outcome, kind)
         return 200, JSON_HEADERS, outcome
 
 

@@ -80,7 +80,7 @@ class BatchProgress:
 
 @dataclass(frozen=True)
 class BatchResult:
-    output: Path
+    output: Path | str  # a URI for an engine that writes to one (s3://...)
     rows: int
     files: int
     prediction_columns: list[str]

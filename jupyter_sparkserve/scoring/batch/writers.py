@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...errors import InvalidInput, NoSpaceForOutput
+from ...files import uri_scheme
 from .readers import quoted_names
 
 if TYPE_CHECKING:
@@ -41,7 +42,10 @@ def _previous_path(output: Path, writer_tag: str) -> Path:
 def remove_partial_outputs(output: str | os.PathLike[str], writer_tag: str) -> list[Path]:
     """Clean up after the run tagged `writer_tag` writing `output`, killed part-way: remove
     its temporary output, and put back the output it was replacing if the swap was cut
-    short. Other runs' files are left alone. Returns what was removed."""
+    short. Other runs' files are left alone. Returns what was removed (nothing for a URI:
+    the engine that writes one cleans up after itself)."""
+    if uri_scheme(os.fspath(output)):
+        return []
     target = Path(output).expanduser().absolute()
     removed = []
     partial = partial_path(target, writer_tag)
