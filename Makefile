@@ -25,7 +25,10 @@ demo: install
 system-deps:
 	bash scripts/install-system-deps.sh
 
+# The develop link goes first: installing through it would write the wheel's install.json
+# into jupyter_sparkserve/labextension, and the next wheel build would then hold it twice.
 install-test: system-deps $(BIN)/uv
+	link=$(VENV)/share/jupyter/labextensions/jupyter_sparkserve; if [ -L $$link ]; then rm $$link; fi
 	$(UV_INSTALL) -e ".[test]"
 	jupyter labextension develop --overwrite .
 

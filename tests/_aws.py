@@ -7,7 +7,8 @@ control plane is moto's (endpoints are InService at once; invoke_endpoint answer
 registers). ECR's API is moto's, but moto cannot receive image layers, so the push goes to
 Debian's docker-registry serving TLS on 127.0.0.1:443 under the name ECR's token points at
 (a line in /etc/hosts, removed afterwards; the registry's certificate in
-/etc/containers/certs.d). Recipe: ../shared/ENVIRONMENT.md.
+/etc/containers/certs.d); the same registry answers as the AzureML workspace's registry.
+Recipe: ../shared/ENVIRONMENT.md.
 """
 
 from __future__ import annotations
@@ -149,17 +150,24 @@ def aws() -> Iterator[Aws]:
 
 
 @pytest.fixture(scope="session")
-def ecr_registry(tmp_path_factory: pytest.TempPathFactory, container_engine: str) -> Iterator[str]:
-    """docker-registry serving TLS on 127.0.0.1:443 as ECR_HOST (what ECR's token names)."""
+def cloud_registry(
+    tmp_path_factory: pytest.TempPathFactory, container_engine: str
+) -> Iterator[tuple[str, ...]]:
+    """docker-registry serving TLS on 127.0.0.1:443 under the host names of the clouds'
+    registries (ECR's, and the AzureML workspace's registry), as their tokens name them."""
+    from _azure import ACR_HOST
+
+    hosts = (ECR_HOST, ACR_HOST)
     binary = shutil.which("docker-registry")
     require_component("docker-registry", binary is not None, "apt-get install docker-registry")
     require_component("root (for /etc/hosts and port 443)", os.geteuid() == 0, "run CI as root")
-    folder = tmp_path_factory.mktemp("ecr")
+    folder = tmp_path_factory.mktemp("cloud-registry")
     certificate, key = folder / "registry.crt", folder / "registry.key"
+    names = ",".join(f"DNS:{host}" for host in hosts)
     subprocess.run(
         [
             "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-subj", f"/CN={ECR_HOST}", "-addext", f"subjectAltName=DNS:{ECR_HOST}",
+            "-subj", f"/CN={hosts[0]}", "-addext", f"subjectAltName={names}",
             "-keyout", str(key), "-out", str(certificate),
         ],
         check=True, capture_output=True,
@@ -170,12 +178,14 @@ def ecr_registry(tmp_path_factory: pytest.TempPathFactory, container_engine: str
         f"http:\n  addr: 127.0.0.1:443\n  tls:\n    certificate: {certificate}\n"
         f"    key: {key}\n"
     )
-    trust = Path("/etc/containers/certs.d") / ECR_HOST
-    trust.mkdir(parents=True, exist_ok=True)
-    shutil.copy(certificate, trust / "ca.crt")
-    hosts = Path("/etc/hosts")
-    original = hosts.read_text()
-    hosts.write_text(original.rstrip("\n") + f"\n127.0.0.1 {ECR_HOST}  # sparkserve tests\n")
+    trusted = [Path("/etc/containers/certs.d") / host for host in hosts]
+    for trust in trusted:
+        trust.mkdir(parents=True, exist_ok=True)
+        shutil.copy(certificate, trust / "ca.crt")
+    etc_hosts = Path("/etc/hosts")
+    original = etc_hosts.read_text()
+    lines = "".join(f"127.0.0.1 {host}  # sparkserve tests\n" for host in hosts)
+    etc_hosts.write_text(original.rstrip("\n") + "\n" + lines)
     server = subprocess.Popen(
         [str(binary), "serve", str(folder / "config.yml")],
         stdout=(folder / "registry.log").open("wb"),
@@ -192,9 +202,15 @@ def ecr_registry(tmp_path_factory: pytest.TempPathFactory, container_engine: str
                 pass
             assert time.monotonic() < deadline, (folder / "registry.log").read_text()
             time.sleep(0.2)
-        yield ECR_HOST
+        yield hosts
     finally:
         server.terminate()
         server.wait(timeout=30)
-        hosts.write_text(original)
-        shutil.rmtree(trust, ignore_errors=True)
+        etc_hosts.write_text(original)
+        for trust in trusted:
+            shutil.rmtree(trust, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ecr_registry(cloud_registry: tuple[str, ...]) -> str:
+    return ECR_HOST

@@ -90,7 +90,7 @@ def test_status_and_the_cli_deploy_with_the_plugins_options(
     status = sparkserve(plugin_env, "status", "--json")
     assert status.returncode == 0, status.stderr
     targets = {t["target"]: t for t in json.loads(status.stdout)["targets"]}
-    assert list(targets)[:4] == ["local", "container", "sagemaker", "workers"]  # local, by name
+    assert list(targets) == ["local", "azureml", "container", "sagemaker", "workers"]
     assert targets["workers"]["usable"] is True
     assert [o["name"] for o in targets["workers"]["options"]] == ["workers", "label"]
 

@@ -19,6 +19,7 @@ import pytest
 import requests
 from _aws import ECR_HOST, REGION, SECRET_KEY, Aws
 from _aws import aws as aws
+from _aws import cloud_registry as cloud_registry
 from _aws import ecr_registry as ecr_registry
 from _containers import base_image as base_image
 from _containers import container_engine as container_engine
@@ -336,6 +337,7 @@ def test_deploy_to_sagemaker_from_the_actions_menu_then_snippets_and_undeploy(
     expected = repository.load_pyfunc("iris:1").predict(iris[0].head(3)).tolist()
     aws.answer_invocations_with(json.dumps({"predictions": expected}))
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")  # aws
+    monkeypatch.delenv("AZUREML_WORKSPACE_NAME", raising=False)
     lab = start_lab(tmp_path, home)
     try:
         put_notebook(lab, "cloud.ipynb", [("first", "print('the snippets go below')")])
@@ -347,8 +349,9 @@ def test_deploy_to_sagemaker_from_the_actions_menu_then_snippets_and_undeploy(
         page.locator('.jp-SparkserveActionsMenu li[data-target="azureml"]').wait_for()
         items = deploy_to_items(page)
         assert items["sagemaker"] == (True, "")
-        enabled, why = items["azureml"]  # not built yet: greyed, saying so
-        assert not enabled and "not built yet" in why
+        enabled, why = items["azureml"]  # no workspace named: greyed, saying so
+        assert not enabled and "No AzureML workspace configured: set " in why
+        assert "AZUREML_WORKSPACE_NAME" in why
         screenshot(page, "sidebar-deploy-to-sagemaker.png")
         page.locator('.jp-SparkserveActionsMenu li[data-target="sagemaker"]').click()
         dialog = page.locator(".jp-Dialog")

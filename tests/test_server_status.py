@@ -10,7 +10,7 @@ import pytest
 from _api import Api, api_fixture, server_config  # noqa: F401 (fixtures)
 
 from jupyter_sparkserve import __version__
-from jupyter_sparkserve.deploy.planned import azureml_workspace as azureml_status
+from jupyter_sparkserve.clouds.azure import availability as azureml_status
 from jupyter_sparkserve.deploy.sagemaker_target import SageMakerTarget
 from jupyter_sparkserve.deploy.targets import targets_status
 from jupyter_sparkserve.repository import ModelRepository
@@ -34,7 +34,7 @@ async def test_status_reports_repository_versions_and_targets(
     assert body["home"] == str(home)
     assert body["repository"] == {"models": 1, "versions": 1, "schema_version": db.SCHEMA_VERSION}
     targets = {t["target"]: t for t in body["targets"]}
-    assert list(targets) == ["local", "container", "sagemaker", "azureml"]
+    assert list(targets) == ["local", "azureml", "container", "sagemaker"]  # local, by name
     assert targets["local"]["usable"] is True
     assert targets["container"]["usable"] is False
     assert (
@@ -43,18 +43,17 @@ async def test_status_reports_repository_versions_and_targets(
     )
     assert targets["azureml"]["usable"] is False
     engines = {e["engine"]: e for e in body["engines"]}  # what the Score dialog offers
-    assert list(engines) == ["local", "container", "spark"]
+    assert list(engines) == ["local", "container", "sagemaker", "spark"]
     assert engines["local"]["usable"] is True and engines["container"]["usable"] is False
 
 
-def test_a_target_not_built_yet_is_never_usable(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cloud_targets_have_their_own_menu_items(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZUREML_WORKSPACE_NAME"):
         monkeypatch.setenv(name, "set")
     targets = {found.target: found for found in targets_status()}
-    assert targets["local"].usable
-    assert not targets["azureml"].usable  # the workspace is configured, but Deploy cannot use it
-    assert targets["azureml"].detail.startswith("Deploying here is not built yet.")
-    assert "AzureML workspace set" in targets["azureml"].detail
+    assert targets["local"].usable and targets["local"].menu_label == ""
+    assert targets["azureml"].usable and targets["azureml"].menu_label == "Deploy to AzureML…"
+    assert targets["sagemaker"].menu_label == "Deploy to SageMaker…"
 
 
 def test_azureml_needs_its_workspace_variables() -> None:
@@ -64,7 +63,7 @@ def test_azureml_needs_its_workspace_variables() -> None:
     configured = azureml_status(
         {"AZURE_SUBSCRIPTION_ID": "s", "AZURE_RESOURCE_GROUP": "g", "AZUREML_WORKSPACE_NAME": "w"}
     )
-    assert configured.usable and configured.detail == "AzureML workspace w."
+    assert configured.usable and configured.detail.startswith("AzureML workspace w ")
 
 
 def test_aws_credentials_are_looked_up_without_the_network(monkeypatch, tmp_path) -> None:
@@ -89,4 +88,4 @@ def test_aws_credentials_are_looked_up_without_the_network(monkeypatch, tmp_path
 
 
 def test_all_targets_are_checked() -> None:
-    assert [t.target for t in targets_status()] == ["local", "container", "sagemaker", "azureml"]
+    assert [t.target for t in targets_status()] == ["local", "azureml", "container", "sagemaker"]

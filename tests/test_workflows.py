@@ -61,7 +61,10 @@ def test_a_spec_from_json_normalises_lists_and_defaults() -> None:
         ({"model": "bad name!"}, "Invalid model name"),
         ({"input": "  "}, "input is empty"),
         ({"output": "/d/in.csv"}, "is the input: choose another output"),
-        ({"engine": "dask"}, "Unknown engine 'dask': use one of local, container, spark"),
+        (
+            {"engine": "dask"},
+            "Unknown engine 'dask': use one of local, container, sagemaker, spark",
+        ),
         ({"input_format": "xlsx"}, "Unknown input format 'xlsx': use one of csv, parquet, jsonl"),
         ({"output_format": 3}, "'output_format' in the workflow must be a string or null"),
         ({"keep_columns": "a,b,a"}, "keep_columns names 'a' twice"),

@@ -164,17 +164,11 @@ class TargetStatus:
 
 
 def targets_status() -> list[TargetStatus]:
-    """Every installed target's check, then the targets this release has not built yet
-    (what each would use), checked in parallel: the slowest check sets the time. The Deploy
-    dialog offers exactly the usable ones, and Deploy accepts exactly those."""
-    from .planned import PLANNED
-
+    """Every installed target's check, in parallel: the slowest check sets the time. The
+    Deploy dialog offers exactly the usable ones, and Deploy accepts exactly those."""
     installed = targets()
-    checks: list[Any] = [target.check for target in installed.values()]
-    planned = [plan for plan in PLANNED if plan.name not in installed]
-    checks += [plan.check for plan in planned]
-    with ThreadPoolExecutor(max_workers=len(checks)) as pool:
-        found = list(pool.map(lambda check: check(), checks))
+    with ThreadPoolExecutor(max_workers=max(1, len(installed))) as pool:
+        found = list(pool.map(lambda target: target.check(), installed.values()))
     rows = [
         TargetStatus(
             target.name,
@@ -184,11 +178,7 @@ def targets_status() -> list[TargetStatus]:
             target.options,
             target.menu_label,
         )
-        for target, answer in zip(installed.values(), found, strict=False)
-    ]
-    rows += [
-        TargetStatus(plan.name, plan.title, False, answer.detail, (), plan.menu_label)
-        for plan, answer in zip(planned, found[len(installed) :], strict=True)
+        for target, answer in zip(installed.values(), found, strict=True)
     ]
     broken = plugins.broken(GROUP, DeploymentTarget)
     rows += [TargetStatus(name, name, False, problem) for name, problem in broken.items()]

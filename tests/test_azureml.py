@@ -1,0 +1,186 @@
+"""The `azureml` target through azure-ai-ml and DefaultAzureCredential against a local fake of
+ARM (`_azure.py`), with the image pushed for real to a registry under the workspace
+registry's name, pulled back and run as AzureML runs a custom container: the endpoint's
+scoring URI reaches that container."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import requests
+from _aws import cloud_registry as cloud_registry
+from _azure import ACR_HOST, FakeArm
+from _azure import azure_arm as azure_arm
+from _containers import base_image as base_image
+from _containers import container_engine as container_engine
+from _endpoint_helpers import free_port
+from conftest import FAST_SAVE
+from test_magics import start_kernel
+
+from jupyter_sparkserve.cells import CELLS_MIME_TYPE
+from jupyter_sparkserve.config import Settings
+from jupyter_sparkserve.containers.engine import client
+from jupyter_sparkserve.deploy.deployments import Deployments
+from jupyter_sparkserve.lifecycle import deployment_snippets
+from jupyter_sparkserve.repository import ModelRepository
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+@pytest.fixture(scope="module")
+def shared_repo(tmp_path_factory: pytest.TempPathFactory, iris, iris_model) -> ModelRepository:
+    home = tmp_path_factory.mktemp("azureml-home")
+    repository = ModelRepository(Settings.from_env(home=home))
+    repository.save(iris_model, "iris", input_example=iris[0].head(3), **FAST_SAVE)
+    return repository
+
+
+def _serve_as_azureml_does(image: str) -> tuple[Any, str]:
+    """The custom container as AzureML runs it: its own command, port 8080, probed on /ping."""
+    engine = client()
+    port = free_port()
+    try:
+        container = engine.containers.run(
+            image, detach=True, ports={"8080/tcp": ("127.0.0.1", port)}
+        )
+    finally:
+        engine.close()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if requests.get(f"{url}/ping", timeout=2).ok:
+                return container, url
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline, container.logs().decode()
+        time.sleep(0.3)
+
+
+def _forward_to(url: str):
+    def score(_endpoint: str, _deployment: str, body: bytes, headers: dict[str, str]):
+        answer = requests.post(
+            f"{url}/invocations",
+            data=body,
+            headers={"Content-Type": headers.get("Content-Type", "application/json")},
+            timeout=30,
+        )
+        return answer.status_code, answer.content, answer.headers.get("Content-Type", "")
+
+    return score
+
+
+def _key(arm: FakeArm, endpoint: str) -> str:
+    return arm.keys[f"{arm.ws_id}/onlineEndpoints/{endpoint}".lower()]["primaryKey"]
+
+
+def test_deploy_pushes_to_the_workspace_registry_and_serves_through_the_endpoint(
+    shared_repo: ModelRepository, azure_arm: FakeArm, base_image: str,
+    cloud_registry: tuple[str, ...], tmp_path: Path,
+) -> None:  # fmt: skip
+    deployments = Deployments(shared_repo)
+    deployment = deployments.deploy("iris:1", "azureml", register=True)
+    assert deployment.status == "running", deployment.error
+    details = deployment.details
+    endpoint = "sparkserve-iris-1"
+    assert details["endpoint_name"] == endpoint and details["workspace"] == azure_arm.ws
+    assert details["image"].startswith(f"{ACR_HOST}/sparkserve/iris@sha256:")
+    assert deployment.url == f"{azure_arm.base_url}/online/{endpoint}/score"
+    assert azure_arm.endpoints() == [endpoint]
+    made = azure_arm.resources[f"{azure_arm.ws_id}/onlineEndpoints/{endpoint}".lower()]
+    assert made["properties"]["traffic"] == {"sparkserve": 100}
+    assert made["properties"]["authMode"] == "Key"
+    shown = dict(deployment.shown_details())
+    assert shown["auth"] == "key ($AZUREML_ENDPOINT_KEY)"
+
+    # The pushed image, pulled back by digest, serves behind the endpoint's scoring URI.
+    engine = client()
+    try:
+        engine.images.remove(details["image"].split("@")[0] + ":1", force=True)
+        pulled = engine.images.pull(details["image"])
+    finally:
+        engine.close()
+    container, url = _serve_as_azureml_does(pulled.id)
+    try:
+        azure_arm.scorer = _forward_to(url)
+        rows = json.loads((shared_repo.resolve("iris:1").path / "input_example.json").read_text())
+        frame = pd.DataFrame(rows["data"], columns=rows["columns"])
+        expected = shared_repo.load_pyfunc("iris:1").predict(frame).tolist()
+        python, curl = deployment_snippets(shared_repo, deployment.id).snippets
+        environ = {**os.environ, "AZUREML_ENDPOINT_KEY": _key(azure_arm, endpoint)}
+        (tmp_path / "score.py").write_text(python.code)
+        ran = subprocess.run(
+            [sys.executable, "score.py"], cwd=tmp_path, capture_output=True, text=True, env=environ
+        )
+        assert ran.returncode == 0, ran.stderr
+        assert json.loads(ran.stdout.replace("'", '"')) == expected
+        ran = subprocess.run(["bash", "-c", curl.code], capture_output=True, text=True, env=environ)
+        assert ran.returncode == 0, ran.stderr
+        assert json.loads(ran.stdout) == {"predictions": expected}
+    finally:
+        container.remove(force=True)
+
+    # No credential anywhere: the registry's passwords and the endpoint's keys.
+    log = Path(details["log_file"]).read_text()
+    assert "Pushing" in log and "All traffic" in log
+    secrets = [*azure_arm.acr_passwords, _key(azure_arm, endpoint)]
+    for text in (log, python.code, curl.code, json.dumps(details)):
+        assert not any(secret in text for secret in secrets)
+
+    stopped = deployments.undeploy(deployment.id)
+    assert stopped.status == "stopped"
+    assert azure_arm.endpoints() == []
+
+
+def test_a_deployment_that_fails_to_provision_fails_the_deploy_and_deletes_the_endpoint(
+    shared_repo: ModelRepository, azure_arm: FakeArm
+) -> None:
+    azure_arm.fail_provisioning.add("sparkserve")
+    deployments = Deployments(shared_repo)
+    with pytest.raises(Exception, match="readiness probe on /ping"):
+        deployments.deploy(
+            "iris:1", "azureml", {"image": f"{ACR_HOST}/sparkserve/iris:1"}, register=True
+        )
+    failed = deployments.list()[0]
+    assert failed.status == "failed" and "AzureML could not create the deployment" in failed.error
+    assert azure_arm.endpoints() == []
+
+
+def test_sfdeploy_to_azureml_inserts_cells_and_sfundeploy_deletes_the_endpoint(
+    azure_arm: FakeArm, home: Path, tmp_path: Path, iris, iris_model
+) -> None:
+    repository = ModelRepository(Settings.from_env())
+    repository.save(iris_model, "iris", input_example=iris[0].head(3), **FAST_SAVE)
+    expected = repository.load_pyfunc("iris:1").predict(iris[0].head(3)).tolist()
+    azure_arm.scorer = lambda *_: (
+        200, json.dumps({"predictions": expected}).encode(), "application/json"
+    )  # fmt: skip
+    kernel = start_kernel(home, tmp_path)
+    try:
+        image = f"{ACR_HOST}/sparkserve/iris:1"
+        deployed = kernel.ok(f"%sfdeploy iris --register --target azureml --image {image}")
+        (deployment,) = Deployments(repository).list(active_only=True)
+        assert deployment.target == "azureml" and deployment.status == "running"
+        (data,) = [data for data in deployed["display"] if CELLS_MIME_TYPE in data]
+        python_cell, curl_cell = data[CELLS_MIME_TYPE]["cells"]
+        assert "AZUREML_ENDPOINT_KEY" in python_cell["source"]
+        assert "$AZUREML_ENDPOINT_KEY" in curl_cell["source"]
+        key = _key(azure_arm, "sparkserve-iris-1")
+        kernel.ok(f"import os\nos.environ['AZUREML_ENDPOINT_KEY'] = {key!r}")
+        answer = kernel.ok(python_cell["source"])
+        assert json.loads("".join(answer["stdout"]).replace("'", '"')) == expected
+        answer = kernel.ok(curl_cell["source"])
+        assert json.loads("".join(answer["stdout"])) == {"predictions": expected}
+        stopped = kernel.ok(f"%sfundeploy {deployment.id}")
+        assert f"Undeployed iris:1 ({deployment.id})" in "".join(stopped["stdout"])
+        assert azure_arm.endpoints() == []
+    finally:
+        kernel.close()
