@@ -82,6 +82,9 @@ async function deploy(target: IActionTarget, context: IActionContext, deployTo?:
   while (deployment.status === 'starting' && Date.now() < deadline) {
     await sleep(DEPLOY_POLL_MS);
     deployment = await api.getDeployment(deployment.id);
+    if (deployment.status === 'starting' && deployment.progress) {
+      context.say('info', `Deploying ${target.ref} (${deployment.id}): ${deployment.progress}…`);
+    }
   }
   if (deployment.status === 'running') {
     // The target's own facts (a container's image and id), as the core labels them.

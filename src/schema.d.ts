@@ -649,6 +649,8 @@ export interface components {
             }[];
             /** @description What it offers now (lifecycle.deployment_actions); exactly what a face shows. */
             actions: ("undeploy" | "snippets")[];
+            /** @description While it is starting, the last step its target logged ("Endpoint sparkserve-churn-3: Creating (95 s)"); empty otherwise. */
+            progress: string;
             error: string;
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];

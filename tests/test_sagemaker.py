@@ -483,3 +483,33 @@ def test_cancel_stops_a_running_transform_job(
     assert job.status == "cancelled", job.error
     assert aws.calls.count(stop) == 1
     assert aws.sagemaker_resources()["models"] == []
+
+
+def test_a_starting_deployment_shows_the_step_it_is_at(
+    shared_repo: ModelRepository, aws: Aws, role: str
+) -> None:
+    """An endpoint takes minutes to come up: meanwhile the deployment's progress is its
+    target's last step, which the sidebar shows while it waits."""
+    import threading
+
+    aws.rules["SageMaker.DescribeEndpoint"] = lambda reply: {**reply, "EndpointStatus": "Creating"}
+    deployments = Deployments(shared_repo)
+    options = {"role": role, "image": f"{ECR_HOST}/sparkserve/iris:1"}
+    started = deployments.begin("iris:1", "sagemaker", options, register=True)
+    launch = threading.Thread(target=deployments.launch, args=(started.id, options))
+    launch.start()
+    try:
+        waiting = "Endpoint sparkserve-iris-1: Creating ("
+
+        def shown() -> dict[str, Any]:
+            return deployments.get(started.id).to_dict()
+
+        wait_until(lambda: shown()["progress"].startswith(waiting), timeout=60)
+        assert shown()["status"] == "starting"
+    finally:
+        aws.rules.clear()
+        launch.join(timeout=120)
+    running = deployments.get(started.id)
+    assert running.status == "running" and running.to_dict()["progress"] == ""
+    deployments.undeploy(started.id)
+    assert aws.sagemaker_resources() == {"models": [], "configs": [], "endpoints": []}

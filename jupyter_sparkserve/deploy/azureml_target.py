@@ -25,7 +25,14 @@ from ..options import Option
 from ..snippets import Snippet, example_rows
 from .container_target import BASE_IMAGE_OPTION, build_deployment_image
 from .local import EndpointFailed
-from .targets import Availability, DeploymentTarget, Started, StartRequest, TargetState
+from .targets import (
+    Availability,
+    DeploymentTarget,
+    Started,
+    StartRequest,
+    TargetState,
+    undo_start,
+)
 
 KEY_ENV = "AZUREML_ENDPOINT_KEY"
 INSTANCE_TYPE_ENV = "SPARKSERVE_AZUREML_INSTANCE_TYPE"
@@ -95,7 +102,7 @@ class AzureMLTarget(DeploymentTarget):
         try:
             scoring_uri, auth_mode = self._create(ml, details, log)
         except BaseException:
-            self.stop(details)  # nothing half-made stays in the workspace
+            undo_start(self, details, log)
             raise
         details.update(scoring_uri=scoring_uri, auth_mode=auth_mode)
         return Started(scoring_uri, details)

@@ -16,12 +16,14 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select, update
 
 from ..errors import Conflict, NotFound, remedy
 from ..lifecycle import DEPLOYED_STATUSES, Action, deployment_actions, require_registered
+from ..processes import log_tail
 from ..repository import ModelRef, ModelRepository, ModelVersion
 from ..repository import database as db
 from . import tables
@@ -64,6 +66,12 @@ class Deployment:
         except Exception:  # a target uninstalled since, or details it cannot read
             return []
 
+    def progress(self) -> str:
+        """While it starts, the last step its target wrote to the deployment's log."""
+        if self.status != "starting" or not self.details.get("log_file"):
+            return ""
+        return log_tail(Path(self.details["log_file"]), 1).strip()
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -77,6 +85,7 @@ class Deployment:
             "details": self.details,
             "shown": [{"label": label, "value": value} for label, value in self.shown_details()],
             "actions": [action.value for action in self.actions],
+            "progress": self.progress(),
             "error": self.error,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),

@@ -39,7 +39,14 @@ from ..options import Option
 from ..snippets import Snippet, example_rows
 from .container_target import BASE_IMAGE_OPTION, build_deployment_image
 from .local import EndpointFailed
-from .targets import Availability, DeploymentTarget, Started, StartRequest, TargetState
+from .targets import (
+    Availability,
+    DeploymentTarget,
+    Started,
+    StartRequest,
+    TargetState,
+    undo_start,
+)
 
 VARIANT = "AllTraffic"
 SERVING_STATUSES = ("InService", "Updating", "SystemUpdating", "RollingBack")
@@ -116,7 +123,7 @@ class SageMakerTarget(DeploymentTarget):
             self._create(sagemaker, details, created, role, log)
             described = self._wait(sagemaker, endpoint, options["wait_minutes"] * 60, log)
         except BaseException:
-            self.stop(details)  # what was made goes: nothing half-made stays in the account
+            undo_start(self, details, log)
             raise
         details["endpoint_arn"] = described["EndpointArn"]
         url = f"https://runtime.sagemaker.{details['region']}.amazonaws.com/endpoints/{endpoint}/invocations"

@@ -115,6 +115,15 @@ class DeploymentTarget(ABC):
         }
 
 
+def undo_start(target: DeploymentTarget, details: dict[str, Any], log: Any) -> None:
+    """Remove what a failed start had made (nothing half-made stays in a cloud account); a
+    failure to remove it goes to the log and never hides why the start failed."""
+    try:
+        target.stop(details)
+    except Exception as problem:
+        log(f"Could not remove what this deploy had made: {problem}")
+
+
 def targets() -> dict[str, DeploymentTarget]:
     """The installed targets by name: `local` first, then the others by name."""
     return plugins.load(GROUP, DeploymentTarget)
