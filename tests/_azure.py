@@ -61,6 +61,7 @@ class FakeArm:
         self.keys: dict[str, dict[str, str]] = {}  # endpoint id -> its keys
         self.operations: dict[str, dict[str, Any]] = {}
         self.fail_provisioning: set[str] = set()  # names whose next PUT ends Failed
+        self.primary_key: str | None = None  # a new endpoint's primary key (else a random one)
         self.scorer: Scorer = lambda *_: (424, b'{"error": "no scorer"}', "application/json")
         self.log: list[tuple[str, str]] = []  # (method, path) of every request
         self.lock = threading.Lock()
@@ -290,7 +291,7 @@ class _Handler(BaseHTTPRequestHandler):
         }  # fmt: skip
         if "/onlineendpoints/" in key and "/deployments/" not in key and key not in arm.keys:
             arm.keys[key] = {
-                "primaryKey": secrets.token_urlsafe(24),
+                "primaryKey": arm.primary_key or secrets.token_urlsafe(24),
                 "secondaryKey": secrets.token_urlsafe(24),
             }
         arm.resources[key] = resource

@@ -22,6 +22,17 @@ from _azure import azure_arm as azure_arm
 from _containers import base_image as base_image
 from _containers import container_engine as container_engine
 from _endpoint_helpers import free_port
+from _lab import (
+    SIDEBAR_TAB,
+    open_lab,
+    our_errors,
+    our_tracebacks,
+    put_notebook,
+    run_cell,
+    start_lab,
+    stop_lab,
+)
+from _lab import browser as browser
 from conftest import FAST_SAVE
 from test_magics import start_kernel
 
@@ -29,6 +40,7 @@ from jupyter_sparkserve.cells import CELLS_MIME_TYPE
 from jupyter_sparkserve.config import Settings
 from jupyter_sparkserve.containers.engine import client
 from jupyter_sparkserve.deploy.deployments import Deployments
+from jupyter_sparkserve.deploy.mlflow import MlflowRegistry
 from jupyter_sparkserve.lifecycle import deployment_snippets
 from jupyter_sparkserve.repository import ModelRepository
 
@@ -184,3 +196,73 @@ def test_sfdeploy_to_azureml_inserts_cells_and_sfundeploy_deletes_the_endpoint(
         assert azure_arm.endpoints() == []
     finally:
         kernel.close()
+
+
+@pytest.mark.browser
+def test_deploy_to_azureml_from_the_actions_menu_then_snippets_and_undeploy(
+    browser, azure_arm: FakeArm, home: Path, tmp_path: Path, iris, iris_model,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from test_sidebar import SLOW, choose, deploy_to_items, model_row, version_row, wait_for_message
+
+    repository = ModelRepository(Settings.from_env())
+    repository.save(iris_model, "iris", input_example=iris[0].head(3), **FAST_SAVE)
+    MlflowRegistry(repository).register("iris:1")
+    expected = repository.load_pyfunc("iris:1").predict(iris[0].head(3)).tolist()
+    azure_arm.scorer = lambda *_: (
+        200, json.dumps({"predictions": expected}).encode(), "application/json"
+    )  # fmt: skip
+    azure_arm.primary_key = "key-the-user-exported"
+    monkeypatch.setenv("AZUREML_ENDPOINT_KEY", azure_arm.primary_key)  # as the user would
+    lab = start_lab(tmp_path, home)
+    try:
+        put_notebook(lab, "azure.ipynb", [("first", "print('the snippets go below')")])
+        page, errors = open_lab(browser, lab, "lab/tree/azure.ipynb")
+        page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
+        page.locator(SIDEBAR_TAB).click()
+        model_row(page, "iris").locator('[data-testid="sparkserve-model-toggle"]').click()
+        version_row(page, "iris:1").locator('[data-testid="sparkserve-actions"]').click()
+        page.locator('.jp-SparkserveActionsMenu li[data-target="azureml"]').wait_for()
+        assert deploy_to_items(page)["azureml"] == (True, "")
+        page.locator('.jp-SparkserveActionsMenu li[data-target="azureml"]').click()
+        dialog = page.locator(".jp-Dialog")
+        assert "to Azure Machine Learning" in dialog.locator(".jp-Dialog-header").inner_text()
+        assert dialog.locator('[data-testid="sparkserve-deploy-target"]').input_value() == "azureml"
+        image = f"{ACR_HOST}/sparkserve/iris:1"
+        dialog.locator('[data-testid="sparkserve-deploy-option-image"]').fill(image)
+        dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+        said = wait_for_message(page, r"iris:1 is deployed at https://127\.0\.0\.1:\d+/online/")
+        assert "endpoint sparkserve-iris-1" in said and "auth key ($AZUREML_ENDPOINT_KEY)" in said
+        assert azure_arm.endpoints() == ["sparkserve-iris-1"]
+
+        version_row(page, "iris:1").locator('[data-testid="sparkserve-actions"]').click()
+        choose(page, "snippets")
+        page.locator('.jp-Dialog [data-testid="sparkserve-snippet"]').first.wait_for()
+        page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept").click()
+        wait_for_message(page, r"Inserted 2 cells into azure\.ipynb")
+        cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
+        run_cell(page, cells.nth(1))
+        output = cells.nth(1).locator(".jp-OutputArea-output")
+        output.wait_for(timeout=SLOW)
+        page.wait_for_function(
+            "cell => cell.querySelector('.jp-OutputArea-output').innerText.includes(']')",
+            arg=cells.nth(1).element_handle(),
+        )
+        assert str(expected) in output.inner_text()
+        page.keyboard.press("Shift+Enter")  # the curl cell
+        output = cells.nth(2).locator(".jp-OutputArea-output")
+        output.wait_for(timeout=SLOW)
+        assert json.loads(output.inner_text()) == {"predictions": expected}
+
+        version_row(page, "iris:1").locator('[data-testid="sparkserve-actions"]').click()
+        choose(page, "undeploy")
+        wait_for_message(page, r"iris:1 is undeployed")
+        assert azure_arm.endpoints() == []
+        assert our_errors(errors) == []
+        page.close()
+    finally:
+        azure_arm.primary_key = None
+        for deployment in Deployments(repository).list(active_only=True):
+            Deployments(repository).undeploy(deployment.id)
+        stop_lab(lab)
+    assert our_tracebacks(lab) == []
