@@ -10,8 +10,10 @@ matters). Long-running operations answer as ARM does: 201/202 with Azure-AsyncOp
 InProgress, then Succeeded (or Failed with an error). The workspace hands out its registry's
 admin credentials (listKeys); the image itself goes to a real registry under the registry's
 name (`_aws.cloud_registry`). The endpoint's scoring URI points back here and is answered by
-`scorer` (a test forwards it to the real container). Not covered: batch endpoints, ARM's
-validation of names and SKUs, quotas, real start-up times, the registry's token exchange.
+`scorer` (a test forwards it to the real container). Batch endpoints hold pipeline-component
+deployments; invoking one makes a job that goes Queued, Running, then `job_outcome` (or
+Canceled when asked). Not covered: ARM's validation of names and SKUs, quotas, real start-up
+and run times, the registry's token exchange, the data a batch job reads and writes.
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ class FakeArm:
         self.operations: dict[str, dict[str, Any]] = {}
         self.fail_provisioning: set[str] = set()  # names whose next PUT ends Failed
         self.primary_key: str | None = None  # a new endpoint's primary key (else a random one)
+        self.jobs: dict[str, dict[str, Any]] = {}  # batch jobs by name
+        self.job_outcome = "Completed"  # where a job ends once it has run
+        self.job_polls = 2  # GETs of a job before it ends (Queued, then Running)
         self.scorer: Scorer = lambda *_: (424, b'{"error": "no scorer"}', "application/json")
         self.log: list[tuple[str, str]] = []  # (method, path) of every request
         self.lock = threading.Lock()
@@ -194,6 +199,9 @@ class _Handler(BaseHTTPRequestHandler):
         found = re.fullmatch(r"/online/(?P<ep>[^/]+)/score", path)
         if found and method == "POST":
             return self._score(found["ep"], raw)
+        found = re.fullmatch(r"/batchscore/(?P<ep>[^/]+)/jobs", path)
+        if found and method == "POST":
+            return self._invoke(found["ep"], json.loads(raw) if raw else {})
         body = json.loads(raw) if raw else None
         ws = re.escape(arm.ws_id)
         with arm.lock:
@@ -221,7 +229,13 @@ class _Handler(BaseHTTPRequestHandler):
             )  # fmt: skip
             if found:
                 return self._endpoints(method, found["ep"], found["sub"], found["dep"], body)
-            if re.fullmatch(ws + r"(/[^/]+/[^/]+)+", path, re.I):  # environments, ...
+            found = re.fullmatch(ws + r"/batchEndpoints/(?P<ep>[^/]+)(?P<rest>/.*)?", path, re.I)
+            if found:
+                return self._batch(method, path, found["ep"], found["rest"] or "", body)
+            found = re.fullmatch(ws + r"/jobs/(?P<job>[^/]+)(?P<cancel>/cancel)?", path, re.I)
+            if found:
+                return self._job(method, found["job"], bool(found["cancel"]))
+            if re.fullmatch(ws + r"(/[^/]+/[^/]+)+", path, re.I):  # environments, components
                 return self._resource(method, path, body, {})
         return self._send(404, _error("NotFound", f"no route for {method} {path}"))
 
@@ -256,6 +270,59 @@ class _Handler(BaseHTTPRequestHandler):
         # A deployment's reply needs endpointComputeType, scaleSettings and sku to be read.
         defaults = {"endpointComputeType": "Managed", "scaleSettings": {"scaleType": "Default"}}
         return self._resource(method, f"{ep_id}/deployments/{dep}", body, defaults)
+
+    def _batch(self, method: str, path: str, ep: str, rest: str, body: Any) -> None:
+        arm = self.arm
+        ep_id = f"{arm.ws_id}/batchEndpoints/{ep}"
+        if not rest:
+            defaults = {"scoringUri": f"{arm.base_url}/batchscore/{ep}/jobs", "defaults": {}}
+            return self._resource(method, ep_id, body, defaults)
+        if ep_id.lower() not in arm.resources:
+            return self._send(404, _error("ResourceNotFound", f"batch endpoint {ep} not found"))
+        if rest.lower() == "/deployments" and method == "GET":
+            prefix = f"{ep_id}/deployments/".lower()
+            found = [r for k, r in arm.resources.items() if k.startswith(prefix)]
+            return self._send(200, {"value": found})
+        return self._resource(method, path, body, {})
+
+    def _invoke(self, ep: str, body: dict[str, Any]) -> None:
+        """The batch endpoint's scoring URI: a job of the deployment named in the header."""
+        arm = self.arm
+        deployment = self.headers.get("azureml-model-deployment", "")
+        deployment_id = f"{arm.ws_id}/batchEndpoints/{ep}/deployments/{deployment}".lower()
+        with arm.lock:
+            if deployment_id not in arm.resources:
+                return self._send(400, _error("BadRequest", f"no deployment {deployment!r}"))
+            name = f"batchjob-{uuid.uuid4()}"
+            arm.jobs[name] = {
+                "id": f"{arm.ws_id}/jobs/{name}", "name": name,
+                "type": f"{MLS}/workspaces/jobs", "gets": 0, "request": body,
+                "deployment": deployment,
+                "properties": {"jobType": "Pipeline", "status": "NotStarted", "jobs": {},
+                               "inputs": {}, "outputs": {}, "settings": {}},
+            }  # fmt: skip
+        reply = {"id": arm.jobs[name]["id"], "name": name, "properties": {"status": "NotStarted"}}
+        self._send(200, reply)
+
+    def _job(self, method: str, name: str, cancel: bool) -> None:
+        arm = self.arm
+        job = arm.jobs.get(name)
+        if job is None:
+            return self._send(404, _error("UserError", f"job {name} not found"))
+        properties = job["properties"]
+        if cancel and method == "POST":
+            properties["status"] = "Canceled"
+            return self._send(202)
+        if method != "GET":
+            return self._send(405, _error("MethodNotAllowed", method))
+        job["gets"] += 1
+        if properties["status"] not in ("Completed", "Failed", "Canceled"):
+            ended = job["gets"] > arm.job_polls
+            properties["status"] = (
+                arm.job_outcome if ended else ("Queued", "Running")[job["gets"] > 1]
+            )
+        reply = {k: v for k, v in job.items() if k not in ("gets", "request", "deployment")}
+        return self._send(200, reply)
 
     def _resource(self, method: str, rid: str, body: Any, defaults: dict[str, Any]) -> None:
         arm = self.arm

@@ -22,6 +22,7 @@ from _azure import azure_arm as azure_arm
 from _containers import base_image as base_image
 from _containers import container_engine as container_engine
 from _endpoint_helpers import free_port
+from _files import wait_until
 from _lab import (
     SIDEBAR_TAB,
     open_lab,
@@ -43,6 +44,7 @@ from jupyter_sparkserve.deploy.deployments import Deployments
 from jupyter_sparkserve.deploy.mlflow import MlflowRegistry
 from jupyter_sparkserve.lifecycle import deployment_snippets
 from jupyter_sparkserve.repository import ModelRepository
+from jupyter_sparkserve.workflows import JobRunner, WorkflowSpec
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -266,3 +268,91 @@ def test_deploy_to_azureml_from_the_actions_menu_then_snippets_and_undeploy(
             Deployments(repository).undeploy(deployment.id)
         stop_lab(lab)
     assert our_tracebacks(lab) == []
+
+
+def _submit(repository: ModelRepository, output: str) -> tuple[JobRunner, Any]:
+    runner = JobRunner(repository)
+    source = "azureml://datastores/workspaceblobstore/paths/sparkserve/in/"
+    spec = WorkflowSpec(model="iris:1", input=source, output=output, engine="azureml")
+    return runner, runner.submit(spec)
+
+
+def _ended(runner: JobRunner, job_id: str) -> Any:
+    deadline = time.monotonic() + 600
+    job = runner.get(job_id)
+    while job.status in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.3)
+        job = runner.get(job_id)
+    return job
+
+
+def test_a_batch_job_runs_the_images_score_step_on_the_endpoint_and_is_followed_to_the_end(
+    shared_repo: ModelRepository, azure_arm: FakeArm, base_image: str,
+    cloud_registry: tuple[str, ...], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, iris,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("SPARKSERVE_AZUREML_COMPUTE", "cpu-cluster")
+    output = "azureml://datastores/workspaceblobstore/paths/sparkserve/out/"
+    runner, job = _submit(shared_repo, output)
+    job = _ended(runner, job.id)
+    assert job.status == "succeeded", job.error
+    assert job.output_path == f"{output}scored/"  # where the scored files are
+    (batch_job,) = azure_arm.jobs.values()
+    assert batch_job["properties"]["status"] == "Completed"
+    assert batch_job["deployment"].startswith("sparkserve-")
+    sent = json.dumps(batch_job["request"])
+    assert "sparkserve/in/" in sent and "sparkserve/out/" in sent
+    specs = [r["properties"].get("componentSpec", {}) for r in azure_arm.resources.values()]
+    assert any(spec.get("type") == "pipeline" for spec in specs)
+    (command,) = {spec["command"] for spec in specs if "command" in spec}
+    assert command.startswith("python -m jupyter_sparkserve.containers score ")
+    (environment,) = [
+        r
+        for k, r in azure_arm.resources.items()
+        if "/environments/" in k and "sparkserve/batch@" in json.dumps(r)
+    ]
+    image = environment["properties"]["image"]
+    assert image.startswith(f"{ACR_HOST}/sparkserve/batch@sha256:")
+
+    # The step's command, run in the pushed image as a batch job runs it (no network, the
+    # input and output folders mounted), scores every file.
+    inputs, outputs = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    outputs.mkdir(mode=0o777)
+    outputs.chmod(0o777)
+    iris[0].head(10).to_csv(inputs / "part-0.csv", index=False)
+    run = command.replace("${{inputs.input_data}}", "/mnt/in").replace(
+        "${{outputs.output_data}}", "/mnt/out"
+    )
+    engine = client(timeout=300)
+    try:
+        engine.images.pull(image)
+        engine.containers.run(
+            image, entrypoint=["bash", "-c", run], network_mode="none", remove=True,
+            volumes={str(inputs): {"bind": "/mnt/in", "mode": "ro"},
+                     str(outputs): {"bind": "/mnt/out", "mode": "rw"}},
+        )  # fmt: skip
+    finally:
+        engine.close()
+    scored = pd.read_csv(outputs / "scored" / "part-0.csv")
+    expected = shared_repo.load_pyfunc("iris:1").predict(iris[0].head(10)).tolist()
+    assert scored["prediction"].tolist() == expected
+
+
+def test_cancel_cancels_a_running_azureml_batch_job(
+    shared_repo: ModelRepository, azure_arm: FakeArm, base_image: str,
+    cloud_registry: tuple[str, ...], monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("SPARKSERVE_AZUREML_COMPUTE", "cpu-cluster")
+    azure_arm.job_polls = 10**6  # it runs until cancelled
+    try:
+        runner, job = _submit(shared_repo, "azureml://datastores/workspaceblobstore/paths/x/")
+        wait_until(
+            lambda: any(j["properties"]["status"] == "Running" for j in azure_arm.jobs.values()),
+            timeout=300,
+        )
+        runner.cancel(job.id)
+        job = _ended(runner, job.id)
+    finally:
+        azure_arm.job_polls = 2
+    assert job.status == "cancelled", job.error
+    assert [j["properties"]["status"] for j in azure_arm.jobs.values()][-1] == "Canceled"

@@ -67,7 +67,7 @@ def test_score_in_the_foreground(iris, iris_model, iris_csv: Path, tmp_path: Pat
     engine = error_of("score", "iris", str(iris_csv), str(tmp_path / "x.csv"), "--engine", "dask")
     assert engine == {
         "error": "INVALID_INPUT",
-        "message": "Unknown engine 'dask': use one of local, container, sagemaker, spark.",
+        "message": "Unknown engine 'dask': use one of local, azureml, container, sagemaker, spark.",
     }
     missing = error_of("score", "iris", str(tmp_path / "nope.csv"), str(tmp_path / "x.csv"))
     assert missing["error"] == "INVALID_INPUT" and "nope.csv" in missing["message"]
@@ -103,7 +103,8 @@ def test_workflows_and_jobs(iris_csv: Path, tmp_path: Path) -> None:
     assert "daily" in sparkserve("workflows", "list").stdout
     refused = error_of("workflows", "update", "1", "--engine", "gpu")
     assert (
-        refused["message"] == "Unknown engine 'gpu': use one of local, container, sagemaker, spark."
+        refused["message"]
+        == "Unknown engine 'gpu': use one of local, azureml, container, sagemaker, spark."
     )
     assert (
         "engine 'spark' only"

@@ -43,7 +43,7 @@ async def test_status_reports_repository_versions_and_targets(
     )
     assert targets["azureml"]["usable"] is False
     engines = {e["engine"]: e for e in body["engines"]}  # what the Score dialog offers
-    assert list(engines) == ["local", "container", "sagemaker", "spark"]
+    assert list(engines) == ["local", "azureml", "container", "sagemaker", "spark"]
     assert engines["local"]["usable"] is True and engines["container"]["usable"] is False
 
 

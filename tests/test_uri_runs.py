@@ -54,6 +54,18 @@ def test_the_sagemaker_engine_takes_s3_on_both_sides(
         )
 
 
+def test_an_azureml_run_takes_azureml_folders_with_the_default_columns(
+    repo: ModelRepository, saved: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(InvalidInput, match=r"not azureml:// URIs: choose engine 'azureml'"):
+        score(saved, "azureml://datastores/d/paths/in/", tmp_path / "o.csv", repository=repo)
+    monkeypatch.setenv("SPARKSERVE_AZUREML_COMPUTE", "cpu")
+    folder = "azureml://datastores/d/paths/"
+    with pytest.raises(InvalidInput, match=r"keeps every input column and names the prediction"):
+        score(saved, f"{folder}in/", f"{folder}out/", engine="azureml", keep_columns=["a"],
+              repository=repo)  # fmt: skip
+
+
 def test_a_transform_keeps_every_input_column_or_none(
     repo: ModelRepository, saved: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

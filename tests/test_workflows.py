@@ -63,7 +63,7 @@ def test_a_spec_from_json_normalises_lists_and_defaults() -> None:
         ({"output": "/d/in.csv"}, "is the input: choose another output"),
         (
             {"engine": "dask"},
-            "Unknown engine 'dask': use one of local, container, sagemaker, spark",
+            "Unknown engine 'dask': use one of local, azureml, container, sagemaker, spark",
         ),
         ({"input_format": "xlsx"}, "Unknown input format 'xlsx': use one of csv, parquet, jsonl"),
         ({"output_format": 3}, "'output_format' in the workflow must be a string or null"),

@@ -122,11 +122,12 @@ def check_uris(engine: BatchEngine, input: str, output: str) -> bool:
 
     schemes = [uri_scheme(input), uri_scheme(output)]
     if not engine.uri_schemes:
-        if any(schemes):
-            takers = [name for name, found in engines().items() if found.uri_schemes]
+        scheme = next((s for s in schemes if s), None)
+        if scheme is not None:
+            takers = [name for name, found in engines().items() if scheme in found.uri_schemes]
             raise InvalidInput(
                 f"The {engine.name} engine reads and writes files of this machine, not "
-                f"{next(s for s in schemes if s)}:// URIs"
+                f"{scheme}:// URIs"
                 + (f": choose engine {' or '.join(map(repr, takers))}." if takers else ".")
             )
         return False
