@@ -89,13 +89,18 @@ class FakeArm:
     def certificate(self) -> Path:
         return self.folder / "arm.crt"
 
+    @property
+    def bundle(self) -> Path:
+        return self.folder / "ca-bundle.crt"
+
     def environment(self) -> dict[str, str]:
         """What a client process needs: the base URL, the trusted certificate, the managed
         identity, and the workspace's standard variables."""
         return {
             "AZUREML_DEV_URL_MFE": self.base_url,
-            "REQUESTS_CA_BUNDLE": str(self.certificate),  # requests ignores SSL_CERT_FILE
-            "CURL_CA_BUNDLE": str(self.certificate),
+            # requests ignores SSL_CERT_FILE; the system's authorities stay trusted too
+            "REQUESTS_CA_BUNDLE": str(self.bundle),
+            "CURL_CA_BUNDLE": str(self.bundle),
             "IDENTITY_ENDPOINT": f"{self.base_url}/msi/token",
             "IDENTITY_HEADER": self.identity_header,
             "AZURE_SUBSCRIPTION_ID": self.sub,
@@ -120,6 +125,9 @@ class FakeArm:
              "-addext", "basicConstraints=critical,CA:TRUE"],
             check=True, capture_output=True,
         )  # fmt: skip
+        system = Path("/etc/ssl/certs/ca-certificates.crt")
+        trusted = system.read_text() if system.exists() else ""
+        self.bundle.write_text(trusted + "\n" + self.certificate.read_text())
         handler = type("Handler", (_Handler,), {"arm": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True

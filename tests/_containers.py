@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _endpoint_helpers import free_port
@@ -227,3 +228,37 @@ def registry(tmp_path_factory: pytest.TempPathFactory, container_engine: str) ->
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def serve_image(
+    image: str, command: list[str] | None = None, environment: dict[str, str] | None = None
+) -> tuple[Any, str]:
+    """Run `image` (its own command unless `command`) with port 8080 published on a free
+    loopback port; the container and its URL, once /ping answers."""
+    import requests
+    from _endpoint_helpers import free_port
+
+    from jupyter_sparkserve.containers.engine import client
+
+    engine = client()
+    port = free_port()
+    try:
+        container = engine.containers.run(
+            image,
+            command=command,
+            detach=True,
+            ports={"8080/tcp": ("127.0.0.1", port)},
+            environment=environment or {},
+        )
+    finally:
+        engine.close()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if requests.get(f"{url}/ping", timeout=2).ok:
+                return container, url
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline, container.logs().decode()
+        time.sleep(0.3)

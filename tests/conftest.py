@@ -22,7 +22,9 @@ from jupyter_sparkserve.config import Settings
 from jupyter_sparkserve.repository import ModelRepository
 
 # Jupyter server fixtures (jp_fetch, ...). Its autouse event-loop fixtures apply to every test.
-pytest_plugins = ("pytest_jupyter.jupyter_server",)
+# The clouds' fakes are session-wide (one moto, one fake ARM, one registry on port 443);
+# fixtures imported into several modules would each start their own.
+pytest_plugins = ("pytest_jupyter.jupyter_server", "_aws", "_azure")
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TESTS_DIR = Path(__file__).parent

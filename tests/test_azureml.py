@@ -16,12 +16,10 @@ from typing import Any
 import pandas as pd
 import pytest
 import requests
-from _aws import cloud_registry as cloud_registry
 from _azure import ACR_HOST, FakeArm
-from _azure import azure_arm as azure_arm
 from _containers import base_image as base_image
 from _containers import container_engine as container_engine
-from _endpoint_helpers import free_port
+from _containers import serve_image
 from _files import wait_until
 from _lab import (
     SIDEBAR_TAB,
@@ -55,28 +53,6 @@ def shared_repo(tmp_path_factory: pytest.TempPathFactory, iris, iris_model) -> M
     repository = ModelRepository(Settings.from_env(home=home))
     repository.save(iris_model, "iris", input_example=iris[0].head(3), **FAST_SAVE)
     return repository
-
-
-def _serve_as_azureml_does(image: str) -> tuple[Any, str]:
-    """The custom container as AzureML runs it: its own command, port 8080, probed on /ping."""
-    engine = client()
-    port = free_port()
-    try:
-        container = engine.containers.run(
-            image, detach=True, ports={"8080/tcp": ("127.0.0.1", port)}
-        )
-    finally:
-        engine.close()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if requests.get(f"{url}/ping", timeout=2).ok:
-                return container, url
-        except requests.ConnectionError:
-            pass
-        assert time.monotonic() < deadline, container.logs().decode()
-        time.sleep(0.3)
 
 
 def _forward_to(url: str):
@@ -122,7 +98,7 @@ def test_deploy_pushes_to_the_workspace_registry_and_serves_through_the_endpoint
         pulled = engine.images.pull(details["image"])
     finally:
         engine.close()
-    container, url = _serve_as_azureml_does(pulled.id)
+    container, url = serve_image(pulled.id)  # as AzureML runs a custom container
     try:
         azure_arm.scorer = _forward_to(url)
         rows = json.loads((shared_repo.resolve("iris:1").path / "input_example.json").read_text())

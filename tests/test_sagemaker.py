@@ -18,12 +18,9 @@ import pandas as pd
 import pytest
 import requests
 from _aws import ECR_HOST, REGION, SECRET_KEY, Aws
-from _aws import aws as aws
-from _aws import cloud_registry as cloud_registry
-from _aws import ecr_registry as ecr_registry
 from _containers import base_image as base_image
 from _containers import container_engine as container_engine
-from _endpoint_helpers import free_port
+from _containers import serve_image
 from _files import wait_until
 from _lab import (
     SIDEBAR_TAB,
@@ -87,29 +84,8 @@ def _example(repository: ModelRepository) -> dict[str, Any]:
 def _run_as_sagemaker_does(image: str, **environment: str) -> tuple[Any, str]:
     """`docker run IMAGE serve` with port 8080 published and SageMaker's variables (and
     `environment`, a model's or a transform job's); the container and its URL."""
-    engine = client()
-    port = free_port()
     sagemaker = {"SAGEMAKER_BIND_TO_PORT": "8080", "SAGEMAKER_SAFE_PORT_RANGE": "8080-8090"}
-    try:
-        container = engine.containers.run(
-            image,
-            command=["serve"],
-            detach=True,
-            ports={"8080/tcp": ("127.0.0.1", port)},
-            environment={**sagemaker, **environment},
-        )
-    finally:
-        engine.close()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if requests.get(f"{url}/ping", timeout=2).ok:
-                return container, url
-        except requests.ConnectionError:
-            pass
-        assert time.monotonic() < deadline, container.logs().decode()
-        time.sleep(0.3)
+    return serve_image(image, ["serve"], {**sagemaker, **environment})
 
 
 def test_deploy_pushes_to_ecr_creates_the_endpoint_and_undeploy_leaves_nothing(

@@ -12,7 +12,6 @@ its end; Cancel cancels the job. OUTPUT/scored/ holds one scored file per input 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -67,6 +66,8 @@ class AzureMLBatchEngine(BatchEngine):
     ) -> BatchResult:
         from azure.ai.ml import Input, Output
 
+        from ..containers.images import folder_key
+
         started = perf_counter()
         cancel = cancel or threading.Event()
         _check_settings(run)
@@ -75,12 +76,12 @@ class AzureMLBatchEngine(BatchEngine):
             raise InvalidInput(f"Set ${COMPUTE_ENV}: the compute cluster batch jobs run on.")
         workspace = azure.Workspace.from_options({})
         ml = workspace.client()
-        key = hashlib.sha256(str(Path(model_path).resolve()).encode()).hexdigest()[:16]
+        key = folder_key(model_path)
         deployment = f"sparkserve-{key}"
         try:
             _ensure_endpoint(ml)
             if not _has_deployment(ml, deployment):
-                image = _model_image(ml, workspace, model_path, key)
+                image = _model_image(ml, workspace, model_path)
                 _create_deployment(ml, deployment, image, key, compute)
             job = ml.batch_endpoints.invoke(
                 endpoint_name=ENDPOINT,
@@ -135,15 +136,12 @@ def _has_deployment(ml: Any, name: str) -> bool:
     return True
 
 
-def _model_image(ml: Any, workspace: azure.Workspace, model_path: Path, key: str) -> str:
-    from ..containers import engine
-    from ..containers.context import ImageSpec, base_image
-    from ..containers.environment import cache_folder
+def _model_image(ml: Any, workspace: azure.Workspace, model_path: Path) -> str:
+    from ..containers.images import model_folder_image
 
-    spec = ImageSpec(f"batch:{key}", Path(model_path), f"sparkserve/batch:{key}", base_image())
-    local = engine.build_image(spec, environment_cache=cache_folder()).tag
+    image = model_folder_image(model_path)
     return azure.push_to_workspace_registry(
-        ml, workspace, local, "sparkserve/batch", key, lambda _line: None
+        ml, workspace, image.tag, "sparkserve/batch", image.key, lambda _line: None
     )
 
 

@@ -17,7 +17,6 @@ $SPARKSERVE_TRANSFORM_INSTANCE_COUNT.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -137,14 +136,12 @@ def _join_source(run: UriRun) -> str:
 
 def _model_image(model_path: Path) -> str:
     """The model folder's image in ECR (built and pushed once; later pushes send nothing)."""
-    from ..containers import engine
-    from ..containers.context import ImageSpec, base_image
-    from ..containers.environment import cache_folder
+    from ..containers.images import model_folder_image
 
-    key = hashlib.sha256(str(Path(model_path).resolve()).encode()).hexdigest()[:16]
-    spec = ImageSpec(f"batch:{key}", Path(model_path), f"sparkserve/batch:{key}", base_image())
-    local = engine.build_image(spec, environment_cache=cache_folder()).tag
-    return aws.push_to_ecr(local, "sparkserve/batch", key, region=None, log=lambda _line: None)
+    image = model_folder_image(model_path)
+    return aws.push_to_ecr(
+        image.tag, "sparkserve/batch", image.key, region=None, log=lambda _: None
+    )
 
 
 def _create_job(

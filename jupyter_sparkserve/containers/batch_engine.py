@@ -10,7 +10,6 @@ output is then removed here.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -26,8 +25,6 @@ from ..scoring.batch import BatchResult, Plan, ProgressCallback
 from ..scoring.batch.writers import remove_partial_outputs
 from ..scoring.engines import BatchEngine
 from . import engine
-from .context import ImageSpec, base_image
-from .environment import cache_folder as environment_cache
 
 PLAN_DIR = "/sparkserve-plan"
 OUTPUT_DIR = "/sparkserve-output"
@@ -79,10 +76,9 @@ class ContainerEngine(BatchEngine):
         )
 
     def _image(self, model_path: Path) -> str:
-        """The model folder's image (every layer but the model's cached from earlier ones)."""
-        key = hashlib.sha256(str(Path(model_path).resolve()).encode()).hexdigest()[:16]
-        spec = ImageSpec(f"batch:{key}", Path(model_path), f"sparkserve/batch:{key}", base_image())
-        return engine.build_image(spec, environment_cache=environment_cache()).tag
+        from .images import model_folder_image
+
+        return model_folder_image(model_path).tag
 
 
 def _input_mounts(plan: Plan) -> tuple[dict[str, dict[str, str]], list[list[Any]]]:

@@ -4,6 +4,7 @@ target call."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,25 @@ from .kubernetes import KubernetesOptions, manifests, resource_name, to_yaml
 if TYPE_CHECKING:
     from ..repository import ModelRepository
     from ..snippets import Snippet
+
+
+@dataclass(frozen=True)
+class FolderImage:
+    tag: str  # sparkserve/batch:KEY on the engine
+    key: str  # the folder's key: names what a cloud makes for this image
+
+
+def folder_key(model_path: Path) -> str:
+    """A model folder's key, from its path: its image's tag and what clouds make for it."""
+    return hashlib.sha256(str(Path(model_path).resolve()).encode()).hexdigest()[:16]
+
+
+def model_folder_image(model_path: Path) -> FolderImage:
+    """The image of a model folder (what a batch engine is given, not a version), tagged by
+    the folder's path; every layer but the model's is cached from earlier builds."""
+    key = folder_key(model_path)
+    spec = ImageSpec(f"batch:{key}", Path(model_path), f"sparkserve/batch:{key}", base_image())
+    return FolderImage(build_image(spec, environment_cache=environment_cache()).tag, key)
 
 
 def version_spec(

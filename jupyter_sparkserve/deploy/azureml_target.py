@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from ..clouds import azure
@@ -31,6 +30,7 @@ from .targets import (
     Started,
     StartRequest,
     TargetState,
+    log_appender,
     undo_start,
 )
 
@@ -81,7 +81,7 @@ class AzureMLTarget(DeploymentTarget):
                 f"{endpoint!r} is not an AzureML endpoint name: 3 to 32 letters, digits and "
                 "hyphens, starting with a letter."
             )
-        log = _appender(request.workdir / "log")
+        log = log_appender(request.workdir / "log")
         ml = workspace.client()
         image = options["image"] or self._push(ml, workspace, request, log)
         if _get(ml, endpoint) is not None:
@@ -229,16 +229,6 @@ def _get(ml: Any, name: str) -> Any | None:
         if azure.not_found(error):
             return None
         raise
-
-
-def _appender(log_file: Path) -> Callable[[str], None]:
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(line: str) -> None:
-        with log_file.open("a", encoding="utf-8") as log:
-            log.write(line + "\n")
-
-    return write
 
 
 def _payload(version: Any) -> dict[str, Any]:

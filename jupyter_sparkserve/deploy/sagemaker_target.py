@@ -45,6 +45,7 @@ from .targets import (
     Started,
     StartRequest,
     TargetState,
+    log_appender,
     undo_start,
 )
 
@@ -99,7 +100,7 @@ class SageMakerTarget(DeploymentTarget):
         if options["instance_count"] < 1:
             raise InvalidInput("instance_count must be at least 1.")
         log_file = request.workdir / "log"
-        log = _appender(log_file)
+        log = log_appender(log_file)
         region = options["region"] or None
         endpoint = options["endpoint_name"] or resource_name("sparkserve", request.ref)
         check_name(endpoint)
@@ -256,16 +257,6 @@ class SageMakerTarget(DeploymentTarget):
                 )
             time.sleep(pause)
             pause = min(pause * 2, 15.0)
-
-
-def _appender(log_file: Path) -> Callable[[str], None]:
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(line: str) -> None:
-        with log_file.open("a", encoding="utf-8") as log:
-            log.write(line + "\n")
-
-    return write
 
 
 def _payload(version: Any) -> str:

@@ -12,7 +12,7 @@ for the rest of the product.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +113,17 @@ class DeploymentTarget(ABC):
             "title": self.title,
             "options": [option.to_dict() for option in self.options],
         }
+
+
+def log_appender(log_file: Path) -> Callable[[str], None]:
+    """A function that appends a line to a deployment's log (each line written at once)."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(line: str) -> None:
+        with log_file.open("a", encoding="utf-8") as log:
+            log.write(line + "\n")
+
+    return write
 
 
 def undo_start(target: DeploymentTarget, details: dict[str, Any], log: Any) -> None:
