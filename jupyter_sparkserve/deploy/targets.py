@@ -11,6 +11,7 @@ for the rest of the product.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -183,9 +184,31 @@ class TargetStatus:
         }
 
 
-def targets_status() -> list[TargetStatus]:
+Defaults = Mapping[str, Mapping[str, Any]]  # a server's configured option values, by target
+
+
+def check_defaults(defaults: Defaults) -> None:
+    """Configured defaults name installed targets and their options, with values of the
+    options' types; a secret is never configured this way (it would sit in a config file)."""
+    for name, values in defaults.items():
+        target = get_target(name)
+        secrets = [o.name for o in target.options if o.secret and values.get(o.name) is not None]
+        if secrets:
+            raise InvalidInput(f"Give {name}'s {', '.join(secrets)} per deploy, not as a default.")
+        target.parse_options(values)
+
+
+def with_defaults(target: str, given: Mapping[str, Any] | None, defaults: Defaults) -> dict:
+    """A deploy's options: those given, over the configured defaults of `target`."""
+    merged = dict(defaults.get(target, {}))
+    merged.update({name: value for name, value in (given or {}).items() if value is not None})
+    return merged
+
+
+def targets_status(defaults: Defaults | None = None) -> list[TargetStatus]:
     """Every installed target's check, in parallel: the slowest check sets the time. The
-    Deploy dialog offers exactly the usable ones, and Deploy accepts exactly those."""
+    Deploy dialog offers exactly the usable ones, and Deploy accepts exactly those. Each
+    option's default is the configured one where a server has one."""
     installed = targets()
     with ThreadPoolExecutor(max_workers=max(1, len(installed))) as pool:
         found = list(pool.map(lambda target: target.check(), installed.values()))
@@ -195,7 +218,7 @@ def targets_status() -> list[TargetStatus]:
             target.title,
             answer.usable,
             answer.detail,
-            target.options,
+            _shown_defaults(target.options, (defaults or {}).get(target.name, {})),
             target.menu_label,
         )
         for target, answer in zip(installed.values(), found, strict=True)
@@ -203,3 +226,12 @@ def targets_status() -> list[TargetStatus]:
     broken = plugins.broken(GROUP, DeploymentTarget)
     rows += [TargetStatus(name, name, False, problem) for name, problem in broken.items()]
     return rows
+
+
+def _shown_defaults(options: tuple[Option, ...], values: Mapping[str, Any]) -> tuple[Option, ...]:
+    return tuple(
+        dataclasses.replace(option, default=values[option.name])
+        if option.name in values
+        else option
+        for option in options
+    )

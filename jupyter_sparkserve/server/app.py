@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Int, List, Unicode
+from traitlets import Bool, Dict, Int, List, Unicode
 
 from .. import config
 from ..config import Settings
 from ..confinement import Confinement
+from ..deploy.targets import check_defaults
 from ..warm import client as warm_client
 from .handlers import handler_routes
 from .services import Services
@@ -70,6 +71,13 @@ class SparkserveApp(ExtensionApp):
         "over REST may read and write; nothing else is accepted (relative paths start at "
         "root_dir).",
     )
+    deploy_defaults = Dict(
+        default_value={},
+        config=True,
+        help="Option values that deploys over REST use when they do not give them, by target "
+        "(`{'sagemaker': {'role': 'arn:aws:iam::...:role/x'}, 'azureml': {'workspace': 'w'}}`); "
+        "the Deploy dialog shows them as the defaults. Secrets (a token) are not accepted here.",
+    )
     warm_scorer = Bool(
         True,
         config=True,
@@ -80,8 +88,12 @@ class SparkserveApp(ExtensionApp):
     def initialize_settings(self) -> None:
         settings = self.sparkserve_settings()
         confinement = Confinement.of(self.serverapp.root_dir, self.allowed_dirs)
+        check_defaults(self.deploy_defaults)  # a bad value stops the server, saying which
         self.settings["sparkserve_services"] = Services(
-            settings, confinement=confinement, warm_scorer=self.warm_scorer
+            settings,
+            confinement=confinement,
+            warm_scorer=self.warm_scorer,
+            deploy_defaults=self.deploy_defaults,
         )
         self.log.info("jupyter_sparkserve: repository at %s", settings.home)
         if self.warm_scorer:  # one that stops with this server; jobs fork from it

@@ -6,6 +6,7 @@ from __future__ import annotations
 from tornado import web
 
 from ..deploy.deployments import Deployments
+from ..deploy.targets import with_defaults
 from ..lifecycle import deployment_snippets
 from .base import SparkserveHandler
 from .bodies import DeployRequest
@@ -25,12 +26,13 @@ class DeploymentsHandler(SparkserveHandler):
         takes seconds, so that runs after the answer; GET deployments/{id} follows it."""
         request = await self.body(DeployRequest.parse)
         service = Deployments(await self.repository())
+        options = with_defaults(request.target, request.options, self.services.deploy_defaults)
         deployment = await self.run_core(
-            service.begin, request.ref, request.target, request.options, register=request.register
+            service.begin, request.ref, request.target, options, register=request.register
         )
 
         def launch() -> None:
-            service.launch(deployment.id, request.options)
+            service.launch(deployment.id, options)
 
         self.services.in_background(f"Deploying {deployment.ref} ({deployment.id})", launch)
         self.reply(deployment.to_dict(), 202, f"deployments/{deployment.id}")

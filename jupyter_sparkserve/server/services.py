@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -31,10 +31,13 @@ class Services:
         *,
         confinement: Confinement,
         warm_scorer: bool = True,
+        deploy_defaults: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
-        """`confinement`: the folders jobs and workflows submitted over REST stay in."""
+        """`confinement`: the folders jobs and workflows submitted over REST stay in;
+        `deploy_defaults`: the targets' configured option values."""
         self.settings = settings
         self.confinement = confinement
+        self.deploy_defaults = dict(deploy_defaults or {})
         self.warm_scorer = warm_scorer
         self._repository: ModelRepository | None = None
         self._jobs: JobRunner | None = None

@@ -22,7 +22,8 @@ class StatusHandler(SparkserveHandler):
         stats = await self.run_core(repository.stats)
         # Both probe the container engine: side by side, not one after the other.
         targets, engines = await asyncio.gather(
-            self.run_core(targets_status), self.run_core(engines_status)
+            self.run_core(targets_status, self.services.deploy_defaults),
+            self.run_core(engines_status),
         )
         self.reply(
             {
