@@ -296,7 +296,9 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
                 data = file.read(step) + data
     except OSError:
         return ""
-    return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
+    # Lines end at "\n" only: a progress bar's "\r" redraws (Spark's) are not lines of their own.
+    text = data.decode(errors="replace").removesuffix("\n")
+    return "\n".join(text.split("\n")[-lines:])
 
 
 def with_log_tail(message: str, log_file: Path) -> str:

@@ -332,3 +332,18 @@ def test_cancel_cancels_a_running_azureml_batch_job(
         azure_arm.job_polls = 2
     assert job.status == "cancelled", job.error
     assert [j["properties"]["status"] for j in azure_arm.jobs.values()][-1] == "Canceled"
+
+
+def test_sfscore_with_the_azureml_engine_runs_a_batch_job_from_a_notebook(
+    shared_repo: ModelRepository, azure_arm: FakeArm, base_image: str,
+    cloud_registry: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("SPARKSERVE_AZUREML_COMPUTE", "cpu-cluster")
+    folder = "azureml://datastores/workspaceblobstore/paths/notebook"
+    kernel = start_kernel(shared_repo.settings.home, tmp_path)
+    try:
+        answer = kernel.ok(f"%sfscore iris:1 {folder}/in/ {folder}/out/ --engine azureml")
+        assert f"into {folder}/out/scored/" in "".join(answer["stdout"])
+    finally:
+        kernel.close()
+    assert any("notebook/out/" in json.dumps(job["request"]) for job in azure_arm.jobs.values())

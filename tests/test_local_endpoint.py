@@ -267,3 +267,14 @@ def test_the_endpoint_outlives_its_starter(mlflow_model_dir: Path, tmp_path: Pat
         stop_endpoint(endpoint)
     assert_stopped(endpoint)
     assert processes_running(str(mlflow_model_dir)) == []
+
+
+def test_a_log_tail_counts_lines_not_progress_bar_redraws(tmp_path: Path) -> None:
+    """Spark redraws its progress bar with "\\r": those are not lines, or a job log's tail
+    would lose its first lines (seen in CI: the warm scorer's fork line)."""
+    log = tmp_path / "log"
+    log.write_text("started\n[Stage 0:>  (0 + 1) / 1]\r[Stage 0:=> (1 + 1) / 2]\rdone\nended\n")
+    assert log_tail(log, 3).split("\n") == [
+        "started", "[Stage 0:>  (0 + 1) / 1]\r[Stage 0:=> (1 + 1) / 2]\rdone", "ended"
+    ]  # fmt: skip
+    assert log_tail(log, 1) == "ended"

@@ -294,14 +294,16 @@ def test_sfdeploy_to_sagemaker_inserts_cells_that_run_and_sfundeploy_deletes_it(
 
 
 @pytest.mark.browser
-def test_deploy_to_sagemaker_from_the_actions_menu_then_snippets_and_undeploy(
+def test_deploy_to_sagemaker_from_the_actions_menu_then_snippets_undeploy_and_a_transform(
     browser, aws: Aws, role: str, home: Path, tmp_path: Path, iris, iris_model,
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, s3_input: str, base_image: str, ecr_registry: str,
 ) -> None:  # fmt: skip
     from test_sidebar import (
+        SIDEBAR,
         SLOW,
         choose,
         deploy_to_items,
+        job_succeeded_with_log,
         model_row,
         version_row,
         wait_for_message,
@@ -314,6 +316,7 @@ def test_deploy_to_sagemaker_from_the_actions_menu_then_snippets_and_undeploy(
     aws.answer_invocations_with(json.dumps({"predictions": expected}))
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")  # aws
     monkeypatch.delenv("AZUREML_WORKSPACE_NAME", raising=False)
+    monkeypatch.setenv(ROLE_ENV, role)  # what the transform jobs run as
     lab = start_lab(tmp_path, home)
     try:
         put_notebook(lab, "cloud.ipynb", [("first", "print('the snippets go below')")])
@@ -367,6 +370,22 @@ def test_deploy_to_sagemaker_from_the_actions_menu_then_snippets_and_undeploy(
         choose(page, "undeploy")
         wait_for_message(page, r"iris:1 is undeployed")
         assert aws.sagemaker_resources() == {"models": [], "configs": [], "endpoints": []}
+
+        # Score on SageMaker: a transform job the jobs view follows to its end.
+        version_row(page, "iris:1").locator('[data-testid="sparkserve-actions"]').click()
+        choose(page, "score")
+        dialog = page.locator(".jp-Dialog")
+        dialog.locator('[data-testid="sparkserve-score-input"]').fill(s3_input)
+        output = s3_input.replace("/in/", "/from-the-sidebar/")
+        dialog.locator('[data-testid="sparkserve-score-output"]').fill(output)
+        dialog.locator('[data-testid="sparkserve-score-engine"]').select_option("sagemaker")
+        dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+        wait_for_message(page, r"Scoring with iris:1: job \S+ is")
+        job = page.locator(f'{SIDEBAR} [data-testid="sparkserve-job"]').first
+        job.wait_for()
+        job_succeeded_with_log(page, job, "succeeded", SLOW)
+        transform_jobs = aws.client("sagemaker").list_transform_jobs()["TransformJobSummaries"]
+        assert any(found["TransformJobStatus"] == "Completed" for found in transform_jobs)
         assert our_errors(errors) == []
         page.close()
     finally:
@@ -489,3 +508,23 @@ def test_a_starting_deployment_shows_the_step_it_is_at(
     assert running.status == "running" and running.to_dict()["progress"] == ""
     deployments.undeploy(started.id)
     assert aws.sagemaker_resources() == {"models": [], "configs": [], "endpoints": []}
+
+
+def test_sfscore_with_the_sagemaker_engine_runs_a_transform_job_from_a_notebook(
+    shared_repo: ModelRepository, aws: Aws, role: str, base_image: str, ecr_registry: str,
+    s3_input: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv(ROLE_ENV, role)
+    output = s3_input.replace("/in/", "/from-a-notebook/")
+    kernel = start_kernel(shared_repo.settings.home, tmp_path)
+    try:
+        answer = kernel.ok(f"%sfscore iris:1 {s3_input} {output} --engine sagemaker")
+        assert f"into {output}" in "".join(answer["stdout"])
+    finally:
+        kernel.close()
+    jobs = aws.client("sagemaker").list_transform_jobs()["TransformJobSummaries"]
+    described = [
+        aws.client("sagemaker").describe_transform_job(TransformJobName=j["TransformJobName"])
+        for j in jobs
+    ]
+    assert any(d["TransformOutput"]["S3OutputPath"] == output for d in described)
