@@ -21,8 +21,8 @@ from typing import Any
 
 from ..errors import Cancelled, InvalidInput, SparkserveError
 from ..plugins import Availability
-from ..scoring.batch import BatchProgress, BatchResult, Plan, ProgressCallback
-from ..scoring.engines import BatchEngine, UriRun
+from ..scoring.batch import BatchProgress, BatchResult, ProgressCallback
+from ..scoring.engines import UriBatchEngine, UriRun
 from . import azure
 
 COMPUTE_ENV = "SPARKSERVE_AZUREML_COMPUTE"
@@ -40,7 +40,7 @@ class BatchJobFailed(SparkserveError):
     http_status = 502
 
 
-class AzureMLBatchEngine(BatchEngine):
+class AzureMLBatchEngine(UriBatchEngine):
     name = "azureml"
     title = "AzureML batch endpoint (azureml:// in and out)"
     uri_schemes = ("azureml",)
@@ -52,9 +52,6 @@ class AzureMLBatchEngine(BatchEngine):
         if not os.environ.get(COMPUTE_ENV, "").strip():
             return Availability(False, f"{found.detail} Set ${COMPUTE_ENV}: the cluster to run on.")
         return Availability(True, f"{found.detail} Reads and writes azureml:// folders.")
-
-    def score(self, model_path: Path, plan: Plan, **_settings: Any) -> BatchResult:
-        raise InvalidInput("The azureml engine reads and writes azureml:// folders, not files.")
 
     def score_uris(
         self,

@@ -26,8 +26,8 @@ from typing import Any
 
 from ..errors import Cancelled, InvalidInput, SparkserveError
 from ..plugins import Availability
-from ..scoring.batch import BatchProgress, BatchResult, Plan, ProgressCallback
-from ..scoring.engines import BatchEngine, UriRun
+from ..scoring.batch import BatchProgress, BatchResult, ProgressCallback
+from ..scoring.engines import UriBatchEngine, UriRun
 from ..scoring.transform import CONTENT_TYPE_JSON_LINES, MAX_PAYLOAD_MB, TRANSFORM_ENV
 from . import aws
 from .sagemaker import (
@@ -52,7 +52,7 @@ class TransformFailed(SparkserveError):
     http_status = 502
 
 
-class SageMakerTransformEngine(BatchEngine):
+class SageMakerTransformEngine(UriBatchEngine):
     name = "sagemaker"
     title = "SageMaker batch transform (s3:// in and out)"
     uri_schemes = ("s3",)
@@ -64,9 +64,6 @@ class SageMakerTransformEngine(BatchEngine):
         if not os.environ.get(ROLE_ENV, "").strip():
             return Availability(False, f"{found.detail} Set ${ROLE_ENV}: the role jobs run as.")
         return Availability(True, f"{found.detail} Reads and writes s3:// URIs.")
-
-    def score(self, model_path: Path, plan: Plan, **_settings: Any) -> BatchResult:
-        raise InvalidInput("The sagemaker engine reads and writes s3:// URIs, not local files.")
 
     def score_uris(
         self,

@@ -77,6 +77,25 @@ class BatchEngine(ABC):
         plan's output, written atomically."""
 
 
+class UriBatchEngine(BatchEngine):
+    """An engine of URIs only (a cloud's batch service): files of this machine are refused."""
+
+    def score(self, model_path: Path, plan: Plan, **_settings: Any) -> BatchResult:
+        schemes = ", ".join(f"{scheme}://" for scheme in self.uri_schemes)
+        raise InvalidInput(f"The {self.name} engine reads and writes {schemes} URIs, not files.")
+
+    @abstractmethod
+    def score_uris(
+        self,
+        model_path: Path,
+        run: UriRun,
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> BatchResult:
+        """Score `run`, reading and writing its URIs."""
+
+
 class LocalEngine(BatchEngine):
     """The streaming engine of `batch`, in this process, with bounded memory."""
 
