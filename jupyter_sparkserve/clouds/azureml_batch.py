@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-from ..errors import Cancelled, InvalidInput, SparkserveError
+from ..errors import InvalidInput, SparkserveError
 from ..plugins import Availability
 from ..scoring.batch import BatchProgress, BatchResult, ProgressCallback
 from ..scoring.engines import UriBatchEngine, UriRun
 from . import azure
+from .follow import JobState, follow
 
 COMPUTE_ENV = "SPARKSERVE_AZUREML_COMPUTE"
 ENDPOINT = "sparkserve-batch"
@@ -32,7 +32,6 @@ ENDPOINT = "sparkserve-batch"
 SCORED = "scored"
 RUNNING = ("NotStarted", "Queued", "Preparing", "Provisioning", "Starting", "Running",
            "CancelRequested", "Finalizing", "Paused")  # fmt: skip
-STOP_WAIT_SECONDS = 600
 
 
 class BatchJobFailed(SparkserveError):
@@ -184,29 +183,23 @@ def _create_deployment(ml: Any, name: str, image: str, key: str, compute: str) -
 
 
 def _follow(ml: Any, job: str, cancel: threading.Event, progress: ProgressCallback | None) -> None:
-    """The job's status until it ends; Cancel cancels it and waits for Canceled."""
-    pause = 0.5
-    cancelled_at: float | None = None
-    while True:
+    """The job's status until it ends; Cancel cancels it."""
+
+    def state() -> JobState:
         found = ml.jobs.get(job)
         status = str(getattr(found.status, "value", found.status))
-        if status == "Completed":
-            return
-        if status == "Canceled":
-            raise Cancelled(f"Cancelled: the AzureML job {job} is canceled.")
-        if status not in RUNNING:
-            raise BatchJobFailed(
-                f"The AzureML job {job} ended {status}; its logs are in the studio."
-            )
-        if cancel.is_set() and cancelled_at is None:
-            ml.jobs.begin_cancel(job)
-            cancelled_at = time.monotonic()
-        if cancelled_at is not None and time.monotonic() - cancelled_at > STOP_WAIT_SECONDS:
-            raise Cancelled(f"Cancelled: the AzureML job {job} was asked to stop.")
-        if progress is not None:
-            progress(BatchProgress(0, None, 0, 0, 0, 1))
-        if cancelled_at is None:
-            cancel.wait(pause)
-        else:
-            time.sleep(1.0)
-        pause = min(pause * 2, 10.0)
+        return JobState(
+            ended=status not in RUNNING,
+            succeeded=status == "Completed",
+            stopped=status == "Canceled",
+            failure=f"it ended {status}; its logs are in the studio",
+        )
+
+    follow(
+        state,
+        lambda: ml.jobs.begin_cancel(job),
+        f"the AzureML job {job}",
+        failed=BatchJobFailed,
+        cancel=cancel,
+        progress=progress,
+    )

@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-from ..errors import Cancelled, InvalidInput, SparkserveError
+from ..errors import InvalidInput, SparkserveError
 from ..plugins import Availability
 from ..scoring.batch import BatchProgress, BatchResult, ProgressCallback
 from ..scoring.engines import UriBatchEngine, UriRun
 from ..scoring.transform import CONTENT_TYPE_JSON_LINES, MAX_PAYLOAD_MB, TRANSFORM_ENV
 from . import aws
+from .follow import JobState, follow
 from .sagemaker import (
     DEFAULT_INSTANCE_TYPE,
     INSTANCE_TYPE_ENV,
@@ -44,7 +44,6 @@ INSTANCE_COUNT_ENV = "SPARKSERVE_TRANSFORM_INSTANCE_COUNT"
 CONTENT_TYPES = {"csv": "text/csv", "jsonl": CONTENT_TYPE_JSON_LINES}
 _EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
 COUNTED_BYTES = 64 * 1024 * 1024  # outputs up to this size have their lines counted
-STOP_WAIT_SECONDS = 600
 
 
 class TransformFailed(SparkserveError):
@@ -175,31 +174,27 @@ def _create_job(
 def _follow(
     sagemaker: Any, name: str, cancel: threading.Event, progress: ProgressCallback | None
 ) -> None:
-    """DescribeTransformJob until it ends; Cancel stops the job and waits for Stopped."""
-    pause = 0.5
-    stopping_since: float | None = None
-    while True:
+    """DescribeTransformJob until it ends; Cancel stops the job."""
+
+    def state() -> JobState:
         described = sagemaker.describe_transform_job(TransformJobName=name)
         status = described["TransformJobStatus"]
-        if status == "Completed":
-            return
-        if status == "Failed":
-            reason = described.get("FailureReason") or "SageMaker gave no reason"
-            raise TransformFailed(f"The transform job {name} failed: {reason}")
-        if status == "Stopped":
-            raise Cancelled(f"Cancelled: the transform job {name} is stopped.")
-        if cancel.is_set() and stopping_since is None:
-            sagemaker.stop_transform_job(TransformJobName=name)
-            stopping_since = time.monotonic()
-        if stopping_since is not None and time.monotonic() - stopping_since > STOP_WAIT_SECONDS:
-            raise Cancelled(f"Cancelled: the transform job {name} was asked to stop.")
-        if progress is not None:
-            progress(BatchProgress(0, None, 0, 0, 0, 1))
-        if stopping_since is None:
-            cancel.wait(pause)  # a cancel wakes it at once
-        else:
-            time.sleep(1.0)
-        pause = min(pause * 2, 10.0)
+        reason = described.get("FailureReason") or "SageMaker gave no reason"
+        return JobState(
+            ended=status in ("Completed", "Failed", "Stopped"),
+            succeeded=status == "Completed",
+            stopped=status == "Stopped",
+            failure=reason,
+        )
+
+    follow(
+        state,
+        lambda: sagemaker.stop_transform_job(TransformJobName=name),
+        f"the transform job {name}",
+        failed=TransformFailed,
+        cancel=cancel,
+        progress=progress,
+    )
 
 
 def _listed(s3: Any, uri: str, what: str) -> list[dict[str, Any]]:
