@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from .config import safe_uri
 from .deploy.mlflow import Registration
@@ -71,10 +72,19 @@ def offline_python(version: ModelVersion, registration: Registration, tracking_u
     )
 
 
+def example_payload(version: ModelVersion) -> dict[str, Any]:
+    """The MLflow scoring request of the version's input example (empty without one)."""
+    return {"dataframe_split": example_rows(version) or {"columns": [], "data": []}}
+
+
+def shell_quoted_json(document: Any) -> str:
+    """`document` as JSON inside single quotes, for a shell command."""
+    return "'" + json.dumps(document).replace("'", "'\\''") + "'"
+
+
 def endpoint_python(version: ModelVersion, url: str, token_required: bool) -> Snippet:
     """Score the version's input example against the live endpoint with `requests`."""
-    rows = example_rows(version) or {"columns": [], "data": []}
-    payload = {"dataframe_split": rows}
+    payload = example_payload(version)
     lines = ["import requests", ""]
     headers = '{"Content-Type": "application/json"}'
     if token_required:
@@ -99,13 +109,12 @@ def endpoint_python(version: ModelVersion, url: str, token_required: bool) -> Sn
 
 def endpoint_curl(version: ModelVersion, url: str, token_required: bool) -> Snippet:
     """The same request with curl (the token, if any, from $SPARKSERVE_ENDPOINT_TOKEN)."""
-    rows = example_rows(version) or {"columns": [], "data": []}
-    body = json.dumps({"dataframe_split": rows}).replace("'", "'\\''")
+    body = shell_quoted_json(example_payload(version))
     parts = [
         f"curl -sS -X POST {url}/invocations",
         "-H 'Content-Type: application/json'",
     ]
     if token_required:
         parts.append('-H "Authorization: Bearer $SPARKSERVE_ENDPOINT_TOKEN"')
-    parts.append(f"-d '{body}'")
+    parts.append(f"-d {body}")
     return Snippet("shell", f"Score {version.ref} with curl", " \\\n  ".join(parts))

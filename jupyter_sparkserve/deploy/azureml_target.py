@@ -12,7 +12,6 @@ from $AZUREML_ENDPOINT_KEY.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +20,7 @@ from ..clouds import azure
 from ..containers.layout import PORT
 from ..errors import Conflict, InvalidInput
 from ..options import Option
-from ..snippets import Snippet, example_rows
+from ..snippets import Snippet, example_payload, shell_quoted_json
 from .container_target import BASE_IMAGE_OPTION, build_deployment_image
 from .local import EndpointFailed
 from .targets import (
@@ -231,10 +230,6 @@ def _get(ml: Any, name: str) -> Any | None:
         raise
 
 
-def _payload(version: Any) -> dict[str, Any]:
-    return {"dataframe_split": example_rows(version) or {"columns": [], "data": []}}
-
-
 def azureml_python(version: Any, url: str) -> Snippet:
     """requests scoring the input example, the key from $AZUREML_ENDPOINT_KEY."""
     code = "\n".join(
@@ -244,7 +239,7 @@ def azureml_python(version: Any, url: str) -> Snippet:
             "import requests",
             "",
             f"# The key: az ml online-endpoint get-credentials, into ${KEY_ENV}",
-            f"payload = {_payload(version)!r}",
+            f"payload = {example_payload(version)!r}",
             "response = requests.post(",
             f"    {url!r},",
             "    json=payload,",
@@ -259,13 +254,13 @@ def azureml_python(version: Any, url: str) -> Snippet:
 
 
 def azureml_curl(version: Any, url: str) -> Snippet:
-    body = json.dumps(_payload(version)).replace("'", "'\\''")
+    body = shell_quoted_json(example_payload(version))
     code = " \\\n  ".join(
         [
             f"curl -sS -X POST {url}",
             "-H 'Content-Type: application/json'",
             f'-H "Authorization: Bearer ${KEY_ENV}"',
-            f"-d '{body}'",
+            f"-d {body}",
         ]
     )
     return Snippet("shell", f"Score {version.ref} on AzureML with curl", code)

@@ -14,7 +14,6 @@ Credentials, region and endpoint URL come from boto3's own chains (`clouds.aws`)
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -36,7 +35,7 @@ from ..clouds.sagemaker import (
 )
 from ..errors import Conflict, InvalidInput
 from ..options import Option
-from ..snippets import Snippet, example_rows
+from ..snippets import Snippet, example_payload, shell_quoted_json
 from .container_target import BASE_IMAGE_OPTION, build_deployment_image
 from .local import EndpointFailed
 from .targets import (
@@ -259,10 +258,6 @@ class SageMakerTarget(DeploymentTarget):
             pause = min(pause * 2, 15.0)
 
 
-def _payload(version: Any) -> str:
-    return json.dumps({"dataframe_split": example_rows(version) or {"columns": [], "data": []}})
-
-
 def sagemaker_python(version: Any, details: dict[str, Any]) -> Snippet:
     """boto3 scoring the input example at the endpoint (credentials from boto3's chain)."""
     code = "\n".join(
@@ -272,7 +267,7 @@ def sagemaker_python(version: Any, details: dict[str, Any]) -> Snippet:
             "import boto3",
             "",
             f'runtime = boto3.client("sagemaker-runtime", region_name={details["region"]!r})',
-            f"payload = {json.loads(_payload(version))!r}",
+            f"payload = {example_payload(version)!r}",
             "answer = runtime.invoke_endpoint(",
             f"    EndpointName={details['endpoint_name']!r},",
             '    ContentType="application/json",',
@@ -286,10 +281,10 @@ def sagemaker_python(version: Any, details: dict[str, Any]) -> Snippet:
 
 def sagemaker_cli(version: Any, details: dict[str, Any]) -> Snippet:
     """The AWS CLI's invoke-endpoint on the input example (v1 and v2 alike: a fileb:// body)."""
-    body = _payload(version).replace("'", "'\\''")
+    body = shell_quoted_json(example_payload(version))
     code = " \\\n  ".join(
         [
-            f"echo '{body}' > sagemaker-payload.json && aws sagemaker-runtime invoke-endpoint",
+            f"echo {body} > sagemaker-payload.json && aws sagemaker-runtime invoke-endpoint",
             f"--region {details['region']} --endpoint-name {details['endpoint_name']}",
             "--content-type application/json --body fileb://sagemaker-payload.json",
             "sagemaker-predictions.json > /dev/null && cat sagemaker-predictions.json",
