@@ -90,6 +90,17 @@ class Confinement:
             self._check(absolute, what, text)
         return str(absolute)
 
+    def contents_path(self, path: str) -> str | None:
+        """Where `path` is in the Jupyter server's files (relative to its root, `/`-separated),
+        for opening it there; None when it is not under the root or does not exist."""
+        if not path or uri_scheme(path) is not None:
+            return None
+        real = Path(path).expanduser().resolve()
+        root = self.roots[0]
+        if not real.exists() or not (real == root or root in real.parents):
+            return None
+        return real.relative_to(root).as_posix() if real != root else ""
+
     def _check(self, path: Path, what: str, text: str) -> None:
         real = path.resolve()  # symbolic links followed: a link out of the root is outside
         if not any(real == root or root in real.parents for root in self.roots):

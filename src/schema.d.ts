@@ -21,6 +21,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A counter per topic, bumped by every write to it from any face (the sidebar, a notebook, the CLI, a job): poll it, and read again only a topic whose counter moved. */
+        get: operations["getChanges"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/models": {
         parameters: {
             query?: never;
@@ -364,6 +381,23 @@ export interface paths {
         put?: never;
         /** Score files with a model as a job, without a saved workflow. */
         post: operations["submitJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/clear-finished": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Delete the records and logs of every job that has ended; their outputs stay. */
+        post: operations["clearFinishedJobs"];
         delete?: never;
         options?: never;
         head?: never;
@@ -830,6 +864,19 @@ export interface components {
             /** Format: date-time */
             finished_at: string | null;
             updated_at: components["schemas"]["Timestamp"];
+            /** @description Given in `GET jobs`: where the output is in the Jupyter server's files (relative to its root), to open it there; null when it is elsewhere or does not exist. */
+            contents_path?: string | null;
+        };
+        JobIds: {
+            items: string[];
+        };
+        Changes: {
+            /** @description Models, versions, tags, aliases, registrations. */
+            models: number;
+            deployments: number;
+            workflows: number;
+            /** @description Jobs started, progressing, ended or cleared. */
+            jobs: number;
         };
         JobList: {
             items: components["schemas"]["Job"][];
@@ -932,6 +979,27 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Status"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    getChanges: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The counters. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Changes"];
                 };
             };
             default: components["responses"]["Error"];
@@ -1679,6 +1747,27 @@ export interface operations {
             400: components["responses"]["Error"];
             404: components["responses"]["Error"];
             409: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
+    clearFinishedJobs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The ids of the jobs cleared. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobIds"];
+                };
+            };
             default: components["responses"]["Error"];
         };
     };

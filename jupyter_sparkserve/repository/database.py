@@ -47,7 +47,8 @@ from ..errors import InvalidInput, RepositoryTooNew
 #   1: models, versions, tags, aliases (the first release)
 #   2: mlflow_registrations, deployments, the case-folded name index
 #   3: workflows, jobs
-SCHEMA_VERSION = 3
+#   4: sparkserve_changes (the change counters, repository/changes.py)
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -125,7 +126,11 @@ def _create_tables(*tables: Table) -> Migration:
 
 # Each subsystem keeps its tables beside it, on this module's `metadata`; they are imported
 # before the schema is created or upgraded, so that `metadata` knows every table.
-TABLE_MODULES = ("jupyter_sparkserve.deploy.tables", "jupyter_sparkserve.workflows.tables")
+TABLE_MODULES = (
+    "jupyter_sparkserve.deploy.tables",
+    "jupyter_sparkserve.workflows.tables",
+    "jupyter_sparkserve.repository.changes",
+)
 
 
 def _tables(*names: str) -> list[Table]:
@@ -146,7 +151,11 @@ def _schema_3(connection: Connection) -> None:
     _create_tables(*_tables("workflows", "jobs"))(connection)
 
 
-MIGRATIONS: dict[int, Migration] = {2: _schema_2, 3: _schema_3}
+def _schema_4(connection: Connection) -> None:
+    _create_tables(*_tables("sparkserve_changes"))(connection)  # seeds its rows on create
+
+
+MIGRATIONS: dict[int, Migration] = {2: _schema_2, 3: _schema_3, 4: _schema_4}
 
 
 def utcnow() -> datetime:
@@ -166,7 +175,7 @@ def create_repository_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
         if parsed.get_backend_name() != "sqlite":
-            return create_engine(url, pool_pre_ping=True)
+            return _watched(create_engine(url, pool_pre_ping=True))
     except ArgumentError:
         raise InvalidInput(f"Invalid database URL: {advice}.") from None
     except ImportError as error:
@@ -198,6 +207,12 @@ def create_repository_engine(url: str) -> Engine:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
 
+    return _watched(engine)
+
+
+def _watched(engine: Engine) -> Engine:
+    # Every write bumps its topic's change counter (imported here: changes imports this).
+    importlib.import_module("jupyter_sparkserve.repository.changes").watch(engine)
     return engine
 
 

@@ -8,6 +8,7 @@ from jupyter_server.utils import url_path_join
 
 from .base import API_PREFIX
 from .deployments import DeploymentHandler, DeploymentsHandler, DeploymentSnippetsHandler
+from .live import ChangesHandler, ClearFinishedJobsHandler
 from .models import (
     AliasHandler,
     BuildImageHandler,
@@ -39,6 +40,7 @@ JOB = rf"jobs/(?P<job_id>{SEGMENT})"
 
 ROUTES: list[tuple[str, Any]] = [
     ("status", StatusHandler),
+    ("changes", ChangesHandler),
     ("models", ModelsHandler),
     (MODEL, ModelHandler),
     (rf"{MODEL}/aliases/(?P<alias>{SEGMENT})", AliasHandler),
@@ -56,6 +58,7 @@ ROUTES: list[tuple[str, Any]] = [
     (rf"workflows/(?P<workflow_id>{SEGMENT})", WorkflowHandler),
     ("workflow/execute", ExecuteHandler),
     ("jobs", JobsHandler),
+    ("jobs/clear-finished", ClearFinishedJobsHandler),  # before JOB, which would match it
     (JOB, JobHandler),
     (f"{JOB}/log", JobLogHandler),
     (f"{JOB}/cancel", JobCancelHandler),

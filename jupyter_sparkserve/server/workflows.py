@@ -82,7 +82,12 @@ class JobsHandler(SparkserveHandler):
             workflow_id=workflow_id,
             limit=limit,
         )
-        self.reply({"items": [job.to_dict() for job in found]})
+        # Each with where its output is in the server's files, for the sidebar's link.
+        contents = self.services.confinement.contents_path
+        items = await self.run_core(
+            lambda: [{**job.to_dict(), "contents_path": contents(job.output_path)} for job in found]
+        )
+        self.reply({"items": items})
 
     @web.authenticated
     async def post(self) -> None:
