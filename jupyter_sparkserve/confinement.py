@@ -76,7 +76,7 @@ class Confinement:
         """The absolute path `text` means from the root folder, refused unless it (and, for
         a glob, every file it matches now) stays in the allowed folders."""
         if "\0" in text:
-            raise InvalidInput(f"The {what} path holds a NUL character: {text!r}.")
+            raise InvalidInput(f"The {what} path holds a NUL character: {text!r}.", field=what)
         candidate = Path(text).expanduser()
         absolute = candidate if candidate.is_absolute() else self.roots[0] / candidate
         if ".." in absolute.parts:
@@ -111,7 +111,8 @@ class Confinement:
         return InvalidInput(
             f"The {what} {text!r} is outside the folders this server may read and write "
             f"({folders}): use a path inside them, or add its folder to "
-            "SparkserveApp.allowed_dirs."
+            "SparkserveApp.allowed_dirs.",
+            field=what,
         )
 
 

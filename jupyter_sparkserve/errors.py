@@ -53,10 +53,13 @@ class SparkserveError(Exception):
     code = "SPARKSERVE_ERROR"
     http_status = 500
 
-    def __init__(self, message: str, *, remedy: Remedy | None = None) -> None:
+    def __init__(self, message: str, *, remedy: Remedy | None = None, field: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.remedy = remedy
+        # The request field at fault (`output`, a target option's name), where there is one:
+        # the REST API answers it, and a dialog shows the message next to that field.
+        self.field = field
 
     def to_dict(self) -> dict[str, Any]:
         """The error as the REST API and `--json` answer it."""

@@ -54,14 +54,14 @@ def test_score_in_the_foreground(iris, iris_model, iris_csv: Path, tmp_path: Pat
     assert scored["prediction"].tolist() == iris_model.predict(iris[0]).tolist()
 
     human = sparkserve(
-        "score", "iris:1", str(iris_csv), str(tmp_path / "scored.out"), "--format", "jsonl",
+        "score", "iris:1", str(iris_csv), str(tmp_path / "scored-jsonl"), "--format", "jsonl",
         "--prediction-column", "species",
     )  # fmt: skip
     assert human.exit_code == 0, human.output
-    assert f"Scored 150 rows from 1 file(s) into {tmp_path / 'scored.out'}" in human.stdout
+    assert f"Scored 150 rows from 1 file(s) into {tmp_path / 'scored-jsonl'}" in human.stdout
     assert "(predictions: species)" in human.stdout
     assert "Scoring iris.csv" in human.stderr  # the progress bar
-    lines = (tmp_path / "scored.out" / "iris.jsonl").read_text().splitlines()  # a folder
+    lines = (tmp_path / "scored-jsonl" / "iris.jsonl").read_text().splitlines()  # a folder
     assert len(lines) == 150 and '"species"' in lines[0]
 
     engine = error_of("score", "iris", str(iris_csv), str(tmp_path / "x.csv"), "--engine", "dask")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,10 @@ from ..containers import engine
 from ..containers.context import DEFAULT_BASE_IMAGE, ImageSpec, base_image, image_tag
 from ..containers.environment import cache_folder as environment_cache
 from ..containers.layout import PORT
-from ..errors import Conflict, InvalidInput
+from ..errors import InvalidInput
 from ..options import Option
 from ..snippets import Snippet
-from .local import EndpointFailed, free_port, ping_problem, port_in_use, url_host
+from .local import EndpointFailed, free_port, ping_problem, require_free_port, url_host
 from .local_target import ENDPOINT_OPTIONS, endpoint_snippets
 from .targets import Availability, DeploymentTarget, Started, StartRequest, TargetState
 
@@ -50,12 +51,14 @@ class ContainerTarget(DeploymentTarget):
     def check(self) -> Availability:
         return engine.availability()
 
+    def preflight(self, options: Mapping[str, Any]) -> None:
+        require_free_port(options["host"], options["port"] or None)
+
     def start(self, request: StartRequest) -> Started:
         options = request.options
         host = options["host"]
         port = options["port"] or free_port(host)
-        if options["port"] and port_in_use(host, port):
-            raise Conflict(f"Port {port} on {host} is already in use; choose another port.")
+        require_free_port(host, options["port"] or None)
         log_file = request.workdir / "log"
         image = options["image"] or build_deployment_image(request, log_file)
         environment = {ENDPOINT_TOKEN_ENV: options["token"]} if options["token"] else {}

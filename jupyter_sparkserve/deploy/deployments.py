@@ -110,6 +110,29 @@ class Deployments:
         deployment = self.begin(ref, target, options, register=register, environ=environ)
         return self.launch(deployment.id, options, environ=environ)
 
+    def check(
+        self,
+        ref: str | ModelRef,
+        target: str = "local",
+        options: Mapping[str, Any] | None = None,
+        *,
+        register: bool = False,
+        environ: Mapping[str, str] | None = None,
+    ) -> ModelVersion:
+        """Everything `begin` refuses, checked with nothing recorded, registered or started
+        (a dialog asks before it closes): the options, the version, its registration (unless
+        `register`), a live deployment of it, and the target's own `preflight`."""
+        chosen = get_target(target)
+        parsed = chosen.parse_options(options, environ)
+        version = self.repository.resolve(ref)
+        if not register:
+            self._registration(version)
+        active = self.active_for(version)  # refreshes a dead one to failed first
+        if active is not None:
+            raise _already_deployed(version, active.id)
+        chosen.preflight(parsed)
+        return version
+
     def begin(
         self,
         ref: str | ModelRef,
@@ -119,15 +142,21 @@ class Deployments:
         register: bool = False,
         environ: Mapping[str, str] | None = None,
     ) -> Deployment:
-        """First half of `deploy`: check the rules and the options, and record the deployment
-        as `starting` (the REST API answers with it at once and runs `launch` in the
-        background). `register`: register the version in MLflow first if it is not."""
-        get_target(target).parse_options(options, environ)
-        version = self.repository.resolve(ref)
+        """First half of `deploy`: check the rules and the options (`check`), and record the
+        deployment as `starting` (the REST API answers with it at once and runs `launch` in
+        the background). `register`: register the version in MLflow first if it is not."""
+        version = self.check(ref, target, options, register=register, environ=environ)
         if register and not MlflowRegistry(self.repository).registrations(version.ref):
             MlflowRegistry(self.repository).register(version.ref)
+        registration = self._registration(version)
+        deployment_id = uuid.uuid4().hex[:12]
+        log_file = self.root / deployment_id / "log"
+        self._insert(deployment_id, version, target, registration.model_uri, str(log_file))
+        return self._read(deployment_id)
+
+    def _registration(self, version: ModelVersion) -> Any:
         try:
-            registration = require_registered(
+            return require_registered(
                 self.repository, version, "a deployment serves the registered model"
             )
         except Conflict as error:
@@ -135,13 +164,6 @@ class Deployments:
             raise Conflict(
                 error.message, remedy=remedy("deploy", ref=version.ref, register=True)
             ) from None
-        active = self.active_for(version)  # refreshes a dead one to failed first
-        if active is not None:
-            raise _already_deployed(version, active.id)
-        deployment_id = uuid.uuid4().hex[:12]
-        log_file = self.root / deployment_id / "log"
-        self._insert(deployment_id, version, target, registration.model_uri, str(log_file))
-        return self._read(deployment_id)
 
     def launch(
         self,

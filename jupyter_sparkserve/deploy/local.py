@@ -97,8 +97,8 @@ def start_endpoint(
         raise InvalidInput("The token is empty; pass None to serve without authentication.")
     if port is None:
         port = free_port(host)
-    elif port_in_use(host, port):
-        raise Conflict(f"Port {port} on {host} is already in use; choose another port.")
+    else:
+        require_free_port(host, port)
 
     command = [
         python,
@@ -228,6 +228,14 @@ def free_port(host: str) -> int:
     with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def require_free_port(host: str, port: int | None) -> None:
+    """Refuse a port something listens on already (None: a free one is picked later)."""
+    if port is not None and port_in_use(host, port):
+        raise Conflict(
+            f"Port {port} on {host} is already in use; choose another port.", field="port"
+        )
 
 
 def port_in_use(host: str, port: int) -> bool:

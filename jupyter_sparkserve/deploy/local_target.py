@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..config import ENDPOINT_TOKEN_ENV
@@ -37,6 +38,9 @@ class LocalTarget(DeploymentTarget):
 
     def check(self) -> Availability:
         return Availability(True, "Endpoints run as processes on this machine.")
+
+    def preflight(self, options: Mapping[str, Any]) -> None:
+        local.require_free_port(options["host"], options["port"] or None)
 
     def start(self, request: StartRequest) -> Started:
         token = request.options["token"]

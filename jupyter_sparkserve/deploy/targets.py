@@ -97,6 +97,12 @@ class DeploymentTarget(ABC):
         """Labelled facts about a deployment worth showing (none besides its URL)."""
         return []
 
+    def preflight(self, options: Mapping[str, Any]) -> None:
+        """Refuse options that `start` would refuse and that can be told now, quickly and
+        without side effects (a port in use); `begin` calls it, so the refusal comes before
+        the deployment is recorded. Name the option at fault as the error's `field`."""
+        return None  # most targets can tell nothing before they start
+
     def parse_options(
         self,
         values: Mapping[str, Any] | None,

@@ -40,6 +40,51 @@ def score(
 ) -> BatchResult:
     """Score a file, folder or glob into an output file or folder; see `batch.plan_run`.
     `writer_tag` names the temporary output (a job passes its id, to clean up after itself)."""
+    runner, model_path, planned = prepare(
+        model,
+        input,
+        output,
+        engine=engine,
+        input_format=input_format,
+        output_format=output_format,
+        keep_columns=keep_columns,
+        prediction_column=prediction_column,
+        spark_config=spark_config,
+        lib_jars=lib_jars,
+        repository=repository,
+        writer_tag=writer_tag,
+    )
+    if isinstance(planned, batch.Plan):
+        return runner.score(
+            model_path,
+            planned,
+            spark_config=spark_config,
+            lib_jars=list(lib_jars or []),
+            progress=progress,
+            cancel=cancel,
+        )
+    return runner.score_uris(model_path, planned, progress=progress, cancel=cancel)
+
+
+def prepare(
+    model: str | ModelRef,
+    input: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    engine: str = "local",
+    input_format: str | None = None,
+    output_format: str | None = None,
+    keep_columns: Sequence[str] | None = None,
+    prediction_column: str = "prediction",
+    spark_config: dict[str, str] | None = None,
+    lib_jars: Sequence[str] | None = None,
+    repository: ModelRepository | None = None,
+    writer_tag: str | None = None,
+) -> tuple[Any, Path, Any]:
+    """Everything `score` checks before an engine starts, with nothing written: the engine,
+    the model, and the run's plan (files, columns, the output) or its URIs. Returns the
+    engine, the model folder and the `batch.Plan` (or `UriRun`). A dialog's check calls it
+    alone: what it refuses, the run would refuse."""
     from .engines import UriRun, check_spark_settings, check_uris, get_engine
 
     runner = get_engine(engine)
@@ -48,7 +93,8 @@ def score(
     if check_uris(runner, os.fspath(input), os.fspath(output)):
         if output_format is not None and output_format != input_format:
             raise InvalidInput(
-                f"The {engine} engine writes what it reads: leave the output format out."
+                f"The {engine} engine writes what it reads: leave the output format out.",
+                field="output",
             )
         run = UriRun(
             os.fspath(input),
@@ -58,9 +104,7 @@ def score(
             prediction_column,
             writer_tag or uuid.uuid4().hex[:12],
         )
-        return runner.score_uris(
-            repository.model_path(model), run, progress=progress, cancel=cancel
-        )
+        return runner, repository.model_path(model), run
     model_path = repository.model_path(model)
     plan = batch.plan_run(
         input,
@@ -72,14 +116,7 @@ def score(
         input_schema=_input_schema(model_path),
         writer_tag=writer_tag,
     )
-    return runner.score(
-        model_path,
-        plan,
-        spark_config=spark_config,
-        lib_jars=list(lib_jars or []),
-        progress=progress,
-        cancel=cancel,
-    )
+    return runner, model_path, plan
 
 
 def score_dataframe(

@@ -123,6 +123,8 @@ class SparkserveHandler(ExtensionHandlerMixin, APIHandler):
         error = exc_info[1] if exc_info else None
         if isinstance(error, SparkserveHTTPError):
             payload = error.error.to_dict()  # with the remedy as data: the sidebar's button
+            if error.error.field:  # where a dialog shows the message
+                payload["field"] = error.error.field
         elif isinstance(error, web.HTTPError):
             payload = {
                 "error": f"HTTP_{status_code}",

@@ -7,6 +7,7 @@ from typing import Any
 from jupyter_server.utils import url_path_join
 
 from .base import API_PREFIX
+from .checks import DeployCheckHandler, ScoreCheckHandler
 from .deployments import DeploymentHandler, DeploymentsHandler, DeploymentSnippetsHandler
 from .live import ChangesHandler, ClearFinishedJobsHandler
 from .models import (
@@ -62,6 +63,8 @@ ROUTES: list[tuple[str, Any]] = [
     (JOB, JobHandler),
     (f"{JOB}/log", JobLogHandler),
     (f"{JOB}/cancel", JobCancelHandler),
+    ("checks/deploy", DeployCheckHandler),
+    ("checks/score", ScoreCheckHandler),
 ]
 
 

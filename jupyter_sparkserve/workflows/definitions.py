@@ -76,13 +76,17 @@ class WorkflowSpec:
         set_("input", _path(_text(self.input, "input", "a file, folder or glob to score"), "input"))
         set_("output", _path(_text(self.output, "output", "a file or folder to write"), "output"))
         if _same_path(self.input, self.output):
-            raise InvalidInput(f"The output {self.output} is the input: choose another output.")
+            raise InvalidInput(
+                f"The output {self.output} is the input: choose another output.", field="output"
+            )
         set_("input_format", _format(self.input_format, "input"))
         set_("output_format", _format(self.output_format, "output"))
         set_("keep_columns", _columns(self.keep_columns))
         known = engines()
         if self.engine not in known:
-            raise InvalidInput(f"Unknown engine {self.engine!r}: use one of {', '.join(known)}.")
+            raise InvalidInput(
+                f"Unknown engine {self.engine!r}: use one of {', '.join(known)}.", field="engine"
+            )
         set_(
             "prediction_column",
             _text(self.prediction_column, "prediction_column", "the name of the output column"),
@@ -90,7 +94,8 @@ class WorkflowSpec:
         if self.keep_columns and self.prediction_column in self.keep_columns:
             raise InvalidInput(
                 f"The prediction column {self.prediction_column!r} is also a kept input column: "
-                "choose another prediction column name."
+                "choose another prediction column name.",
+                field="prediction_column",
             )
         set_("spark_config", spark_settings(self.spark_config))
         set_("lib_jars", split_list(self.lib_jars, "lib_jars"))
@@ -105,7 +110,7 @@ class WorkflowSpec:
         shapes.check("WorkflowSettings", data)
         missing = [name for name in ("model", "input", "output") if data.get(name) is None]
         if missing:
-            raise InvalidInput(f"A workflow needs {', '.join(missing)}.")
+            raise InvalidInput(f"A score run needs {', '.join(missing)}.", field=missing[0])
         return cls(**{name: value for name, value in data.items() if value is not None})
 
     def to_dict(self) -> dict[str, Any]:
@@ -360,21 +365,23 @@ MAX_NAME_BYTES = 255
 def _path(text: str, what: str) -> str:
     """A path a file system can hold: no NUL character, no name over 255 bytes."""
     if "\0" in text:
-        raise InvalidInput(f"The workflow's {what} holds a NUL character: {text!r}.")
+        raise InvalidInput(f"The {what} holds a NUL character: {text!r}.", field=what)
     long = [
         part for part in text.split("/") if len(part.encode("utf-8", "replace")) > MAX_NAME_BYTES
     ]
     if long:
         raise InvalidInput(
-            f"The workflow's {what} has a name of {len(long[0].encode('utf-8', 'replace'))} "
-            f"bytes ({long[0][:40]!r}...): a file system takes at most {MAX_NAME_BYTES}."
+            f"The {what} has a name of {len(long[0].encode('utf-8', 'replace'))} "
+            f"bytes ({long[0][:40]!r}...): a file system takes at most {MAX_NAME_BYTES}.",
+            field=what,
         )
     return text
 
 
 def _text(value: object, what: str, meaning: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"The workflow's {what} is empty: give {meaning}.")
+        # Said without "workflow": a one-off score run (the sidebar's Score) has none.
+        raise InvalidInput(f"The {what} is empty: give {meaning}.", field=what)
     return value.strip()
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import glob
 import os
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -130,9 +131,66 @@ def plan_run(
             raise InvalidInput(f"Unknown {label} {value!r}: use one of {', '.join(FORMATS)}.")
     if not prediction_column or not prediction_column.strip():
         raise InvalidInput("The prediction column needs a name.")
-    inputs = discover_inputs(input, input_format)
+    with _about("input"):
+        inputs = discover_inputs(input, input_format)
     output_path = Path(output).expanduser().absolute()
-    output_is_folder, out_format = _output_kind(output_path, output_format, inputs[0].format)
+    with _about("output"):
+        output_is_folder, out_format = _output_kind(output_path, output_format, inputs[0].format)
+        _check_output(output_path, output_is_folder, out_format, inputs)
+    column_types = arrow_types_for(input_schema)
+    required = required_columns(input_schema)
+    keep = list(keep_columns) if keep_columns is not None else None
+    for item in inputs:
+        with _about("input"):
+            columns = _check_input(item, column_types)
+        missing = [name for name in required if name not in columns]
+        if missing:
+            raise InvalidInput(
+                f"{item.path} has no column {quoted_names(missing)}, which the model needs "
+                f"(it has {quoted_names(columns)}).",
+                field="input",
+            )
+        if keep is not None:
+            absent = [name for name in keep if name not in columns]
+            if absent:
+                raise InvalidInput(
+                    f"Cannot keep column {quoted_names(absent)}: {item.path} has no such column "
+                    f"(it has {quoted_names(columns)}).",
+                    field="keep_columns",
+                )
+        kept = keep if keep is not None else columns
+        if prediction_column in kept:
+            raise InvalidInput(
+                f"{item.path} already has a column {prediction_column!r}: choose another "
+                "prediction column name, or leave that column out of the kept columns.",
+                field="prediction_column",
+            )
+    return Plan(
+        inputs=inputs,
+        output=output_path,
+        output_format=out_format,
+        output_is_folder=output_is_folder,
+        keep_columns=keep,
+        prediction_column=prediction_column,
+        column_types=column_types,
+        **({"writer_tag": writer_tag} if writer_tag else {}),
+    )
+
+
+@contextmanager
+def _about(field: str) -> Iterator[None]:
+    """Name `field` as the one at fault in an InvalidInput raised inside (a dialog shows the
+    message next to that field)."""
+    try:
+        yield
+    except InvalidInput as error:
+        error.field = error.field or field
+        raise
+
+
+def _check_output(
+    output_path: Path, output_is_folder: bool, out_format: str, inputs: Sequence[InputFile]
+) -> None:
     input_paths = {item.path.resolve() for item in inputs}
     if output_path.resolve() in input_paths:
         raise InvalidInput(f"The output {output_path} is one of the inputs: choose another path.")
@@ -161,41 +219,6 @@ def plan_run(
             f"The output folder {output_path} holds files sparkserve did not write, and a run "
             "replaces its output folder whole: name a new or empty folder."
         )
-
-    column_types = arrow_types_for(input_schema)
-    required = required_columns(input_schema)
-    keep = list(keep_columns) if keep_columns is not None else None
-    for item in inputs:
-        columns = _check_input(item, column_types)
-        missing = [name for name in required if name not in columns]
-        if missing:
-            raise InvalidInput(
-                f"{item.path} has no column {quoted_names(missing)}, which the model needs "
-                f"(it has {quoted_names(columns)})."
-            )
-        if keep is not None:
-            absent = [name for name in keep if name not in columns]
-            if absent:
-                raise InvalidInput(
-                    f"Cannot keep column {quoted_names(absent)}: {item.path} has no such column "
-                    f"(it has {quoted_names(columns)})."
-                )
-        kept = keep if keep is not None else columns
-        if prediction_column in kept:
-            raise InvalidInput(
-                f"{item.path} already has a column {prediction_column!r}: choose another "
-                "prediction column name, or leave that column out of the kept columns."
-            )
-    return Plan(
-        inputs=inputs,
-        output=output_path,
-        output_format=out_format,
-        output_is_folder=output_is_folder,
-        keep_columns=keep,
-        prediction_column=prediction_column,
-        column_types=column_types,
-        **({"writer_tag": writer_tag} if writer_tag else {}),
-    )
 
 
 def discover_inputs(input: str | os.PathLike[str], input_format: str | None) -> list[InputFile]:
@@ -246,10 +269,18 @@ def _is_data_file(path: Path) -> bool:
 
 
 def _output_kind(path: Path, output_format: str | None, input_format: str) -> tuple[bool, str]:
-    """(is a folder, format) for an output path."""
+    """(is a folder, format) for an output path: a file when its extension names a format,
+    a folder when it has no extension (or is one already). Any other extension is refused:
+    `out.xlsx` would otherwise become a folder of CSV files named like a spreadsheet."""
     by_extension = EXTENSIONS.get(path.suffix.lower())
-    if path.is_dir() or by_extension is None:
+    if path.is_dir() or (by_extension is None and not path.suffix):
         return True, output_format or input_format
+    if by_extension is None:
+        raise InvalidInput(
+            f"The output {path.name} ends in {path.suffix}, which is not a format sparkserve "
+            f"writes: name a .csv, .parquet or .jsonl file, or a folder without an extension "
+            "(one output file per input)."
+        )
     return False, output_format or by_extension
 
 
