@@ -21,7 +21,7 @@ def wait_for_job(runner: Any, job: Any) -> None:
             with progress_bar(f"Job {job.id}") as show:
                 job = runner.wait(
                     job.id,
-                    on_update=lambda j: show(j.fraction, f"{j.status}, {j.rows_done:,} rows"),
+                    on_update=lambda j: show(j.fraction, f"{j.status}, {j.progress_text}"),
                 )
         emit(job.to_dict(), lambda: show_job(job))
     except KeyboardInterrupt:
@@ -44,6 +44,7 @@ def show_job(job: Any) -> None:
         ("output", job.output_path),
         ("engine", job.spec.engine),
         ("rows", rows + (f" ({job.fraction:.0%})" if job.fraction is not None else "")),
+        ("progress", job.progress_text),
         ("created", job.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")),
         ("duration", "-" if job.seconds is None else f"{job.seconds:.1f} s"),
         ("log", str(job.log_file)),

@@ -140,10 +140,15 @@ def confirm_or_yes(yes: bool, what: str, question: str) -> None:
 
 @contextmanager
 def progress_bar(label: str) -> Iterator[Callable[[float | None, str], None]]:
-    """A progress bar on standard error; yields show(fraction or None, text)."""
+    """A progress bar on standard error; yields show(fraction or None, text). The text is
+    the core's (rows, rows/s, time left): click's own estimate of the time left is off."""
     steps = 1000
     with click.progressbar(
-        length=steps, label=label, file=sys.stderr, item_show_func=lambda text: text
+        length=steps,
+        label=label,
+        file=sys.stderr,
+        item_show_func=lambda text: text,
+        show_eta=False,
     ) as bar:
         shown = 0
 

@@ -97,7 +97,7 @@ def score_command(ref: str, input: str, output: str, **settings: Any) -> None:
         result = run_spec(
             spec,
             repository=repository(),
-            progress=None if show is None else lambda p: show(p.fraction, f"{p.rows_done:,} rows"),
+            progress=None if show is None else lambda p: show(p.fraction, p.text),
         )
         if show is not None:
             show(1.0, f"{result.rows:,} rows")

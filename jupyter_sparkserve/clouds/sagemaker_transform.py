@@ -109,7 +109,7 @@ class SageMakerTransformEngine(UriBatchEngine):
                     raise
         rows, files = _count_output(s3, run.output)
         if progress is not None:
-            progress(BatchProgress(rows, rows, 0, 0, files, max(files, 1)))
+            progress(BatchProgress(rows, rows, 0, 0, files, max(files, 1), complete=True))
         return BatchResult(run.output, rows, len(objects), [run.prediction_column],
                            perf_counter() - started)  # fmt: skip
 

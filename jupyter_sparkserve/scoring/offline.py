@@ -150,7 +150,8 @@ def score_dataframe(
         parts.append(batch.prediction_frame(predictions, len(chunk), prediction_column))
         if progress is not None:
             done = start + len(chunk)
-            progress(batch.BatchProgress(done, total, 0, 0, int(done == total), 1))
+            ended = done == total
+            progress(batch.BatchProgress(done, total, 0, 0, int(ended), 1, complete=ended))
     predicted = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     predicted.index = frame.index
     return pd.concat([frame[kept], predicted], axis=1)

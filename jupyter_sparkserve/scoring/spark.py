@@ -308,14 +308,11 @@ def _watch(
     progress: Callable[[BatchProgress], None] | None,
     cancel: threading.Event,
 ) -> Iterator[None]:
-    """Cancel the run's Spark jobs when `cancel` is set, and report progress from task counts
-    (Spark knows tasks, not rows, while a job runs) until the block ends."""
+    """Cancel the run's Spark jobs when `cancel` is set, and report progress until the block
+    ends: indeterminate, since Spark counts tasks, not rows written, while a job runs (a
+    share of tasks is no share of rows, and a run's later jobs add tasks)."""
     done = threading.Event()
-    try:
-        rows_total = batch.known_rows(plan)
-    except (OSError, ValueError):  # a file changed since planning: Spark will say which
-        rows_total = None
-    bytes_total = sum(item.size for item in plan.inputs)
+    started = time.perf_counter()
 
     def poll() -> None:
         while not done.wait(POLL_SECONDS):
@@ -324,26 +321,9 @@ def _watch(
                 continue
             if progress is None:
                 continue
-            tracker = context.statusTracker()
-            tasks = completed = 0
-            for job_id in tracker.getJobIdsForGroup(group):
-                job = tracker.getJobInfo(job_id)
-                for stage in (tracker.getStageInfo(s) for s in job.stageIds) if job else ():
-                    if stage is not None:
-                        tasks += stage.numTasks
-                        completed += stage.numCompletedTasks
-            fraction = completed / tasks if tasks else 0.0
+            seconds = time.perf_counter() - started
             try:
-                progress(
-                    BatchProgress(
-                        int(fraction * rows_total) if rows_total else 0,
-                        rows_total,
-                        int(fraction * bytes_total),
-                        bytes_total,
-                        0,
-                        len(plan.inputs),
-                    )
-                )
+                progress(BatchProgress(0, None, 0, 0, 0, len(plan.inputs), seconds))
             except Exception:  # e.g. the job's database write: keep watching for a cancel
                 _log.warning("Reporting the Spark run's progress failed", exc_info=True)
 

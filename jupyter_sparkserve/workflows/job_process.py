@@ -42,19 +42,27 @@ class ProgressReporter:
         self.latest: BatchProgress | None = None
         self._written = 0.0
         self._logged = time.monotonic()
+        self._rows_logged = 0
 
     def __call__(self, progress: BatchProgress) -> None:
         self.latest = progress
         now = time.monotonic()
-        if now - self._written >= PROGRESS_WRITE_SECONDS:
+        # The last report (the output in place) is always recorded: it is the one at 100%.
+        if progress.complete or now - self._written >= PROGRESS_WRITE_SECONDS:
             self._written = now
             if self.runner.report_progress(self.job_id, progress.to_dict()):
                 self.cancel.set()
-        if now - self._logged >= PROGRESS_LOG_SECONDS:
-            self._logged = now
+        # A line when rows were written since the last one, never for the end (the job's
+        # own "Scored N rows" line says it).
+        if (
+            not progress.complete
+            and progress.rows_done > self._rows_logged
+            and now - self._logged >= PROGRESS_LOG_SECONDS
+        ):
+            self._logged, self._rows_logged = now, progress.rows_done
             fraction = progress.fraction
             share = "" if fraction is None else f" ({fraction:.0%})"
-            log.info("%s rows scored%s", f"{progress.rows_done:,}", share)
+            log.info("Written %s%s", progress.text, share)
 
 
 def run(runner: JobRunner, job: Job, cancel: threading.Event) -> int:

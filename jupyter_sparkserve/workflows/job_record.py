@@ -14,6 +14,7 @@ from typing import Any
 from ..containers.build_job import BuildSpec
 from ..errors import SparkserveError
 from ..repository import database as db
+from ..scoring.batch.plan import UNFINISHED_AT_MOST, BatchProgress
 from .definitions import WorkflowSpec
 
 JobSpec = WorkflowSpec | BuildSpec
@@ -60,9 +61,33 @@ class Job:
 
     @property
     def fraction(self) -> float | None:
+        """The share done: 1.0 only for a job that succeeded; one cancelled or failed keeps
+        the share it stopped at."""
         if self.status == "succeeded":
             return 1.0
-        return None if self.progress is None else self.progress.get("fraction")
+        share = None if self.progress is None else self.progress.get("fraction")
+        return None if share is None else min(UNFINISHED_AT_MOST, share)
+
+    @property
+    def batch_progress(self) -> BatchProgress | None:
+        """A score run's latest report from its engine."""
+        if self.kind != "score" or not self.progress:
+            return None
+        return BatchProgress.from_dict(self.progress)
+
+    @property
+    def rows_per_second(self) -> float | None:
+        progress = self.batch_progress
+        return None if progress is None else progress.rows_per_second
+
+    @property
+    def seconds_left(self) -> float | None:
+        """While it runs: the engine's estimate, less the time since it was made."""
+        progress = self.batch_progress
+        left = None if progress is None or self.status != "running" else progress.seconds_left
+        if left is None:
+            return None
+        return max(0.0, left - (db.utcnow() - self.updated_at).total_seconds())
 
     @property
     def seconds(self) -> float | None:
@@ -81,7 +106,8 @@ class Job:
 
     @property
     def progress_text(self) -> str:
-        """How far it got: rows scored, or the build's phase and step, and the time spent."""
+        """How far it got: rows written (with rows/s and the time left while it runs), or the
+        build's phase and step, and the time spent."""
         seconds = "" if self.seconds is None else f", {self.seconds:.1f} s"
         if isinstance(self.spec, BuildSpec):
             progress = self.progress or {}
@@ -97,8 +123,13 @@ class Job:
             else:
                 where = self.status
             return where + seconds
-        total = "" if self.rows_total is None else f" / {self.rows_total:,}"
-        return f"{self.rows_done:,}{total} rows{seconds}"
+        progress = self.batch_progress
+        if progress is None:
+            total = "" if self.rows_total is None else f" of {self.rows_total:,}"
+            return f"{self.rows_done:,}{total} rows{seconds}"
+        return progress.describe(
+            running=self.status == "running", seconds_left=self.seconds_left, elapsed=self.seconds
+        )
 
     def to_dict(self) -> dict[str, Any]:
         def stamp(value: datetime | None) -> str | None:
@@ -119,6 +150,8 @@ class Job:
             "rows_done": self.rows_done,
             "rows_total": self.rows_total,
             "fraction": self.fraction,
+            "rows_per_second": self.rows_per_second,
+            "seconds_left": self.seconds_left,
             "progress": self.progress,
             "output_path": self.output_path,
             "log_file": str(self.log_file),

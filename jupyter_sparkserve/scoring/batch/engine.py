@@ -1,7 +1,8 @@
 """The local engine's run: a reader thread parses record batches, the calling thread
 predicts, a writer thread encodes and writes, and bounded queues between them keep at most
 a few batches in flight whatever the input size. Kept input columns go from the input batch
-to the output batch as Arrow arrays, never through pandas."""
+to the output batch as Arrow arrays, never through pandas. Progress is reported by the
+writer, on the rows it has written: the reader runs ahead, and so would its count."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ from .readers import open_batches, read_error
 from .writers import Writer, atomic_output
 
 QUEUE_DEPTH = 2  # batches waiting between reader, predictor and writer
+
+
+PROGRESS_SECONDS = 0.2  # at most five progress reports a second
 
 
 _DONE = object()
@@ -56,6 +60,7 @@ def run(
     to_write: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
     errors: list[BaseException] = []
     sizes_before = [0, *itertools.accumulate(item.size for item in plan.inputs)]
+    written = [0]  # rows the writer has written: what the run's result counts
 
     def put(target: queue.Queue[Any], item: Any) -> None:
         while True:
@@ -71,9 +76,9 @@ def run(
         try:
             for index, item in enumerate(plan.inputs):
                 try:
-                    with open_batches(item, plan.column_types) as (schema, batches, tell):
-                        for batch in batches:
-                            put(to_score, (index, batch, tell()))
+                    with open_batches(item, plan.column_types) as (schema, batches):
+                        for batch, position in batches:
+                            put(to_score, (index, batch, position))
                 except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as error:
                     raise read_error(error, item) from None
                 put(to_score, (index, None, schema))  # this file is done
@@ -84,9 +89,25 @@ def run(
             errors.append(error)
             stop.set()
 
+    def report(index: int, position: int, files_done: int) -> None:
+        if progress is None:
+            return
+        progress(
+            BatchProgress(
+                written[0],
+                rows_total,
+                sizes_before[index] + position,
+                bytes_total,
+                files_done,
+                len(plan.inputs),
+                time.perf_counter() - started,
+            )
+        )
+
     def write(temp: Path) -> None:
         writer: Writer | None = None
         current = -1
+        last_report = 0.0
         try:
             while True:
                 try:
@@ -97,7 +118,7 @@ def run(
                     continue
                 if item is _DONE:
                     break
-                index, table = item
+                index, table, position = item
                 if index != current:
                     if writer is not None and plan.output_is_folder:
                         writer.close()
@@ -108,6 +129,11 @@ def run(
                     current = index
                 if table is not None:
                     writer.write(table)
+                    written[0] += table.num_rows
+                now = time.monotonic()
+                if now - last_report >= PROGRESS_SECONDS:
+                    last_report = now
+                    report(index, position, index + (table is None))
             if writer is not None:
                 writer.close()
                 writer = None
@@ -121,7 +147,6 @@ def run(
 
     rows_done = rows_in_file = 0
     output_names: list[str] = []
-    last_report = 0.0
     with atomic_output(plan) as temp:
         reader = threading.Thread(target=read, name="sparkserve-batch-read", daemon=True)
         writer = threading.Thread(target=write, args=(temp,), name="sparkserve-batch-write")
@@ -145,8 +170,8 @@ def run(
                     last = index == len(plan.inputs) - 1
                     if rows_in_file == 0 and (plan.output_is_folder or (last and not rows_done)):
                         # No rows: still a valid (empty) file with the columns it would have.
-                        put(to_write, (index, _empty_output(plan, position)))
-                    put(to_write, (index, None))
+                        put(to_write, (index, _empty_output(plan, position), 0))
+                    put(to_write, (index, None, plan.inputs[index].size))
                     rows_in_file = 0
                     continue
                 try:
@@ -157,22 +182,9 @@ def run(
                     output_names = [
                         n for n in table.schema.names if n not in set(batch.schema.names)
                     ] or [plan.prediction_column]
-                put(to_write, (index, table))
+                put(to_write, (index, table, position))
                 rows_done += batch.num_rows
                 rows_in_file += batch.num_rows
-                now = time.monotonic()
-                if progress is not None and now - last_report > 0.2:
-                    last_report = now
-                    progress(
-                        BatchProgress(
-                            rows_done,
-                            rows_total,
-                            sizes_before[index] + position,
-                            bytes_total,
-                            index,
-                            len(plan.inputs),
-                        )
-                    )
             writer.join()
             if errors:
                 raise errors[0]
@@ -185,7 +197,7 @@ def run(
             stop.set()
             reader.join()
             writer.join()
-    return BatchResult.of_run(plan, rows_done, output_names, started, progress)
+    return BatchResult.of_run(plan, written[0], output_names, started, progress)
 
 
 def _score_batch(model: BatchModel, plan: Plan, batch: Any) -> Any:

@@ -52,31 +52,113 @@ class Plan:
     writer_tag: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
+# A run still writing never reports 100%, not even rounded to a whole percent: only the
+# report sent once the output is in place does.
+UNFINISHED_AT_MOST = 0.99
+
+
 @dataclass(frozen=True)
 class BatchProgress:
-    rows_done: int
-    rows_total: int | None
-    bytes_done: int
+    """How far a run is, counted on what has been scored and written, not on what was read
+    (readers run megabytes ahead of the model)."""
+
+    rows_done: int  # rows scored and written
+    rows_total: int | None  # when the input says (Parquet metadata)
+    bytes_done: int  # input bytes up to the last row written (estimated for CSV and JSON)
     bytes_total: int
-    files_done: int
+    files_done: int  # input files whose rows are all written
     files_total: int
+    seconds: float | None = None  # since the run started
+    complete: bool = False  # the output is in place: the one report that says 1.0
 
     @property
     def fraction(self) -> float | None:
+        """The share done: rows of the known total, else input bytes; None when neither is
+        known (an indeterminate bar)."""
+        if self.complete:
+            return 1.0
+        share = self._share()
+        return None if share is None else min(UNFINISHED_AT_MOST, share)
+
+    def _share(self) -> float | None:
         if self.rows_total:
-            return min(1.0, self.rows_done / self.rows_total)
+            return self.rows_done / self.rows_total
         if self.bytes_total:
-            return min(1.0, self.bytes_done / self.bytes_total)
+            return self.bytes_done / self.bytes_total
         return None
 
+    @property
+    def rows_per_second(self) -> float | None:
+        if not self.seconds or not self.rows_done:
+            return None
+        return self.rows_done / self.seconds
+
+    @property
+    def seconds_left(self) -> float | None:
+        """Estimated from the rate so far; None until there is one to go by."""
+        if self.complete:
+            return 0.0
+        rate, share = self.rows_per_second, self._share()
+        if rate is None or share is None or self.seconds is None:
+            return None
+        if self.rows_total:
+            return max(0.0, (self.rows_total - self.rows_done) / rate)
+        return max(0.0, self.seconds * (1 - share) / share) if share > 0 else None
+
+    @property
+    def text(self) -> str:
+        """How far it is, in words, for every face: rows, rows/s and time left."""
+        running = not self.complete
+        return self.describe(running=running, seconds_left=self.seconds_left if running else None)
+
+    def describe(
+        self, *, running: bool, seconds_left: float | None, elapsed: float | None = None
+    ) -> str:
+        """The text for a run that goes on (`running`) or ended, with `seconds_left` when
+        there is an estimate and the time spent (`elapsed`) when given."""
+        spent = "" if elapsed is None else f" in {elapsed:.1f} s"
+        if running and not self.rows_done and self.fraction is None:
+            return f"scoring{spent} (rows are counted at the end)"
+        total = f" of {self.rows_total:,}" if self.rows_total and not self.complete else ""
+        words = [f"{self.rows_done:,}{total} rows{spent}"]
+        rate = self.rows_per_second
+        if rate is not None:
+            words.append(f"{rate:,.0f} rows/s" if rate >= 10 else f"{rate:.1f} rows/s")
+        if running and seconds_left is not None:
+            words.append(f"about {duration(seconds_left)} left")
+        return ", ".join(words)
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "fraction": self.fraction}
+        return {
+            **asdict(self),
+            "fraction": self.fraction,
+            "rows_per_second": self.rows_per_second,
+            "seconds_left": self.seconds_left,
+        }
 
     @classmethod
-    def finished(cls, plan: Plan, rows: int) -> BatchProgress:
-        """The last report of a run over `plan` that scored `rows` rows."""
+    def from_dict(cls, values: dict[str, Any]) -> BatchProgress:
+        """A report as `to_dict` recorded it (what is computed from it is computed again)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    @classmethod
+    def finished(cls, plan: Plan, rows: int, seconds: float | None = None) -> BatchProgress:
+        """The last report of a run over `plan` that scored `rows` rows, once its output is
+        in place."""
         size, files = sum(item.size for item in plan.inputs), len(plan.inputs)
-        return cls(rows, rows, size, size, files, files)
+        return cls(rows, rows, size, size, files, files, seconds, complete=True)
+
+
+def duration(seconds: float) -> str:
+    """A time left, as a person says it: "8 s", "3 min", "1 h 5 min"."""
+    whole = max(1, round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{round(whole / 60)} min"
+    hours, minutes = divmod(round(whole / 60), 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
 @dataclass(frozen=True)
@@ -101,11 +183,10 @@ class BatchResult:
     ) -> BatchResult:
         """What an engine answers once it has written `plan`'s output: the last progress
         report goes out, and the result says what was done (`started`: perf_counter)."""
+        seconds = perf_counter() - started
         if progress is not None:
-            progress(BatchProgress.finished(plan, rows))
-        return cls(
-            plan.output, rows, len(plan.inputs), prediction_columns, perf_counter() - started
-        )
+            progress(BatchProgress.finished(plan, rows, seconds))
+        return cls(plan.output, rows, len(plan.inputs), prediction_columns, seconds)
 
 
 def plan_run(
