@@ -843,17 +843,24 @@ export interface components {
             spec: components["schemas"]["WorkflowSpec"] | components["schemas"]["ImageBuildSpec"];
             /** @description What the job does */
             title: string;
-            /** @description How far it got: rows, or the build's step, and the time spent. */
+            /** @description How far it got: rows written (with rows/s and the time left while it runs), or the build's step, and the time spent. */
             progress_text: string;
             status: components["schemas"]["JobStatus"];
             host: string;
             pid: number | null;
             cancel_requested: boolean;
+            /** @description Rows scored and written so far. */
             rows_done: number;
+            /** @description Rows to score, when the input says (Parquet metadata). */
             rows_total: number | null;
+            /** @description The share done, null when unknown (an indeterminate bar). 1 only for a job that succeeded: a running, cancelled or failed one is below 1. */
             fraction: number | null;
-            /** @description The engine's latest progress report. */
-            progress: Record<string, never> | null;
+            /** @description Rows written per second; null until some are. */
+            rows_per_second: number | null;
+            /** @description Estimated time left while it runs; null when there is no estimate. */
+            seconds_left: number | null;
+            /** @description The engine's latest progress report: a score run's or an image build's. */
+            progress: null | components["schemas"]["BatchProgress"] | components["schemas"]["BuildProgress"];
             output_path: string;
             log_file: string;
             error: string;
@@ -877,6 +884,30 @@ export interface components {
             workflows: number;
             /** @description Jobs started, progressing, ended or cleared. */
             jobs: number;
+        };
+        BatchProgress: {
+            /** @description Rows scored and written. */
+            rows_done: number;
+            rows_total: number | null;
+            /** @description Input bytes up to the last row written (estimated for CSV and JSON Lines). */
+            bytes_done: number;
+            bytes_total: number;
+            files_done: number;
+            files_total: number;
+            /** @description Since the run started. */
+            seconds: number | null;
+            /** @description The output is in place: the only report whose fraction is 1. */
+            complete: boolean;
+            fraction: number | null;
+            rows_per_second: number | null;
+            seconds_left: number | null;
+        };
+        BuildProgress: {
+            /** @enum {string} */
+            phase: "environment" | "build" | "push" | "done";
+            steps_done: number;
+            steps_total: number;
+            fraction: number | null;
         };
         JobList: {
             items: components["schemas"]["Job"][];
