@@ -24,8 +24,6 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext jupyter_sparkserve` registers the sparkserve magics."""
-    from .magics import DeployMagics, ImageMagics, SparkserveMagics
+    from .magics import load
 
-    ipython.register_magics(SparkserveMagics)
-    ipython.register_magics(DeployMagics)
-    ipython.register_magics(ImageMagics)
+    load(ipython)

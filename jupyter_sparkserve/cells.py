@@ -10,13 +10,13 @@ MIME type `application/vnd.sparkserve.cells+json` (`CELLS_MIME_TYPE`), this JSON
       "cells": [
         {
           "cell_type": "code",
-          "source": "import requests\\n\\npayload = ...",
+          "source": "# Score iris:1 at http://127.0.0.1:40123\\nimport requests\\n...",
           "metadata": {"sparkserve": {"bundle": "3f2a9c1b0d4e-5b7c91aa",
                                       "title": "Score iris:1 at http://127.0.0.1:40123"}}
         },
         {
           "cell_type": "code",
-          "source": "!curl -sS -X POST http://127.0.0.1:40123/invocations \\\\\\n  ...",
+          "source": "%%bash\\n# Score iris:1 with curl\\ncurl -sS -X POST ... \\\\\\n  ...",
           "metadata": {"sparkserve": {"bundle": "3f2a9c1b0d4e-5b7c91aa",
                                       "title": "Score iris:1 with curl"}}
         }
@@ -41,11 +41,12 @@ whose `metadata.sparkserve.bundle` equals the id, and record the id as inserted 
 the producing cell's metadata, `sparkserve.inserted_bundles`) so that cells the user deleted do
 not come back either.
 
-Shell snippets become IPython `!` cells. IPython expands `$NAME` and `{expression}` in a `!`
-command before the shell sees it, so braces are doubled and a `$` is doubled where IPython
-would expand it (see `bang_command`): the shell gets the command exactly as written (the body
-stays JSON, `$SPARKSERVE_ENDPOINT_TOKEN` is the shell's). A multi-line command keeps its
-trailing-backslash continuations, which IPython joins.
+Every cell starts with a one-line comment, the snippet's title, saying what it does (a cell
+magic such as `%%writefile` must come first, and says it itself). A shell snippet becomes a
+`%%bash` cell whose body is the command exactly as written: what a terminal takes, so the
+cell's text pastes into one as it is (the body stays JSON, `$SPARKSERVE_ENDPOINT_TOKEN` is the
+shell's). Only `combined_cell`, which merges the snippets into one cell, writes a shell command
+behind IPython's `!` instead, escaped for it (see `bang_command`).
 
 Beside the bundle the output carries `text/plain` and `text/markdown` with the summary and
 every cell's source: what a front end without the renderer (classic Notebook, nbconvert, a
@@ -67,10 +68,18 @@ _DOLLAR_NAME = re.compile(r"\$(?=[\w.])")  # what IPython reads as the start of 
 
 
 def cell_source(snippet: Snippet) -> str:
-    """The source of the code cell a snippet becomes in an IPython notebook."""
-    if snippet.language != "shell":
+    """The source of the code cell a snippet becomes in an IPython notebook: its title as a
+    comment, then the code (a shell command as a `%%bash` cell, as written)."""
+    if snippet.language == "shell":
+        return f"%%bash\n{comment(snippet)}\n{snippet.code}"
+    if snippet.code.startswith("%%"):  # a cell magic comes first, and names what it does
         return snippet.code
-    return "!" + bang_command(snippet.code)
+    return f"{comment(snippet)}\n{snippet.code}"
+
+
+def comment(snippet: Snippet) -> str:
+    """The snippet's title as a one-line comment (python's and the shell's alike)."""
+    return "# " + " ".join(snippet.title.split())
 
 
 def bang_command(command: str) -> str:
@@ -125,8 +134,15 @@ def display_data(bundle: dict[str, Any]) -> dict[str, Any]:
 
 
 def combined_cell(snippets: Sequence[Snippet]) -> str:
-    """All snippets as one cell (for `set_next_input`), each under its title as a comment."""
-    return "\n\n".join(f"# {snippet.title}\n{cell_source(snippet)}" for snippet in snippets)
+    """All snippets as one cell (for `set_next_input`), each under its title as a comment; a
+    `%%bash` cell cannot share a cell, so shell commands go behind IPython's `!` here."""
+
+    def part(snippet: Snippet) -> str:
+        if snippet.language == "shell":
+            return f"{comment(snippet)}\n!{bang_command(snippet.code)}"
+        return cell_source(snippet)
+
+    return "\n\n".join(part(snippet) for snippet in snippets)
 
 
 def plain_text(snippets: Sequence[Snippet]) -> str:

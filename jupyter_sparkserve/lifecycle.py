@@ -192,6 +192,10 @@ def version_snippets(repository: ModelRepository, ref: str) -> SnippetSet:
     if deployment is not None and deployment.status == "running":
         return deployment_snippets(repository, deployment.id)
     registration = require_registered(repository, version, "its snippets load it from MLflow")
-    tracking_uri = repository.settings.mlflow_tracking_uri
-    found = [offline_python(version, registration, tracking_uri)]
+    settings = repository.settings
+    found = [
+        offline_python(
+            version, registration, settings.mlflow_tracking_uri, settings.mlflow_registry_uri
+        )
+    ]
     return SnippetSet(found, f"Score {version.ref} offline from MLflow.", version.ref)

@@ -21,7 +21,7 @@ export function insertIntoNotebook(tracker: INotebookTracker | null, snippets: I
     at,
     snippets.map(snippet => ({
       cell_type: 'code',
-      source: snippet.cell, // the server escapes shell snippets for IPython's `!`
+      source: snippet.cell, // the server writes the cell (a shell snippet as a %%bash cell)
       metadata: {},
       outputs: [],
       execution_count: null

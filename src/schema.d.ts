@@ -624,7 +624,7 @@ export interface components {
             language: "python" | "shell";
             title: string;
             code: string;
-            /** @description The code as a notebook code cell (a shell command as an IPython `!` line, escaped for it). */
+            /** @description The code as a notebook code cell, under a one-line comment saying what it does (a shell command as a `%%bash` cell, exactly as a terminal takes it). */
             cell: string;
         };
         Snippets: {

@@ -122,7 +122,7 @@ def test_sfdeploy_inserts_its_cells_below_once_and_they_score(
         wait_for_kernel(page, lab)
         run_cell(page, cells.nth(0))
 
-        # The output shows the summary; the python and !curl cells come directly below.
+        # The output shows the summary; the python and %%bash curl cells come directly below.
         renderer = page.locator(RENDERER)
         try:
             renderer.wait_for(timeout=SLOW)
@@ -140,7 +140,8 @@ def test_sfdeploy_inserts_its_cells_below_once_and_they_score(
         sources = dom_sources(page)
         assert len(sources) == 4, sources
         assert sources[0] == MAGIC and sources[3] == LAST
-        assert "requests.post(" in sources[1] and sources[2].startswith("!curl ")
+        assert "requests.post(" in sources[1] and sources[2].startswith("%%bash\n# Score ")
+        assert "\ncurl -sS -X POST" in sources[2]
         screenshot(page, "notebook-sfdeploy-cells.png")
 
         # Saved: the cells carry the bundle id, the notebook records it as inserted.

@@ -114,7 +114,7 @@ async def test_kubernetes_manifests_over_rest_validate_and_come_with_cells(
     assert manifest["filename"] == "iris-v1.yaml"
     write, apply = manifest["snippets"]
     assert write["cell"] == f"%%writefile iris-v1.yaml\n{manifest['yaml']}"
-    assert apply["cell"] == "!kubectl apply -f iris-v1.yaml"
+    assert apply["cell"] == "%%bash\n# Apply it to the cluster\nkubectl apply -f iris-v1.yaml"
 
     backwards = await api("POST", "models/iris/versions/1/kubernetes", body={"autoscale": "5-2"})
     assert backwards.status == 400 and "minimum replicas <= maximum" in backwards.message
@@ -132,7 +132,8 @@ def test_sfbuild_follows_the_job_and_sfk8s_inserts_the_manifest_cells(
         tag = "localhost/sparkserve-tests/iris-magic:1"
         built = kernel.ok(f"%sfbuild iris:1 --tag {tag}")
         assert f"Built {tag}" in "".join(built["stdout"])
-        assert "100% |" in "".join(built["stderr"])  # the job's progress bar, at its end
+        bar = (built["display"] + built["update"])[-1]  # the job's progress bar, at its end
+        assert "100% |" in bar["text/plain"]  # an output updated in place, not stderr
         (job,) = JobRunner(repo).list()
         assert (job.kind, job.status, job.output_path) == ("build", "succeeded", tag)
         assert image_labels(tag)["io.sparkserve.model.name"] == "iris"

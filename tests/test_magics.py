@@ -168,10 +168,13 @@ def test_sfscore_returns_the_repository_models_predictions(
     kernel.ok("%sfscore iris X -o kept --keep-columns 'petal width (cm)' --prediction-column p")
     assert kernel.value("list(kept.columns)") == ["petal width (cm)", "p"]
 
-    # A frame over 100k rows gets a progress bar (text here: ipywidgets is not installed).
+    # A frame over 100k rows gets a progress bar: an output updated in place (HTML here, as
+    # ipywidgets is not installed), never standard error.
     kernel.ok("big = pd.concat([X] * 700, ignore_index=True)")
     big = kernel.ok("%sfscore iris big -o big_scored")
-    assert "100% |" in "".join(big["stderr"])
+    bar = (big["display"] + big["update"])[-1]  # at its end
+    assert "100% |" in bar["text/plain"] and "<progress" in bar["text/html"]
+    assert big["stderr"] == []
     assert kernel.value("big_scored['prediction'].tolist()") == expected * 700
 
 
@@ -182,7 +185,8 @@ def test_sfscore_on_files_runs_a_job_and_sfjobs_lists_it(
     done = kernel.ok(f"%sfscore iris {iris_csv} {output.name}")  # relative: the kernel's cwd
     printed = "".join(done["stdout"])
     assert f"Scored 150 rows into {output}" in printed
-    assert "100% |" in "".join(done["stderr"])  # the job's live progress bar, at its end
+    bar = (done["display"] + done["update"])[-1]  # the job's live progress bar, at its end
+    assert "100% |" in bar["text/plain"] and done["stderr"] == []
     scored = pd.read_csv(output)
     assert scored["prediction"].tolist() == expected_predictions(
         repo, iris_saved, pd.read_csv(iris_csv)
@@ -253,7 +257,8 @@ def test_sfdeploy_cells_score_at_the_live_endpoint_until_sfundeploy(
         assert cell["cell_type"] == "code"
         assert cell["metadata"]["sparkserve"]["bundle"] == bundle["id"]
     assert "requests.post" in python_cell["source"]
-    assert curl_cell["source"].startswith("!curl ")
+    assert python_cell["source"].startswith(f"# Score {iris_saved} at {url}\n")
+    assert curl_cell["source"].startswith(f"%%bash\n# Score {iris_saved} with curl\ncurl ")
     assert python_cell["source"] in data["text/plain"] and "```" in data["text/markdown"]
 
     # The cells, run in the kernel, score at the live endpoint.
@@ -328,7 +333,7 @@ def test_sfdeploy_cells_score_at_the_live_endpoint_until_sfundeploy(
         ("%sfscore iris in.csv out.csv -o x", "-o applies to scoring a DataFrame"),
         ("%sfscore iris in.csv out.csv --engine fast", "invalid choice: 'fast'"),
         ("%sfscore iris in.csv in.csv", "is the input"),
-        ("%sfscore iris nosuch.csv out.csv", "does not exist"),  # the job's own error
+        ("%sfscore iris nosuch.csv out.csv", "does not exist"),  # refused before a job
         ("%sfdeploy", "the following arguments are required: REF"),
         ("%sfdeploy nosuchmodel --register", "No model named 'nosuchmodel'"),
         ("%sfdeploy iris", "Try: %sfdeploy iris:1 --register"),
@@ -363,8 +368,8 @@ def test_misuse_is_a_usage_error_not_a_traceback(
 def test_curl_cells_reach_the_shell_as_written(
     repo: ModelRepository, iris_saved: str, token_required: bool
 ) -> None:
-    """What IPython's `!` does to a cell's command (its DollarFormatter) gives back the
-    snippet exactly: JSON braces, the token variable, and dollars in odd places."""
+    """What IPython's `!` does to a command of a combined cell (its DollarFormatter) gives
+    back the snippet exactly: JSON braces, the token variable, and dollars in odd places."""
     from IPython.utils.text import DollarFormatter
 
     from jupyter_sparkserve.snippets import endpoint_curl

@@ -277,7 +277,7 @@ def test_sfdeploy_to_sagemaker_inserts_cells_that_run_and_sfundeploy_deletes_it(
         assert "sparkserve-iris-1" in shown and "ml.m5.large" in shown
         python_cell, cli_cell = _bundle(deployed)["cells"]
         assert "invoke_endpoint(" in python_cell["source"]
-        assert cli_cell["source"].startswith("!echo ")
+        assert cli_cell["source"].startswith("%%bash\n# Score iris:1 with the AWS CLI\necho ")
         assert "aws sagemaker-runtime invoke-endpoint" in cli_cell["source"]
         answer = kernel.ok(python_cell["source"])
         assert json.loads("".join(answer["stdout"]).replace("'", '"')) == expected

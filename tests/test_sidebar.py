@@ -195,7 +195,7 @@ def test_actions_menu_register_deploy_snippets_undeploy_and_score(
             "document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-Cell').length === 3"
         )
         assert "requests.post(" in cells.nth(1).inner_text()
-        assert "!curl" in cells.nth(2).inner_text()
+        assert "%%bash" in cells.nth(2).inner_text() and "curl -sS" in cells.nth(2).inner_text()
 
         # The python cell scores at the endpoint; the curl cell (run next) does too.
         run_cell(page, cells.nth(1))
@@ -396,7 +396,7 @@ def test_build_image_and_kubernetes_manifest_from_the_actions_menu(
             time.sleep(0.2)
         sources = ["".join(cell["source"]) for cell in json.loads(notebook.read_text())["cells"]]
         assert sources[1] == f"%%writefile iris-v1.yaml\n{shown.strip()}\n"
-        assert sources[2] == "!kubectl apply -f iris-v1.yaml"
+        assert sources[2] == "%%bash\n# Apply it to the cluster\nkubectl apply -f iris-v1.yaml"
         assert our_errors(errors) == []
     finally:
         stop_lab(lab)

@@ -20,7 +20,7 @@ from ..clouds import azure
 from ..containers.layout import PORT
 from ..errors import Conflict, InvalidInput
 from ..options import Option
-from ..snippets import Snippet, example_payload, shell_quoted_json
+from ..snippets import Snippet, example_payload, shell_quoted_json, variable_name
 from .container_target import BASE_IMAGE_OPTION, build_deployment_image
 from .local import EndpointFailed
 from .targets import (
@@ -232,6 +232,7 @@ def _get(ml: Any, name: str) -> Any | None:
 
 def azureml_python(version: Any, url: str) -> Snippet:
     """requests scoring the input example, the key from $AZUREML_ENDPOINT_KEY."""
+    response = variable_name(version, "response")  # the one name it assigns
     code = "\n".join(
         [
             "import os",
@@ -239,15 +240,14 @@ def azureml_python(version: Any, url: str) -> Snippet:
             "import requests",
             "",
             f"# The key: az ml online-endpoint get-credentials, into ${KEY_ENV}",
-            f"payload = {example_payload(version)!r}",
-            "response = requests.post(",
+            f"{response} = requests.post(",
             f"    {url!r},",
-            "    json=payload,",
+            f"    json={example_payload(version)!r},",
             f'    headers={{"Authorization": f"Bearer {{os.environ[\'{KEY_ENV}\']}}"}},',
             "    timeout=60,",
             ")",
-            "response.raise_for_status()",
-            'print(response.json()["predictions"])',
+            f"{response}.raise_for_status()",
+            f'print({response}.json()["predictions"])',
         ]
     )
     return Snippet("python", f"Score {version.ref} on AzureML", code)

@@ -35,7 +35,7 @@ from ..clouds.sagemaker import (
 )
 from ..errors import Conflict, InvalidInput
 from ..options import Option
-from ..snippets import Snippet, example_payload, shell_quoted_json
+from ..snippets import Snippet, example_payload, shell_quoted_json, variable_name
 from .container_target import BASE_IMAGE_OPTION, build_deployment_image
 from .local import EndpointFailed
 from .targets import (
@@ -260,20 +260,23 @@ class SageMakerTarget(DeploymentTarget):
 
 def sagemaker_python(version: Any, details: dict[str, Any]) -> Snippet:
     """boto3 scoring the input example at the endpoint (credentials from boto3's chain)."""
+    predictions = variable_name(version, "predictions")  # the one name it assigns
     code = "\n".join(
         [
             "import json",
             "",
             "import boto3",
             "",
-            f'runtime = boto3.client("sagemaker-runtime", region_name={details["region"]!r})',
-            f"payload = {example_payload(version)!r}",
-            "answer = runtime.invoke_endpoint(",
-            f"    EndpointName={details['endpoint_name']!r},",
-            '    ContentType="application/json",',
-            "    Body=json.dumps(payload),",
-            ")",
-            'print(json.loads(answer["Body"].read())["predictions"])',
+            f"{predictions} = json.loads(",
+            f'    boto3.client("sagemaker-runtime", region_name={details["region"]!r})',
+            "    .invoke_endpoint(",
+            f"        EndpointName={details['endpoint_name']!r},",
+            '        ContentType="application/json",',
+            f"        Body=json.dumps({example_payload(version)!r}),",
+            '    )["Body"]',
+            "    .read()",
+            ')["predictions"]',
+            f"print({predictions})",
         ]
     )
     return Snippet("python", f"Score {version.ref} on SageMaker ({details['endpoint_name']})", code)

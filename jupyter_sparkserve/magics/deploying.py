@@ -24,7 +24,14 @@ from ..deploy.deployments import Deployment, Deployments
 from ..deploy.mlflow import MlflowRegistry
 from ..deploy.targets import foreign_options, target_options, targets
 from ..lifecycle import snippets_for
-from .common import CELLS_MODES, RepositoryMagics, emit_snippets, parse, usage_errors
+from .common import (
+    CELLS_MODES,
+    RepositoryMagics,
+    emit_snippets,
+    parse,
+    quietly,
+    usage_errors,
+)
 from .output import StatusLine, show_fields
 
 ARGPARSE_TYPES = {"string": str, "integer": int, "boolean": lambda text: text.lower() == "true"}
@@ -53,7 +60,7 @@ class DeployMagics(RepositoryMagics):
     def sfregister(self, line: str) -> None:
         """Register a model version in MLflow: %sfregister iris@champion."""
         args = parse(self.sfregister, line)
-        with usage_errors():
+        with usage_errors(), quietly():
             registry = MlflowRegistry(self.repository)
             done = registry.reregister(args.model) if args.again else registry.register(args.model)
         print(f"Registered {done.name}:{done.version} as {done.model_uri}")
@@ -83,16 +90,18 @@ class DeployMagics(RepositoryMagics):
         status = StatusLine(self.shell)
         with usage_errors():
             deployments = Deployments(self.repository)
-            deployment = deployments.begin(
-                args.model, args.target, given, register=args.register, environ=os.environ
-            )
+            with quietly():
+                deployment = deployments.begin(
+                    args.model, args.target, given, register=args.register, environ=os.environ
+                )
             started = time.monotonic()
             status.show(
                 f"Deploying {deployment.ref} as {deployment.id} ({args.target}): waiting for "
                 "the endpoint to answer…"
             )
             try:
-                deployment = deployments.launch(deployment.id, given, environ=os.environ)
+                with quietly():
+                    deployment = deployments.launch(deployment.id, given, environ=os.environ)
             except KeyboardInterrupt:
                 raise UsageError(
                     f"Interrupted: deployment {deployment.id} of {deployment.ref} was stopped "
@@ -133,11 +142,14 @@ class DeployMagics(RepositoryMagics):
     @magic_arguments()
     @argument("--all", action="store_true", help="Stopped and failed ones too.")
     @line_magic
-    def sfdeployments(self, line: str) -> pd.DataFrame:
+    def sfdeployments(self, line: str) -> pd.DataFrame | None:
         """The deployments that are up (all of them with --all), newest first."""
         args = parse(self.sfdeployments, line)
         with usage_errors():
             found = Deployments(self.repository).list(active_only=not args.all)
+        if not found:
+            print("No deployments." if args.all else "No deployments up (--all: every one).")
+            return None
         rows = [
             {
                 "id": d.id,

@@ -1,5 +1,7 @@
 """How the magics show things: progress bars, a status line that changes in place, small
-tables. Widgets in a notebook kernel when ipywidgets is there, text everywhere else."""
+tables. In a notebook a bar is an output updated in place (ipywidgets when installed, else
+HTML), never standard error, which a notebook draws on a red background; a terminal gets a
+text bar on standard error."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any
 from IPython.display import DisplayHandle, display
 
 BAR_WIDTH = 30
-TEXT_REFRESH_SECONDS = 0.1  # a text bar redraws at most this often
+TEXT_REFRESH_SECONDS = 0.1  # a bar redraws at most this often
 
 Show = Callable[[float | None, str], None]  # show(fraction done or None, what is done)
 
@@ -31,13 +33,22 @@ def has_frontend(shell: Any) -> bool:
 @contextmanager
 def progress_bar(shell: Any, label: str) -> Iterator[Show]:
     """A progress bar for as long as the block runs; yields show(fraction, text)."""
-    bar = _widget_bar(label) if has_frontend(shell) else None
-    if bar is None:
-        bar = _TextBar(label)
+    in_notebook = has_frontend(shell)
+    bar = (_widget_bar(label) or _HtmlBar(label)) if in_notebook else _TextBar(label)
     try:
         yield bar.show
     finally:
         bar.close()
+
+
+def text_line(label: str, fraction: float | None, text: str) -> str:
+    """tqdm's look: `label:  45% |█████      | text`."""
+    if fraction is None:
+        gauge = f"{'?':>4} |{' ' * BAR_WIDTH}|"
+    else:
+        filled = int(BAR_WIDTH * fraction)
+        gauge = f"{fraction:>4.0%} |{'█' * filled}{' ' * (BAR_WIDTH - filled)}|"
+    return f"{label}: {gauge} {text}"
 
 
 class _TextBar:
@@ -45,17 +56,13 @@ class _TextBar:
 
     def __init__(self, label: str) -> None:
         self.label = label
+        self.stream = sys.stderr  # the terminal's, even if a quiet call redirects it meanwhile
         self.drawn = 0.0
         self.line = ""
         self.shown = ""  # the line on screen
 
     def show(self, fraction: float | None, text: str) -> None:
-        if fraction is None:
-            gauge = f"{'?':>4} |{' ' * BAR_WIDTH}|"
-        else:
-            filled = int(BAR_WIDTH * fraction)
-            gauge = f"{fraction:>4.0%} |{'█' * filled}{' ' * (BAR_WIDTH - filled)}|"
-        self.line = f"{self.label}: {gauge} {text}"
+        self.line = text_line(self.label, fraction, text)
         now = time.monotonic()
         if self.line != self.shown and now - self.drawn >= TEXT_REFRESH_SECONDS:
             self._draw()
@@ -65,14 +72,52 @@ class _TextBar:
         if self.line != self.shown:
             self._draw()  # the last state, which the throttle may have held back
         if self.shown:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
+            self.stream.write("\n")
+            self.stream.flush()
 
     def _draw(self) -> None:
         # Padded so that a shorter line covers the end of a longer one.
-        sys.stderr.write(f"\r{self.line.ljust(len(self.shown))}")
-        sys.stderr.flush()
+        self.stream.write(f"\r{self.line.ljust(len(self.shown))}")
+        self.stream.flush()
         self.shown = self.line
+
+
+class _HtmlBar:
+    """A `<progress>` element in an output updated in place (no ipywidgets needed), with the
+    text bar as its plain-text form; no value makes it an indeterminate bar."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.drawn = 0.0
+        self.data: dict[str, str] = {}
+        self.shown: dict[str, str] = {}
+        self.handle: DisplayHandle | None = None
+
+    def show(self, fraction: float | None, text: str) -> None:
+        value = "" if fraction is None else f' value="{fraction:.4f}"'
+        self.data = {
+            "text/plain": text_line(self.label, fraction, text),
+            "text/html": (
+                f"<div><span>{html.escape(self.label)}</span> "
+                f'<progress max="1"{value} style="vertical-align:middle"></progress> '
+                f"<span>{html.escape(text)}</span></div>"
+            ),
+        }
+        now = time.monotonic()
+        if self.data != self.shown and now - self.drawn >= TEXT_REFRESH_SECONDS:
+            self._draw()
+            self.drawn = now
+
+    def close(self) -> None:
+        if self.data != self.shown:
+            self._draw()  # the last state, which the throttle may have held back
+
+    def _draw(self) -> None:
+        if self.handle is None:
+            self.handle = display(self.data, raw=True, display_id=True)
+        else:
+            self.handle.update(self.data, raw=True)
+        self.shown = self.data
 
 
 class _WidgetBar:

@@ -31,7 +31,8 @@ from ..scoring.engines import engines
 from ..scoring.offline import score_dataframe
 from ..workflows import JobRunner, WorkflowSpec
 from ..workflows.definitions import split_list
-from .common import RepositoryMagics, follow_job, parse, token, usage_errors
+from ..workflows.preflight import check_score
+from .common import RepositoryMagics, follow_job, parse, quietly, token, usage_errors
 from .endpoint import score_at_endpoint
 from .output import Show, progress_bar
 
@@ -58,7 +59,7 @@ class SparkserveMagics(RepositoryMagics):
         args = parse(self.sfsave, line)
         model = self.variable(args.model, "model to save")
         example = self.variable(args.input_example, "input example") if args.input_example else None
-        with usage_errors():
+        with usage_errors(), quietly():
             version = self.repository.save(
                 model,
                 args.name,
@@ -75,13 +76,17 @@ class SparkserveMagics(RepositoryMagics):
     @argument("--tag", help="Only models with a version tagged KEY or KEY=VALUE.")
     @argument("--limit", type=int, default=50, help="How many models to show.")
     @line_magic
-    def sfmodels(self, line: str) -> pd.DataFrame:
+    def sfmodels(self, line: str) -> pd.DataFrame | None:
         """List the repository's models: %sfmodels --filter iris."""
         args = parse(self.sfmodels, line)
         with usage_errors():
             page = self.repository.list_models(
                 name_contains=args.name_contains, tag=args.tag, limit=args.limit
             )
+        if not page.items:
+            filtered = args.name_contains is not None or args.tag is not None
+            print("No models match." if filtered else "No models yet.")
+            return None
         rows = [model.to_dict() for model in page.items]
         columns = ["name", "latest_version", "version_count", "flavor", "aliases", "updated_at"]
         return pd.DataFrame(rows, columns=columns)
@@ -139,7 +144,7 @@ class SparkserveMagics(RepositoryMagics):
                 if len(frame) > PROGRESS_ROWS
                 else nullcontext(None)
             )
-            with bar as show:
+            with bar as show, quietly():  # a text bar keeps the stderr it started on
                 if url is None:
                     on_batch = None if show is None else _batch_progress(show)
                     scored = score_dataframe(
@@ -221,6 +226,8 @@ class SparkserveMagics(RepositoryMagics):
         }
         with usage_errors():
             spec = WorkflowSpec.from_dict(settings)
+            with quietly():  # a missing file or column is refused here: no job is made
+                check_score(spec, repository=self.repository)
             runner = JobRunner(self.repository)
             job = runner.submit(spec)
             job = follow_job(self.shell, runner, job, f"Scoring {Path(spec.input).name}")
@@ -236,7 +243,7 @@ class SparkserveMagics(RepositoryMagics):
     @argument("--limit", type=int, default=20, help="How many of the newest jobs to show.")
     @argument("--cancel", metavar="ID", help="Cancel this job (it leaves no output), then list.")
     @line_magic
-    def sfjobs(self, line: str) -> pd.DataFrame:
+    def sfjobs(self, line: str) -> pd.DataFrame | None:
         """The newest jobs (score runs, image builds), newest first: %sfjobs --status failed."""
         args = parse(self.sfjobs, line)
         if args.cancel is not None:
@@ -247,6 +254,9 @@ class SparkserveMagics(RepositoryMagics):
             raise UsageError(f"--limit must be 1 or more, not {args.limit}.")
         with usage_errors():
             jobs = JobRunner(self.repository).list(status=args.status, limit=args.limit)
+        if not jobs:
+            print(f"No {args.status} jobs." if args.status else "No jobs yet.")
+            return None
         rows = [
             {
                 "id": job.id,

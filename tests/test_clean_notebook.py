@@ -1,0 +1,176 @@
+"""Notebooks stay clean (issue 15, section 3), in real kernels: inserted cells leave the user's
+variables and MLflow's tracking URI alone, save, register and deploy write nothing to the
+cell's standard error, empty lists say so, and a score run with a missing file or column is
+refused before a job is made."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_magics import Kernel, bundle_of, expected_predictions, start_kernel
+
+from jupyter_sparkserve.cells import CELLS_MIME_TYPE
+from jupyter_sparkserve.deploy.deployments import Deployments
+from jupyter_sparkserve.lifecycle import snippets_for
+from jupyter_sparkserve.quiet import NOTE_LENGTH, quiet
+from jupyter_sparkserve.repository import ModelRepository
+from jupyter_sparkserve.workflows import JobRunner
+
+# What a user holds under the names a snippet would once have overwritten.
+USER_VALUES = {"model": "my own model", "data": [1, 2, 3], "predictions": {"mine": True}}
+
+
+@pytest.fixture
+def kernel(home: Path, tmp_path: Path) -> Iterator[Kernel]:
+    started = start_kernel(home, tmp_path)
+    yield started
+    started.close()
+
+
+@pytest.fixture
+def undeploy_at_end(repo: ModelRepository) -> Iterator[Deployments]:
+    deployments = Deployments(repo)
+    yield deployments
+    for deployment in deployments.list(active_only=True):
+        deployments.undeploy(deployment.id)
+
+
+def cells_of(outputs: dict[str, list]) -> list[str]:
+    return [cell["source"] for cell in bundle_of(outputs)[CELLS_MIME_TYPE]["cells"]]
+
+
+def test_inserted_cells_leave_the_users_variables_and_tracking_uri_alone(
+    kernel: Kernel,
+    repo: ModelRepository,
+    iris_saved: str,
+    iris: tuple,
+    tmp_path: Path,
+    undeploy_at_end: Deployments,
+) -> None:
+    user_uri = f"sqlite:///{tmp_path / 'users-own-mlflow.db'}"
+    kernel.ok(
+        "import mlflow\n"
+        f"mlflow.set_tracking_uri({user_uri!r})\n"
+        + "".join(f"{name} = {value!r}\n" for name, value in USER_VALUES.items())
+    )
+    expected = expected_predictions(repo, iris_saved, iris[0].head(3))  # the example's rows
+
+    # Registered, not deployed: the offline cell loads it from MLflow and scores.
+    kernel.ok(f"%sfregister {iris_saved}")
+    (offline,) = cells_of(kernel.ok(f"%sfsnippets {iris_saved}"))
+    assert offline.startswith(f"# Score {iris_saved} offline from MLflow (models:/iris/1)\n")
+    printed = "".join(kernel.ok(offline)["stdout"])
+    assert printed.strip() == str(repo.load_pyfunc(iris_saved).predict(iris[0].head(3)))
+
+    # Deployed: the python and the curl cell score at the endpoint.
+    python, curl = cells_of(kernel.ok(f"%sfdeploy {iris_saved}"))
+    assert python.startswith(f"# Score {iris_saved} at http://")
+    assert json.loads("".join(kernel.ok(python)["stdout"])) == expected
+    assert json.loads("".join(kernel.ok(curl)["stdout"])) == {"predictions": expected}
+
+    for name, value in USER_VALUES.items():
+        assert kernel.value(name) == json.loads(json.dumps(value)), name
+    assert kernel.value("mlflow.get_tracking_uri()") == user_uri
+    # Each cell assigns one name of its own, after the version.
+    assert kernel.value("sorted(n for n in globals() if n.startswith('iris_1_'))") == [
+        "iris_1_model",
+        "iris_1_response",
+    ]
+
+    # The curl cell: `%%bash`, a comment, then the command exactly as the Snippets dialog
+    # shows it, so the cell's text pastes into a terminal as it is.
+    magic, comment, body = curl.split("\n", 2)
+    assert (magic, comment) == ("%%bash", f"# Score {iris_saved} with curl")
+    (deployment,) = undeploy_at_end.list(active_only=True)
+    assert body == snippets_for(repo, deployment.id).snippets[1].code
+    pasted = subprocess.run(["bash", "-c", f"{comment}\n{body}"], capture_output=True, text=True)
+    assert json.loads(pasted.stdout) == {"predictions": expected}, pasted.stderr
+
+
+def test_save_register_and_deploy_write_nothing_to_stderr(
+    kernel: Kernel, repo: ModelRepository, undeploy_at_end: Deployments
+) -> None:
+    kernel.ok(
+        "from sklearn.tree import DecisionTreeClassifier\n"
+        "clf = DecisionTreeClassifier(max_depth=3).fit(X, y)\n"
+        "rows = X.head(3)\n"
+    )
+    ran = {
+        "save": kernel.ok("%sfsave clf iris -x rows"),
+        "register": kernel.ok("%sfregister iris"),
+        "deploy": kernel.ok("%sfdeploy iris"),
+    }
+    (deployment,) = undeploy_at_end.list(active_only=True)
+    ran["undeploy"] = kernel.ok(f"%sfundeploy {deployment.id}")
+    ran["deploy, registering"] = kernel.ok("%sfdeploy iris --register --no-cells")
+    for step, outputs in ran.items():
+        assert outputs["stderr"] == [], (step, outputs["stderr"])
+        notes = [line for line in "".join(outputs["stdout"]).splitlines() if "Note" in line]
+        assert all(line.startswith("Note: ") for line in notes), (step, notes)
+        assert all(len(line) <= len("Note: ") + NOTE_LENGTH for line in notes), notes
+        assert "Traceback" not in "".join(outputs["stdout"])
+    assert "Saved iris:1 (sklearn)" in "".join(ran["save"]["stdout"])
+    assert "Registered iris:1 as models:/iris/1" in "".join(ran["register"]["stdout"])
+
+
+def test_load_ext_empty_lists_and_score_checks_before_a_job(
+    home: Path, tmp_path: Path, repo: ModelRepository, iris_saved: str, iris: tuple
+) -> None:
+    kernel = Kernel(env={**os.environ, "SPARKSERVE_HOME": str(home)}, cwd=tmp_path)
+    try:
+        loaded = kernel.ok("%load_ext jupyter_sparkserve")
+        (line,) = "".join(loaded["stdout"]).splitlines()
+        assert line.startswith("sparkserve magics: %sfsave ") and "%sfdeploy" in line
+        assert loaded["stderr"] == []
+
+        for magic, said in [
+            ("%sfjobs", "No jobs yet."),
+            ("%sfjobs --status failed", "No failed jobs."),
+            ("%sfdeployments --all", "No deployments."),
+            ("%sfmodels --filter nothing-like-it", "No models match."),
+        ]:
+            shown = kernel.ok(magic)
+            assert "".join(shown["stdout"]).strip() == said and shown["result"] == [], magic
+
+        features, _ = iris
+        features.drop(columns=[features.columns[0]]).to_csv(tmp_path / "short.csv", index=False)
+        for line, message in [
+            (f"%sfscore {iris_saved} nosuch.csv out.csv", "does not exist"),
+            (f"%sfscore {iris_saved} short.csv out.csv", f"has no column '{features.columns[0]}'"),
+        ]:
+            refused = kernel.run(line)
+            assert refused["reply"][0]["ename"] == "UsageError", refused
+            assert message in "".join(refused["stderr"])
+        assert JobRunner(repo).list() == []  # refused before a job was made
+        assert not (tmp_path / "out.csv").exists()
+    finally:
+        kernel.close()
+
+
+def test_quiet_keeps_mlflow_off_stderr_and_words_what_matters_once(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    import mlflow  # noqa: F401  (its loggers and their stderr handler)
+
+    long_hint = "Hint: the schema has integers. " + "More detail follows here. " * 10
+    with quiet() as notes:
+        logging.getLogger("mlflow.store.db.utils").info("Creating initial MLflow tables...")
+        logging.getLogger("mlflow.models").warning("\x1b[33mModel logged without a signature.")
+        for _ in range(2):
+            warnings.warn(long_hint, UserWarning, stacklevel=1)
+        warnings.warn("an old API", DeprecationWarning, stacklevel=1)
+        pd.DataFrame({"a": [1]}).to_string()
+    assert capfd.readouterr().err == ""
+    # The logged warning, then the UserWarning once, cut at a sentence end; no deprecation.
+    logged, hint = notes
+    assert logged == "Model logged without a signature."
+    assert hint.startswith("Hint: the schema has integers. More detail follows here.")
+    assert hint.endswith(".") and len(hint) <= NOTE_LENGTH and "\n" not in hint
