@@ -25,7 +25,8 @@ import { IActionTarget } from './modelList';
 import { insertIntoNotebook } from './notebookInsert';
 import { snippetsDialog } from './snippetsDialog';
 
-export type MessageKind = 'info' | 'success' | 'error';
+/** 'progress': an action going on (its next message replaces it); the others end it. */
+export type MessageKind = 'progress' | 'info' | 'success' | 'error';
 
 /** A button offered with a message: the remedy of an error, as the core named it. */
 export interface IMessageAction {
@@ -48,13 +49,8 @@ export interface IActionContext {
   /** The repository changed: read the model list again. */
   changed(): Promise<void>;
   jobStarted(job: IJob): void;
-}
-
-const DEPLOY_POLL_MS = 500;
-const DEPLOY_TIMEOUT_MS = 5 * 60 * 1000;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise(resolve => window.setTimeout(resolve, ms));
+  /** A deploy was accepted: the sidebar follows its start and says how it ends. */
+  deploymentStarted(deployment: IDeployment): void;
 }
 
 /** The deployments of `target` that are up, as the API lists them. */
@@ -64,7 +60,7 @@ async function liveDeployments(target: IActionTarget): Promise<IDeployment[]> {
 }
 
 async function register(target: IActionTarget, context: IActionContext, again: boolean) {
-  context.say('info', `${again ? 'Re-registering' : 'Registering'} ${target.ref} in MLflow…`);
+  context.say('progress', `${again ? 'Re-registering' : 'Registering'} ${target.ref} in MLflow…`);
   const call = again ? api.reregister : api.register;
   const { registration } = await call(target.name, target.version);
   context.say('success', `${target.ref} is registered as ${registration.model_uri}.`);
@@ -76,30 +72,8 @@ async function deploy(target: IActionTarget, context: IActionContext, deployTo?:
   if (choice === null) {
     return;
   }
-  let deployment = await api.deploy(target.ref, choice.target, choice.options);
-  context.say('info', `Deploying ${target.ref} (${deployment.id}): ${deployment.status}…`);
-  const deadline = Date.now() + DEPLOY_TIMEOUT_MS;
-  while (deployment.status === 'starting' && Date.now() < deadline) {
-    await sleep(DEPLOY_POLL_MS);
-    deployment = await api.getDeployment(deployment.id);
-    if (deployment.status === 'starting' && deployment.progress) {
-      context.say('info', `Deploying ${target.ref} (${deployment.id}): ${deployment.progress}…`);
-    }
-  }
-  if (deployment.status === 'running') {
-    // The target's own facts (a container's image and id), as the core labels them.
-    const facts = deployment.shown.map(fact => `${fact.label} ${fact.value}`).join(', ');
-    const where = `${deployment.url} (${deployment.id}${facts ? `; ${facts}` : ''})`;
-    context.say('success', `${target.ref} is deployed at ${where}.`);
-  } else if (deployment.status === 'starting') {
-    context.say(
-      'info',
-      `${target.ref} (${deployment.id}) is still starting; refresh to follow it.`
-    );
-  } else {
-    const why = deployment.error ? `: ${deployment.error}` : '.';
-    context.say('error', `Deploying ${target.ref} ended ${deployment.status}${why}`);
-  }
+  const deployment = await api.deploy(target.ref, choice.target, choice.options);
+  context.deploymentStarted(deployment); // its notification follows it to its end
   await context.changed();
 }
 
@@ -109,7 +83,7 @@ async function undeploy(target: IActionTarget, context: IActionContext) {
     context.say('error', `No deployment of ${target.ref} is up any more.`);
   }
   for (const deployment of live) {
-    context.say('info', `Undeploying ${target.ref} (${deployment.id})…`);
+    context.say('progress', `Undeploying ${target.ref} (${deployment.id})…`);
     await api.undeploy(deployment.id);
     context.say('success', `${target.ref} is undeployed (${deployment.id} stopped).`);
   }

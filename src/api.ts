@@ -42,6 +42,9 @@ export type IRemedy = Schemas['Remedy'];
 export type JobStatus = Schemas['JobStatus'];
 export type IJob = Schemas['Job'];
 export type IJobSpec = Schemas['WorkflowSpec'];
+/** A counter per topic, moved by every write to it from any face (`GET changes`). */
+export type IChanges = Schemas['Changes'];
+export type ChangeTopic = keyof IChanges;
 /** What the sidebar's Score dialog sends (`POST jobs`); the server checks every value. */
 export type IScoreSettings = Schemas['WorkflowSettings'];
 /** What the Build image dialog sends; the server checks every value. */
@@ -129,6 +132,8 @@ function versionPath(name: string, version: number): string {
 export const api = {
   status: (): Promise<IStatus> => requestAPI<IStatus>('status'),
 
+  changes: (): Promise<IChanges> => requestAPI<IChanges>('changes'),
+
   listModels: (options: {
     limit: number;
     offset: number;
@@ -189,5 +194,9 @@ export const api = {
   jobLog: (id: string, tail?: number): Promise<{ id: string; log: string }> =>
     requestAPI<{ id: string; log: string }>(`jobs/${encodeURIComponent(id)}/log` + query({ tail })),
 
-  cancelJob: (id: string): Promise<IJob> => post<IJob>(`jobs/${encodeURIComponent(id)}/cancel`)
+  cancelJob: (id: string): Promise<IJob> => post<IJob>(`jobs/${encodeURIComponent(id)}/cancel`),
+
+  /** Delete the records of every job that has ended; answers their ids. */
+  clearFinishedJobs: (): Promise<{ items: string[] }> =>
+    post<{ items: string[] }>('jobs/clear-finished')
 };

@@ -1,4 +1,10 @@
-import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import {
+  ILabShell,
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { LabIcon } from '@jupyterlab/ui-components';
@@ -17,20 +23,76 @@ export const sparkserveIcon = new LabIcon({
   svgstr: sparkserveIconSvg
 });
 
+/** The sidebar's commands, in the command palette under "Model serving". */
+export const COMMANDS = {
+  open: 'sparkserve-panel:open',
+  refresh: 'sparkserve-panel:refresh',
+  deploy: 'sparkserve-panel:deploy',
+  score: 'sparkserve-panel:score',
+  openJobs: 'sparkserve-panel:open-jobs'
+};
+const PALETTE_CATEGORY = 'Model serving';
+
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyter_sparkserve:plugin',
   description: 'The sparkserve sidebar: the model repository and its serving actions.',
   autoStart: true,
   requires: [ILabShell],
-  optional: [INotebookTracker],
-  activate: (app: JupyterFrontEnd, labShell: ILabShell, notebooks: INotebookTracker | null) => {
+  optional: [INotebookTracker, ILayoutRestorer, ICommandPalette],
+  activate: (
+    app: JupyterFrontEnd,
+    labShell: ILabShell,
+    notebooks: INotebookTracker | null,
+    restorer: ILayoutRestorer | null,
+    palette: ICommandPalette | null
+  ) => {
     const panel = new SparkservePanel({
       notebooks,
       contents: app.serviceManager.contents,
-      activate: id => labShell.activateById(id)
+      commands: app.commands,
+      activate: id => labShell.activateById(id),
+      addToMain: widget => labShell.add(widget, 'main')
     });
     panel.title.icon = sparkserveIcon;
     labShell.add(panel, 'left', { rank: 900 });
+    // Open again after a reload when it was open (the workspace remembers it).
+    restorer?.add(panel, 'sparkserve-sidebar');
+
+    const show = () => labShell.activateById(panel.id);
+    app.commands.addCommand(COMMANDS.open, {
+      label: 'Show the Model Serving Sidebar',
+      caption: 'Open the sparkserve sidebar',
+      execute: show
+    });
+    app.commands.addCommand(COMMANDS.refresh, {
+      label: 'Refresh Models, Deployments and Jobs',
+      caption: 'Read the repository, the deployments and the jobs again',
+      execute: () => {
+        show();
+        return panel.refresh();
+      }
+    });
+    app.commands.addCommand(COMMANDS.deploy, {
+      label: 'Deploy a Model Version…',
+      caption: 'Choose a model version and deploy it',
+      execute: () => panel.runOnChosenVersion('deploy')
+    });
+    app.commands.addCommand(COMMANDS.score, {
+      label: 'Score Files with a Model Version…',
+      caption: 'Choose a model version and score files with it as a job',
+      execute: () => panel.runOnChosenVersion('score')
+    });
+    app.commands.addCommand(COMMANDS.openJobs, {
+      label: 'Open Model Serving Jobs',
+      caption: 'Show the jobs in the sparkserve sidebar',
+      execute: () => {
+        show();
+        panel.revealJobs();
+      }
+    });
+    for (const command of Object.values(COMMANDS)) {
+      palette?.addItem({ command, category: PALETTE_CATEGORY });
+    }
   }
 };
 

@@ -36,7 +36,7 @@ from conftest import ARTIFACTS_DIR, FAST_SAVE, TESTS_DIR
 
 from jupyter_sparkserve.config import Settings
 from jupyter_sparkserve.deploy.deployments import Deployments
-from jupyter_sparkserve.lifecycle import version_actions
+from jupyter_sparkserve.lifecycle import deployment_actions, version_actions
 from jupyter_sparkserve.repository import ModelRepository
 
 ROOT = TESTS_DIR.parent
@@ -87,19 +87,27 @@ def core_actions(repository: ModelRepository, ref: str) -> list[str]:
     return [action.value for action in version_actions(repository, ref)]
 
 
+# Every notification toast: whether it is an error one, and its text (cut at 140 characters).
+TOASTS = """() => [...document.querySelectorAll('.Toastify__toast')].map(toast => ({
+  error: toast.className.includes('jp-Notification-Toast-error'),
+  text: (toast.querySelector('.jp-toast-message') || toast).innerText
+}))"""
+
+
 def wait_for_message(page: Any, pattern: str, timeout: float = SLOW) -> str:
-    """Wait until the sidebar's message says `pattern` (a regex); fail on an error message."""
-    message = page.locator(f'{SIDEBAR} [data-testid="sparkserve-message"]')
+    """Wait until a notification of the sidebar says `pattern` (a regex); fail on an error
+    notification."""
     deadline = time.monotonic() + timeout / 1000
+    seen: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        if message.is_visible():
-            text = message.inner_text()
-            if message.get_attribute("data-kind") == "error":
-                pytest.fail(f"the sidebar reported an error: {text}")
-            if re.search(pattern, text):
-                return text
+        seen = page.evaluate(TOASTS)
+        for found in seen:
+            if found["error"]:
+                pytest.fail(f"the sidebar reported an error: {found['text']}")
+            if re.search(pattern, found["text"]):
+                return found["text"]
         time.sleep(0.2)
-    pytest.fail(f"no message matching {pattern!r}; last: {message.inner_text()!r}")
+    pytest.fail(f"no notification matching {pattern!r}; seen: {seen!r}")
 
 
 def job_succeeded_with_log(page: Any, job: Any, text: str, timeout: float) -> Any:
@@ -178,6 +186,18 @@ def test_actions_menu_register_deploy_snippets_undeploy_and_score(
         dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
         wait_for_message(page, r"iris:1 is deployed at http://127\.0\.0\.1:")
         version_row(page, "iris:1").locator('[data-badge="deployed"]').wait_for()
+        # The Deployments section lists it with its target, URL and the core's actions.
+        (live,) = Deployments(repository).list(active_only=True)
+        listed = page.locator(f'{SIDEBAR} [data-testid="sparkserve-deployment"]')
+        listed.locator('[data-testid="sparkserve-deployment-url"]', has_text=live.url).wait_for()
+        assert listed.get_attribute("data-status") == "running"
+        assert (
+            listed.locator('[data-testid="sparkserve-deployment-target"]').inner_text() == "local"
+        )
+        buttons = listed.locator(".jp-SparkserveDeployment-action")
+        assert [b.get_attribute("data-testid") for b in buttons.all()] == [
+            f"sparkserve-deployment-{action.value}" for action in deployment_actions(live.status)
+        ]
         assert iris_row.locator('.jp-SparkserveModel-row [data-badge="deployed"]').count() == 1
 
         # Snippets: python and curl, inserted below the notebook's active cell.

@@ -1,0 +1,217 @@
+import { Clipboard } from '@jupyterlab/apputils';
+import { copyIcon } from '@jupyterlab/ui-components';
+
+import { api, DeploymentStatus, errorMessage, IDeployment } from './api';
+import { button, el } from './dom';
+
+/** While a deployment starts, its step is read this often (it is in its log, not a row). */
+const STARTING_POLL_MS = 1000;
+
+export interface IDeploymentsViewOptions {
+  onError: (message: string | null) => void;
+  /** A deployment the sidebar follows moved on a step while it starts. */
+  onProgress: (deployment: IDeployment) => void;
+  /** A deployment seen starting (or first seen after the view began watching) came up or
+   * failed. */
+  onEnded: (deployment: IDeployment) => void;
+  /** Run one of a deployment's actions, as the API offers them. */
+  onAction: (action: string, deployment: IDeployment) => Promise<void>;
+}
+
+/** Labels of the actions the core offers a deployment (`lifecycle.deployment_actions`). */
+const LABELS: Record<string, string> = { undeploy: 'Undeploy', snippets: 'Snippets' };
+
+/**
+ * The Deployments section: every deployment that is up or starting, with its target, URL (a
+ * Copy button), status, and the actions the API gives it; nothing here decides which.
+ */
+export class DeploymentsView {
+  readonly node: HTMLElement;
+
+  constructor(options: IDeploymentsViewOptions) {
+    this._options = options;
+    this._list = el('div', {
+      className: 'jp-SparkserveDeployments-list',
+      testId: 'sparkserve-deployments',
+      attrs: { role: 'list' }
+    });
+    this._empty = el('p', {
+      className: 'jp-SparkserveDeployments-empty',
+      text: 'No deployment is up.'
+    });
+    this.node = el(
+      'section',
+      { className: 'jp-SparkserveDeployments' },
+      el(
+        'div',
+        { className: 'jp-SparkservePanel-sectionHeader' },
+        el('h3', { className: 'jp-SparkservePanel-sectionTitle', text: 'Deployments' })
+      ),
+      this._empty,
+      this._list
+    );
+  }
+
+  /** Read the deployments again (one read at a time; a call during one reads once more). */
+  async refresh(): Promise<void> {
+    if (this._reading !== null) {
+      this._again = true;
+      return this._reading;
+    }
+    this._reading = this._read();
+    try {
+      await this._reading;
+    } finally {
+      this._reading = null;
+    }
+    if (this._again) {
+      this._again = false;
+      await this.refresh();
+    }
+  }
+
+  /** Follow a deployment the sidebar just started. */
+  async track(deployment: IDeployment): Promise<void> {
+    this._seen.set(deployment.id, deployment.status);
+    this._followed.add(deployment.id);
+    this._options.onProgress(deployment);
+    await this.refresh();
+  }
+
+  dispose(): void {
+    this._disposed = true;
+    window.clearTimeout(this._timer);
+  }
+
+  private async _read(): Promise<void> {
+    window.clearTimeout(this._timer);
+    if (this._disposed) {
+      return;
+    }
+    try {
+      const { items } = await api.listDeployments();
+      await this._noticeChanges(items);
+      this._render(items);
+      this._options.onError(null);
+    } catch (error) {
+      this._options.onError(errorMessage(error));
+    }
+    if (!this._disposed && [...this._seen.values()].includes('starting')) {
+      this._timer = window.setTimeout(() => void this.refresh(), STARTING_POLL_MS);
+    }
+  }
+
+  /** Starts that moved on a step or ended since the last read. */
+  private async _noticeChanges(items: IDeployment[]): Promise<void> {
+    const listed = new Set(items.map(item => item.id));
+    // One that was starting and is no longer listed stopped or failed: read how it ended.
+    for (const [id, status] of [...this._seen]) {
+      if (status === 'starting' && !listed.has(id)) {
+        try {
+          this._ended(await api.getDeployment(id));
+        } catch {
+          this._followed.delete(id); // removed meanwhile: nothing to say
+        }
+        this._seen.delete(id);
+      } else if (!listed.has(id)) {
+        this._seen.delete(id); // undeployed
+      }
+    }
+    for (const item of items) {
+      const before = this._seen.get(item.id);
+      if (item.status === 'starting') {
+        if (this._followed.has(item.id)) {
+          this._options.onProgress(item);
+        }
+      } else if (before === undefined ? this._baseline : before === 'starting') {
+        this._ended(item);
+      }
+      this._seen.set(item.id, item.status);
+    }
+    this._baseline = true;
+  }
+
+  private _ended(deployment: IDeployment): void {
+    this._followed.delete(deployment.id);
+    this._options.onEnded(deployment);
+  }
+
+  private _render(items: IDeployment[]): void {
+    const rows = items.map(item => this._row(item));
+    this._list.replaceChildren(...rows);
+    this._empty.hidden = rows.length > 0;
+  }
+
+  private _row(deployment: IDeployment): HTMLElement {
+    const kind = `jp-SparkserveDeployment-status-${deployment.status}`;
+    const status = el('span', {
+      className: `jp-SparkserveDeployment-status ${kind}`,
+      testId: 'sparkserve-deployment-status',
+      text: deployment.status
+    });
+    const url = el('code', {
+      className: 'jp-SparkserveDeployment-url',
+      testId: 'sparkserve-deployment-url',
+      text: deployment.url || '(no URL yet)'
+    });
+    const copy = button('', () => Clipboard.copyToSystem(deployment.url), {
+      className: 'jp-SparkserveDeployment-copy',
+      testId: 'sparkserve-deployment-copy',
+      title: 'Copy the URL',
+      attrs: { 'aria-label': `Copy the URL of ${deployment.ref}` }
+    });
+    copy.prepend(copyIcon.element({ tag: 'span', className: 'jp-SparkserveButton-icon' }));
+    copy.disabled = !deployment.url;
+    const actions = deployment.actions.map(action =>
+      button(
+        LABELS[action] ?? action,
+        event => {
+          (event.currentTarget as HTMLButtonElement).disabled = true;
+          void this._options.onAction(action, deployment).finally(() => this.refresh());
+        },
+        {
+          className: `jp-SparkserveDeployment-action jp-SparkserveDeployment-${action}`,
+          testId: `sparkserve-deployment-${action}`
+        }
+      )
+    );
+    const facts = deployment.shown.map(fact => `${fact.label} ${fact.value}`).join(', ');
+    const detail = deployment.status === 'starting' ? deployment.progress : facts;
+    return el(
+      'div',
+      {
+        className: 'jp-SparkserveDeployment',
+        testId: 'sparkserve-deployment',
+        attrs: { role: 'listitem' },
+        dataset: { deploymentId: deployment.id, status: deployment.status }
+      },
+      el(
+        'div',
+        { className: 'jp-SparkserveDeployment-header' },
+        status,
+        el('span', { className: 'jp-SparkserveDeployment-ref', text: deployment.ref }),
+        el('span', {
+          className: 'jp-SparkserveDeployment-target',
+          testId: 'sparkserve-deployment-target',
+          text: deployment.target
+        })
+      ),
+      el('div', { className: 'jp-SparkserveDeployment-where' }, url, copy),
+      ...(detail ? [el('p', { className: 'jp-SparkserveDeployment-detail', text: detail })] : []),
+      el('div', { className: 'jp-SparkserveDeployment-actions' }, ...actions)
+    );
+  }
+
+  private _options: IDeploymentsViewOptions;
+  private _list: HTMLElement;
+  private _empty: HTMLElement;
+  /** Each deployment's status as last read, to tell which started or ended since. */
+  private _seen = new Map<string, DeploymentStatus>();
+  /** The deployments whose start the sidebar follows with a notification. */
+  private _followed = new Set<string>();
+  private _baseline = false;
+  private _reading: Promise<void> | null = null;
+  private _again = false;
+  private _timer = 0;
+  private _disposed = false;
+}

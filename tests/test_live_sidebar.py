@@ -1,0 +1,182 @@
+"""The live sidebar in a real JupyterLab and Chromium: what another process saves shows without
+a click, a finished job raises a notification whose action opens its output, and the panel
+comes back after a reload with its commands in the palette."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _lab import (
+    SIDEBAR,
+    SIDEBAR_TAB,
+    open_lab,
+    our_errors,
+    our_tracebacks,
+    screenshot,
+    start_lab,
+    stop_lab,
+)
+from _lab import browser as browser  # the fixture, for the tests below
+
+from jupyter_sparkserve.config import Settings
+from jupyter_sparkserve.repository import ModelRepository
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
+
+SLOW = 180_000  # ms: a job's first run on 2 shared cores
+
+SAVE = """
+import sys
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from jupyter_sparkserve.repository import ModelRepository
+frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+model = LogisticRegression().fit(frame, [0, 0, 1, 1])
+with ModelRepository.open() as repo:
+    print(repo.save(model, sys.argv[1], input_example=frame.head(2),
+                    pip_requirements=["scikit-learn", "pandas"]).ref)
+"""
+
+# Every toast: whether it is an error one, and its text (JupyterLab cuts it at 140 characters).
+TOASTS = """() => [...document.querySelectorAll('.Toastify__toast')].map(toast => ({
+  error: toast.className.includes('jp-Notification-Toast-error'),
+  text: (toast.querySelector('.jp-toast-message') || toast).innerText
+}))"""
+
+
+def model_row(page: Any, name: str) -> Any:
+    return page.locator(f'{SIDEBAR} [data-testid="sparkserve-model"][data-model="{name}"]')
+
+
+def toast(page: Any, pattern: str, timeout: float = SLOW) -> Any:
+    """The notification toast whose text matches `pattern` (a regex), once it shows; an error
+    toast meanwhile fails the test."""
+    deadline = time.monotonic() + timeout / 1000
+    seen: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        seen = page.evaluate(TOASTS)
+        for index, found in enumerate(seen):
+            if found["error"]:
+                pytest.fail(f"an error notification: {found['text']}")
+            if re.search(pattern, found["text"]):
+                return page.locator(".Toastify__toast").nth(index)
+        time.sleep(0.2)
+    pytest.fail(f"no notification matching {pattern!r}; seen: {seen!r}")
+
+
+def test_the_sidebar_follows_other_faces_and_a_finished_job_opens_its_output(
+    browser, tmp_path: Path, home: Path
+) -> None:
+    repository = ModelRepository(Settings.from_env())
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "in.csv").write_text("x\n0.0\n3.0\n")
+    (tmp_path / "out").mkdir()
+    lab = start_lab(tmp_path, home)
+    try:
+        page, errors = open_lab(browser, lab)
+        page.locator(SIDEBAR_TAB).click()
+        page.wait_for_selector(f"{SIDEBAR} .jp-SparkservePanel-count", timeout=30_000)
+        assert page.locator(f'{SIDEBAR} [data-testid="sparkserve-model"]').count() == 0
+
+        # A model saved through the Python API by another process shows up without a click.
+        saved = subprocess.run(
+            [sys.executable, "-c", SAVE, "churn"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert saved.stdout.strip() == "churn:1"
+        seen_after = time.monotonic()
+        model_row(page, "churn").wait_for(timeout=15_000)
+        delay = time.monotonic() - seen_after
+        page.wait_for_function(
+            "document.querySelector('.jp-SparkservePanel-count').textContent"
+            " === '1 model, 1 version'"
+        )
+        print(f"the saved model showed {delay:.2f} s after the save returned")
+
+        # A job started from another face (here the REST API, as the magics' server does)
+        # shows in the jobs view, and its end raises a notification.
+        job = lab.api(
+            "POST",
+            "sparkserve/api/v1/jobs",
+            {"spec": {"model": "churn:1", "input": "data/in.csv", "output": "out/scored.csv"}},
+        )
+        ended = toast(page, rf"job {job['id']} succeeded")
+        screenshot(page, "live-job-notification.png")
+        row = page.locator(f'{SIDEBAR} [data-testid="sparkserve-job"][data-job-id="{job["id"]}"]')
+        assert row.get_attribute("data-status") == "succeeded"
+        when = row.locator('[data-testid="sparkserve-job-when"]').inner_text()
+        assert re.search(r"started .+ · \d+ s", when), when
+        link = row.locator('a[data-testid="sparkserve-job-output"]')
+        assert link.inner_text() == str(tmp_path / "out" / "scored.csv")
+
+        # Its "Open output" opens the output in JupyterLab.
+        ended.locator(".jp-toast-button", has_text="Open output").click()
+        page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="scored.csv").wait_for()
+        screenshot(page, "live-job-output-opened.png")
+
+        # Clear finished removes the ended job from the list (and the core's records).
+        page.locator(f'{SIDEBAR} [data-testid="sparkserve-jobs-clear"]').click()
+        row.wait_for(state="detached")
+        assert lab.api("GET", "sparkserve/api/v1/jobs")["items"] == []
+        assert (tmp_path / "out" / "scored.csv").is_file()
+
+        assert our_errors(errors) == []
+        page.close()
+    finally:
+        stop_lab(lab)
+        repository.close()
+    assert our_tracebacks(lab) == []
+
+
+def test_the_panel_is_restored_after_a_reload_and_its_commands_are_in_the_palette(
+    browser, tmp_path: Path, home: Path
+) -> None:
+    lab = start_lab(tmp_path, home)
+    try:
+        page, errors = open_lab(browser, lab)
+        page.locator(SIDEBAR_TAB).click()
+        panel = page.locator(SIDEBAR)
+        panel.locator(".jp-SparkservePanel-count").wait_for(timeout=30_000)
+        # JupyterLab saves the layout into the workspace shortly after it changes.
+        workspace = tmp_path / "workspaces"
+        deadline = time.monotonic() + 30
+        while '"current":"sparkserve-sidebar"' not in "".join(
+            path.read_text() for path in workspace.glob("*.jupyterlab-workspace")
+        ):
+            assert time.monotonic() < deadline, "the layout was not saved"
+            time.sleep(0.3)
+
+        page.reload()
+        page.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
+        panel.locator(".jp-SparkservePanel-count").wait_for(timeout=30_000)
+        assert panel.is_visible()  # open again, with no click on its tab
+        screenshot(page, "live-restored.png")
+
+        # The palette lists the sidebar's commands; running "Open ... Jobs" shows the jobs.
+        page.keyboard.press("Control+Shift+c")
+        palette = page.locator("#command-palette")
+        palette.locator("input").fill("Model serving")
+        labels = palette.locator(".lm-CommandPalette-itemLabel").all_inner_texts()
+        for label in (
+            "Deploy a Model Version…",
+            "Score Files with a Model Version…",
+            "Refresh Models, Deployments and Jobs",
+            "Open Model Serving Jobs",
+        ):
+            assert label in labels, labels
+        palette.locator(".lm-CommandPalette-item", has_text="Open Model Serving Jobs").click()
+        assert panel.locator(".jp-SparkserveJobs").is_visible()
+        assert our_errors(errors) == []
+        page.close()
+    finally:
+        stop_lab(lab)
+    assert our_tracebacks(lab) == []
