@@ -240,7 +240,8 @@ async def test_register_reregister_and_the_offline_snippet(api: Api, iris_versio
     assert snippets.status == 200
     (snippet,) = snippets.body["snippets"]
     assert snippet["language"] == "python"
-    assert "mlflow.pyfunc.load_model('models:/iris/2')" in snippet["code"]
+    assert ".get_model_version_download_uri('iris', '2')" in snippet["code"]  # models:/iris/2
+    assert snippet["cell"].startswith("# Score iris:1 offline from MLflow (models:/iris/2)\n")
 
 
 async def test_score_a_few_rows(api: Api, iris_versions, iris, iris_model) -> None:
