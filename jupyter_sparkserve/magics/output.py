@@ -95,12 +95,14 @@ class _HtmlBar:
 
     def show(self, fraction: float | None, text: str) -> None:
         value = "" if fraction is None else f' value="{fraction:.4f}"'
+        share = "" if fraction is None else f"{fraction:.0%} "
+        label = html.escape(self.label)
         self.data = {
             "text/plain": text_line(self.label, fraction, text),
             "text/html": (
-                f"<div><span>{html.escape(self.label)}</span> "
-                f'<progress max="1"{value} style="vertical-align:middle"></progress> '
-                f"<span>{html.escape(text)}</span></div>"
+                f'<div><span>{label}</span> <progress max="1"{value} aria-label="{label}"'
+                ' style="vertical-align:middle"></progress> '
+                f"<span>{share}{html.escape(text)}</span></div>"
             ),
         }
         now = time.monotonic()
