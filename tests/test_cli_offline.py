@@ -58,7 +58,7 @@ def test_score_in_the_foreground(iris, iris_model, iris_csv: Path, tmp_path: Pat
         "--prediction-column", "species",
     )  # fmt: skip
     assert human.exit_code == 0, human.output
-    assert f"Scored 150 rows from 1 file(s) into {tmp_path / 'scored-jsonl'}" in human.stdout
+    assert f"Scored 150 rows from 1 file into {tmp_path / 'scored-jsonl'}" in human.stdout
     assert "(predictions: species)" in human.stdout
     assert "Scoring iris.csv" in human.stderr  # the progress bar
     lines = (tmp_path / "scored-jsonl" / "iris.jsonl").read_text().splitlines()  # a folder

@@ -76,7 +76,7 @@ def test_score_runs_in_a_child_of_the_warm_scorer_with_the_same_output(
     output = tmp_path / "warm.parquet"
     result = sparkserve("score", "iris", str(iris_csv), str(output), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("Scored 150 rows from 1 file(s) into")
+    assert result.stdout.startswith("Scored 150 rows from 1 file into")
     assert "Starting a warm scorer" not in result.stderr
     [run] = recent_runs()
     assert run["command"] == ["score", "iris"] and run["exit_code"] == 0 and not run["detached"]

@@ -17,7 +17,7 @@ from ..config import BASE_IMAGE_ENV, DEFAULT_HEAD_TIMEOUT_SECONDS, ENDPOINT_TOKE
 from ..containers.context import DEFAULT_BASE_IMAGE
 from ..deploy.targets import foreign_options, target_options, targets
 from ..errors import InvalidInput, SparkserveError
-from .output import as_json, emit, fields, json_command, repository, table
+from .output import as_json, counted, emit, fields, json_command, repository, table
 from .root import main
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -236,7 +236,8 @@ def serve(
         head_timeout_seconds=head_timeout,
     )
     auth = "with a bearer token" if token else "without authentication"
-    click.echo(f"Serving {ref} on http://{host}:{port} ({workers} worker(s), {auth})", err=True)
+    served = f"{counted(workers, 'worker')}, {auth}"
+    click.echo(f"Serving {ref} on http://{host}:{port} ({served})", err=True)
     run_endpoint(config, host=host, port=port, workers=workers, token=token)
 
 

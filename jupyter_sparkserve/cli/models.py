@@ -11,7 +11,7 @@ from ..config import safe_uri
 from ..errors import InvalidInput
 from ..repository import ModelDetails, ModelRef, ModelVersion
 from ..repository.names import parse_key_values
-from .output import confirm_or_yes, emit, fields, json_command, repository, table
+from .output import confirm_or_yes, counted, emit, fields, json_command, repository, table
 from .root import main
 
 
@@ -42,7 +42,7 @@ def status() -> None:
         for key in ("version", "home", "database_url", "artifact_root", "mlflow_tracking_uri"):
             click.echo(f"{key.replace('_', ' ')}: {payload[key]}")
         stats = payload["repository"]
-        click.echo(f"models: {stats['models']} ({stats['versions']} versions)")
+        click.echo(f"models: {stats['models']} ({counted(stats['versions'], 'version')})")
         click.echo("targets:")
         for target in targets:
             mark = "usable" if target.usable else "not usable"
@@ -69,7 +69,11 @@ def demo(keep_running: bool) -> None:
         if not quiet:
             click.echo(f"{click.style('✓', fg='green')} {message}")
 
-    result = run_demo(repository(), report, keep_running=keep_running)
+    def starting(message: str) -> None:
+        if not quiet:
+            click.secho(f"… {message}", dim=True)
+
+    result = run_demo(repository(), report, keep_running=keep_running, starting=starting)
 
     def show() -> None:
         click.echo()
@@ -85,11 +89,19 @@ def demo(keep_running: bool) -> None:
             click.secho(f"# {snippet['title']}", bold=True)
             click.echo(snippet["code"])
         click.echo()
+        steps = result.next
+        command = f"{steps.scripts}sparkserve"
         click.echo("Next:")
-        click.echo("  sparkserve models list")
-        click.echo(f"  sparkserve models show {DEMO_MODEL}@{DEMO_ALIAS}")
+        click.echo(f"  {command} models list")
+        click.echo(f"  {command} models show {DEMO_MODEL}@{DEMO_ALIAS}")
         if keep_running:
-            click.echo(f"  sparkserve undeploy {result.deployment['id']}")
+            click.echo(f"  {command} undeploy {result.deployment['id']}")
+        if steps.lab_installed:
+            click.echo(f"  {steps.scripts}jupyter lab {steps.notebook or ''}".rstrip())
+        else:
+            click.echo('  pip install "jupyter_sparkserve[lab]"   # then: jupyter lab')
+        if steps.activate:
+            click.echo(f"(or `source {steps.activate}` first, then the short names)")
 
     emit(result.to_dict(), show)
 
@@ -185,7 +197,7 @@ def delete(ref: str, yes: bool) -> None:
     whole_model = parsed.in_repository and parsed.version is None and parsed.alias is None
     if whole_model:
         details = repo.get_model(str(parsed.name))
-        what = f"model {details.name} and its {len(details.versions)} version(s)"
+        what = f"model {details.name} and its {counted(len(details.versions), 'version')}"
     else:
         # Delete the version the user confirmed, even if an alias moves meanwhile.
         resolved = repo.resolve(parsed)
@@ -241,7 +253,7 @@ def gc(min_age: float) -> None:
     removed = repository().collect_garbage(min_age_seconds=min_age)
 
     def show() -> None:
-        click.echo(f"Removed {len(removed)} leftover folder(s).")
+        click.echo(f"Removed {counted(len(removed), 'leftover folder')}.")
         for path in removed:
             click.echo(f"  {path}")
 

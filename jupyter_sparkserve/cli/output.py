@@ -91,6 +91,11 @@ def dumps(payload: Any) -> str:
     return json.dumps(payload, indent=2, default=str)
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """`1 version`, `2 versions`: the one place the CLI puts a count before a word."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
 def as_json() -> bool:
     return bool(click.get_current_context().meta.get("as_json"))
 

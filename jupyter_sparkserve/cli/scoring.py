@@ -14,7 +14,16 @@ import click
 
 from ..warm.protocol import DEFAULT_IDLE_SECONDS
 from .jobs import wait_for_job
-from .output import as_json, confirm_or_yes, emit, fields, json_command, progress_bar, repository
+from .output import (
+    as_json,
+    confirm_or_yes,
+    counted,
+    emit,
+    fields,
+    json_command,
+    progress_bar,
+    repository,
+)
 from .output import table as print_table
 from .root import main
 
@@ -104,8 +113,9 @@ def score_command(ref: str, input: str, output: str, **settings: Any) -> None:
     emit(
         result.to_dict(),
         lambda: click.echo(
-            f"Scored {result.rows:,} rows from {result.files} file(s) into {result.output} in "
-            f"{result.seconds:.1f} s (predictions: {', '.join(result.prediction_columns)})."
+            f"Scored {counted(result.rows, 'row')} from {counted(result.files, 'file')} into "
+            f"{result.output} in {result.seconds:.1f} s "
+            f"(predictions: {', '.join(result.prediction_columns)})."
         ),
     )
     _offer_warm_scorer()

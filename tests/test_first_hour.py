@@ -1,0 +1,234 @@
+"""The first hour of a new user, for real: `make demo`'s install in a fresh virtual
+environment, Binder's `postBuild` in another, and the demo notebook run top to bottom in a
+kernel. The installs run in a copy of this checkout (never in its own .venv), reusing the
+extension already built here, so that no test builds the frontend again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from nbclient import NotebookClient
+
+from jupyter_sparkserve.demo import DEMO_MODEL, DEMO_NOTEBOOK
+
+ROOT = Path(__file__).resolve().parent.parent
+LABEXTENSION = Path("jupyter_sparkserve") / "labextension"
+GENERATED = [Path("jupyter_sparkserve") / "_version.py"]  # git-ignored, written by the build
+OWN_BIN = str(Path(sys.executable).parent)
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # jupyter's lists colour "enabled" and "OK"
+
+pytestmark = pytest.mark.slow
+
+
+def _uv() -> str:
+    found = shutil.which("uv", path=OWN_BIN) or shutil.which("uv")
+    assert found, "uv is installed by `make install-test`"
+    return found
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    """The environment of a new shell: none of this checkout's .venv, no repository
+    settings; the package caches stay (uv's and pip's, so installs are quick)."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SPARKSERVE_", "MLFLOW_", "VIRTUAL_ENV", "MAKE"))
+    }
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p != OWN_BIN)
+    cache = subprocess.run([_uv(), "cache", "dir"], capture_output=True, text=True, check=True)
+    env["UV_CACHE_DIR"] = cache.stdout.strip()
+    env["PIP_CACHE_DIR"] = str(Path.home() / ".cache" / "pip")
+    env.update(extra)
+    return env
+
+
+def _run(
+    command: list[str], cwd: Path, env: dict[str, str], timeout: float, merged: bool = False
+) -> str:
+    """Its standard output (with `merged`, its standard error after it); fails the test,
+    showing both, unless it exits 0."""
+    started = time.monotonic()
+    done = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    print(f"$ {' '.join(command)}: {time.monotonic() - started:.1f} s")  # figures, with -s
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    return done.stdout + done.stderr if merged else done.stdout
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """This working tree as a fresh clone would hold it, plus the extension built here. Its
+    files are made newer than src/, as after a build, so that neither make nor
+    hatch-jupyter-builder builds it again (a clone's first install does, visibly: Makefile)."""
+    built = ROOT / LABEXTENSION / "package.json"
+    assert built.is_file(), "the extension is built by `make install-test` (or `make install`)"
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    copy = tmp_path_factory.mktemp("checkout")
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():  # a file deleted in the working tree is still listed
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, copy / name)
+    shutil.copytree(ROOT / LABEXTENSION, copy / LABEXTENSION, symlinks=True)
+    for path in GENERATED:
+        if (ROOT / path).is_file():
+            shutil.copy2(ROOT / path, copy / path)
+    now = time.time() + 1
+    for path in [copy / LABEXTENSION, *(copy / LABEXTENSION).rglob("*")]:
+        os.utime(path, (now, now))
+    yield copy
+    shutil.rmtree(copy, ignore_errors=True)
+
+
+def _assert_extension_enabled(bin_dir: Path, cwd: Path, env: dict[str, str]) -> None:
+    """JupyterLab lists the sidebar as enabled and OK; the server extension is enabled and
+    validates (imports and loads)."""
+    jupyter = str(bin_dir / "jupyter")
+    lab = ANSI.sub("", _run([jupyter, "labextension", "list"], cwd, env, 120, merged=True))
+    assert re.search(r"^\s*jupyter_sparkserve v\S+ enabled OK", lab, re.MULTILINE), lab
+    server = ANSI.sub(
+        "", _run([jupyter, "server", "extension", "list"], cwd, env, 120, merged=True)
+    )
+    assert re.search(r"^\s*jupyter_sparkserve enabled$", server, re.MULTILINE), server
+    assert re.search(r"^\s*jupyter_sparkserve \S+ OK$", server, re.MULTILINE), server
+
+
+def test_make_demo_in_a_fresh_clone_then_its_next_commands_work(
+    checkout: Path, tmp_path: Path
+) -> None:
+    """`make demo` as a newcomer's clone runs it: JupyterLab, a kernel, the sidebar and the
+    server extension in the new .venv; then every command the demo prints under "Next:"
+    works as typed in a new shell, where .venv is not activated."""
+    user = tmp_path / "user"
+    env = _clean_env(HOME=str(user))
+    output = _run(["make", "demo"], checkout, env, 900)
+    # The long steps say what they do.
+    assert "==> [1/3]" in output and "==> [3/3]" in output, output
+    assert "… Deploying it as a local REST endpoint" in output, output
+    # The extension built here is reused: make sees it newer than src/, so does hatch.
+    assert "==> [2/3]" not in output, output
+    assert "is up to date" in output, output
+    assert output.rstrip().splitlines()[-1].startswith("Next: make lab"), output[-2000:]
+
+    bin_dir = checkout / ".venv" / "bin"
+    for program in ("jupyter-lab", "sparkserve", "jlpm"):
+        assert (bin_dir / program).is_file(), f"{program} is not in the fresh .venv"
+    kernels = _run([str(bin_dir / "jupyter"), "kernelspec", "list", "--json"], checkout, env, 60)
+    assert "python3" in json.loads(kernels[kernels.index("{") :])["kernelspecs"]
+    _assert_extension_enabled(bin_dir, checkout, env)
+
+    lines = output.splitlines()
+    block = lines[lines.index("Next:") + 1 :]
+    commands = [
+        line.strip()
+        for line in block[: next(i for i, x in enumerate(block) if not x.startswith("  "))]
+    ]
+    assert commands[0] == ".venv/bin/sparkserve models list", commands
+    for command in commands:
+        program, *arguments = command.split()
+        if program.endswith("/jupyter"):  # jupyter lab NOTEBOOK: not started here
+            assert arguments == ["lab", str(DEMO_NOTEBOOK)], command
+            assert (checkout / program).is_file() and (checkout / arguments[1]).is_file()
+            continue
+        shown = _run(["bash", "-c", command], checkout, env, 120)
+        assert DEMO_MODEL in shown, shown
+    hint = block[len(commands)]
+    assert hint == "(or `source .venv/bin/activate` first, then the short names)", hint
+    listed = _run(
+        ["bash", "-c", "source .venv/bin/activate && sparkserve models list --json"],
+        checkout,
+        env,
+        120,
+    )
+    assert [m["name"] for m in json.loads(listed)["items"]] == [DEMO_MODEL]
+    assert (user / ".sparkserve" / "repository.db").is_file()
+
+
+def test_binder_post_build_enables_the_extension_and_saves_the_demo_model(
+    checkout: Path, tmp_path: Path
+) -> None:
+    """Binder: environment.yml's packages, then `binder/postBuild` in the repository with a
+    HOME of its own, as repo2docker runs it."""
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)], tmp_path, _clean_env(), 120)
+    # What conda installs from environment.yml (python and nodejs are already here).
+    environment = yaml.safe_load((checkout / "binder" / "environment.yml").read_text())
+    conda_only = ("python", "nodejs", "pip")
+    packages = [d for d in environment["dependencies"] if not d.startswith(conda_only)]
+    assert any(p.startswith("jupyterlab") for p in packages)
+    env = _clean_env()
+    _run(
+        [_uv(), "pip", "install", "--python", str(venv / "bin" / "python"), *packages],
+        tmp_path,
+        env,
+        600,
+    )
+
+    user = tmp_path / "jovyan"
+    user.mkdir()
+    bin_dir = venv / "bin"
+    env = _clean_env(HOME=str(user), PATH=f"{bin_dir}{os.pathsep}{_clean_env()['PATH']}")
+    output = _run(["bash", "binder/postBuild"], checkout, env, 1200)
+    assert "==> Saving the demo model" in output
+
+    _assert_extension_enabled(bin_dir, checkout, env)
+    listed = _run([str(bin_dir / "sparkserve"), "models", "list", "--json"], checkout, env, 120)
+    names = [model["name"] for model in json.loads(listed)["items"]]
+    assert names == [DEMO_MODEL]
+    assert (user / ".sparkserve" / "repository.db").is_file()
+    # The badge's start URL opens the demo notebook, which postBuild's checkout holds.
+    readme = (checkout / "README.md").read_text()
+    assert f"urlpath=lab%2Ftree%2F{str(DEMO_NOTEBOOK).replace('/', '%2F')}" in readme
+    assert (checkout / DEMO_NOTEBOOK).is_file()
+
+
+def test_the_demo_notebook_runs_top_to_bottom(home: Path, tmp_path: Path) -> None:
+    """Every cell of the notebook `make lab` and Binder open runs without an error on the
+    embedded defaults, and it saves, scores (a frame and files), deploys and undeploys."""
+    notebook = nbformat.read(ROOT / DEMO_NOTEBOOK, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert not cell.get("outputs"), "the notebook is kept without outputs"
+    NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
+
+    def text_of(source_start: str) -> str:
+        (cell,) = [c for c in notebook.cells if c.source.startswith(source_start)]
+        return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+    assert "Saved iris-notebook:1" in text_of("%sfsave")
+    assert "Scored 45 rows into" in text_of("%sfscore iris-notebook@champion {new_rows}")
+    assert "Undeployed iris-notebook:1" in text_of("%sfundeploy")
+    predictions = next(c for c in notebook.cells if c.source.startswith("import requests"))
+    assert "predictions" in predictions.outputs[0]["data"]["text/plain"]
+
+    from jupyter_sparkserve.deploy.deployments import Deployments
+    from jupyter_sparkserve.repository import ModelRepository
+
+    repo = ModelRepository()
+    assert repo.resolve("iris-notebook@champion").ref == "iris-notebook:1"
+    (deployment,) = Deployments(repo).list(active_only=False)
+    assert deployment.status == "stopped"
+    assert str(home) in str(repo.settings.home)
