@@ -7,7 +7,7 @@ DEMO_NOTEBOOK := notebooks/sparkserve-demo.ipynb
 LABEXTENSION := jupyter_sparkserve/labextension/package.json
 FRONTEND_SOURCES := package.json tsconfig.json $(wildcard src/*.ts src/*.tsx style/*)
 
-.PHONY: demo lab test install install-test system-deps lint frontend clean
+.PHONY: demo lab test install install-test drop-develop-link system-deps lint frontend clean
 
 $(BIN)/uv:
 	@echo "==> Creating $(VENV) and installing uv into it"
@@ -23,6 +23,7 @@ UV_INSTALL := uv pip install --compile-bytecode --python $(BIN)/python
 # build backend and show nothing for a minute. Built here first, the extension is newer than
 # src/, so hatch-jupyter-builder skips its own build in step 3 and the wheel reuses it.
 install: $(BIN)/uv
+	@$(MAKE) --no-print-directory drop-develop-link
 	@echo "==> [1/3] Installing the dependencies, JupyterLab and a kernel into $(VENV) (uv; a minute or two the first time)"
 	$(UV_INSTALL) -r pyproject.toml --extra lab
 	@$(MAKE) --no-print-directory $(LABEXTENSION)
@@ -42,8 +43,11 @@ demo: install
 	@echo "Next: make lab    (JupyterLab on $(DEMO_NOTEBOOK), the sparkserve tab in its left sidebar)"
 
 ## Open JupyterLab on the demo notebook: save, score, deploy and snippets from a notebook.
-lab: install
+lab: $(BIN)/jupyter-lab
 	jupyter lab $(DEMO_NOTEBOOK)
+
+$(BIN)/jupyter-lab:
+	@$(MAKE) --no-print-directory install
 
 ## Debian packages the tests drive for real (a browser, ...).
 system-deps:
@@ -51,8 +55,10 @@ system-deps:
 
 # The develop link goes first: installing through it would write the wheel's install.json
 # into jupyter_sparkserve/labextension, and the next wheel build would then hold it twice.
-install-test: system-deps $(BIN)/uv
-	link=$(VENV)/share/jupyter/labextensions/jupyter_sparkserve; if [ -L $$link ]; then rm $$link; fi
+drop-develop-link:
+	@link=$(VENV)/share/jupyter/labextensions/jupyter_sparkserve; if [ -L $$link ]; then rm $$link; fi
+
+install-test: system-deps $(BIN)/uv drop-develop-link
 	$(UV_INSTALL) -e ".[test]"
 	jupyter labextension develop --overwrite .
 
