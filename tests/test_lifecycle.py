@@ -114,6 +114,12 @@ def test_snippet_never_holds_a_password(repo, mlflow_model_dir) -> None:
     snippet = offline_python(version, registration, "https://me:s3cret@mlflow.example/")
     assert "s3cret" not in snippet.code
     assert 'os.environ["MLFLOW_TRACKING_URI"]' in snippet.code
+    # A registry of its own, with its own password: read from its own variable.
+    tracking, registry = "https://mlflow.example/", "https://me:other@registry.example/"
+    snippet = offline_python(version, registration, tracking, registry)
+    assert "other" not in snippet.code and repr(tracking) in snippet.code
+    assert 'registry_uri=os.environ["MLFLOW_REGISTRY_URI"]' in snippet.code
+    compile(snippet.code, "snippet", "exec")  # still python
 
 
 def test_cli_register_reregister_and_snippets(mlflow_model_dir: Path) -> None:
