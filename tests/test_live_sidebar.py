@@ -161,11 +161,16 @@ def test_the_panel_is_restored_after_a_reload_and_its_commands_are_in_the_palett
         assert panel.is_visible()  # open again, with no click on its tab
         screenshot(page, "live-restored.png")
 
-        # The palette lists the sidebar's commands; running "Open ... Jobs" shows the jobs.
+        # The palette lists the sidebar's commands; "Open Model Serving Jobs" opens the
+        # sidebar again once it is closed.
+        page.locator(SIDEBAR_TAB).click()
+        panel.wait_for(state="hidden")
         page.keyboard.press("Control+Shift+c")
         palette = page.locator("#command-palette")
         palette.locator("input").fill("Model serving")
-        labels = palette.locator(".lm-CommandPalette-itemLabel").all_inner_texts()
+        items = palette.locator(".lm-CommandPalette-itemLabel")
+        items.filter(has_text="Open Model Serving Jobs").wait_for()
+        labels = items.all_inner_texts()
         for label in (
             "Deploy a Model Version…",
             "Score Files with a Model Version…",
@@ -173,8 +178,10 @@ def test_the_panel_is_restored_after_a_reload_and_its_commands_are_in_the_palett
             "Open Model Serving Jobs",
         ):
             assert label in labels, labels
-        palette.locator(".lm-CommandPalette-item", has_text="Open Model Serving Jobs").click()
-        assert panel.locator(".jp-SparkserveJobs").is_visible()
+        palette.locator("input").fill("Open Model Serving Jobs")
+        items.filter(has_text="Open Model Serving Jobs").wait_for()
+        page.keyboard.press("Enter")
+        panel.locator(".jp-SparkserveJobs").wait_for()
         assert our_errors(errors) == []
         page.close()
     finally:
