@@ -64,6 +64,29 @@ def enabled_actions(state: VersionState) -> list[Action]:
     return actions
 
 
+def unavailable_actions(state: VersionState) -> list[tuple[Action, str]]:
+    """The actions a version does not offer now, each with why, in `Action` order: a face
+    shows them greyed with the reason rather than hiding them. (Register and Re-register
+    are one choice: the one not offered is not listed.)"""
+    enabled = set(enabled_actions(state))
+    skipped = {Action.REGISTER, Action.REREGISTER}
+    return [(a, _why_not(a, state)) for a in Action if a not in enabled and a not in skipped]
+
+
+def _why_not(action: Action, state: VersionState) -> str:
+    if action is Action.DEPLOY:
+        if state.deployed:
+            return "A deployment of it is up already."
+        return "Register it first: a deployment serves the model registered in MLflow."
+    if action is Action.UNDEPLOY:
+        return "No deployment of it is up."
+    if action is Action.SNIPPETS:
+        return "Register or deploy it first: its snippets load it from MLflow or call its endpoint."
+    if action is Action.DELETE:
+        return "Undeploy it first: a live endpoint serves it."
+    return "Not available for this version now."
+
+
 def deployment_actions(status: str) -> list[Action]:
     """What a deployment in `status` offers: Undeploy while it is deployed, snippets while
     its endpoint answers."""

@@ -91,7 +91,7 @@ async function undeploy(target: IActionTarget, context: IActionContext) {
 }
 
 async function score(target: IActionTarget, context: IActionContext) {
-  const settings = await scoreDialog(target.ref, await context.engines());
+  const settings = await scoreDialog(target.ref, await context.engines(), context.contents);
   if (settings === null) {
     return;
   }
@@ -220,7 +220,9 @@ export async function runAction(
     await handler(target, context, deployTo);
   } catch (error) {
     const remedy = error instanceof ApiError ? remedyButton(error.remedy, context) : undefined;
-    context.say('error', `${target.ref}: ${errorMessage(error)}`, remedy);
+    // A run the user cancelled is no failure: said plainly, not in error red.
+    const kind = error instanceof ApiError && error.code === 'CANCELLED' ? 'info' : 'error';
+    context.say(kind, `${target.ref}: ${errorMessage(error)}`, remedy);
     await context.changed().catch(() => undefined);
   }
 }

@@ -19,14 +19,25 @@ export const ACTION_LABELS: Readonly<Record<string, string>> = {
   delete: 'Delete…'
 };
 
-/** `deployTo`: the target chosen from its own menu item ("Deploy to SageMaker…"). */
-/** Lumino's menu items, with their caption as a tooltip: a greyed item says why. */
+/** Lumino's menu items, with their caption as a tooltip: a greyed item says why. A separator
+ * is a `separator` and not focusable (Lumino's `presentation` item breaks the menu's ARIA
+ * structure: a menu may hold only items, groups and separators). */
 class CaptionedItems extends Menu.Renderer {
   renderItem(data: Menu.IRenderData): VirtualElement {
     const item = super.renderItem(data);
+    if (data.item.type === 'separator') {
+      const { className, dataset } = item.attrs;
+      return h.li({ className, dataset, role: 'separator' }, ...item.children);
+    }
     const caption = data.item.caption;
     return caption ? h.li({ ...item.attrs, title: caption }, ...item.children) : item;
   }
+}
+
+/** Where `action` goes in the menu: the order of ACTION_LABELS, unknown ones last. */
+function rank(order: string[], action: string): number {
+  const at = order.indexOf(action);
+  return at < 0 ? order.length : at;
 }
 
 export type ActionHandler = (action: string, target: IActionTarget, deployTo?: string) => void;
@@ -64,23 +75,48 @@ export class ActionsMenu {
     menu.node.dataset.ref = target.ref;
     menu.node.setAttribute('aria-label', `Actions for ${target.ref}`);
     const args: ReadonlyJSONObject = { ...target };
-    for (const action of target.actions) {
+    // What the core does not offer now is shown greyed with its reason, not hidden.
+    this._unavailable = new Map(
+      (target.unavailable ?? []).map(found => [found.action, found.reason] as const)
+    );
+    const shown = [...target.actions, ...this._unavailable.keys()];
+    const order = Object.keys(ACTION_LABELS);
+    shown.sort((a, b) => rank(order, a) - rank(order, b));
+    for (const action of shown) {
+      if (action === 'delete' && menu.items.length > 0) {
+        menu.addItem({ type: 'separator' }); // set apart from the rest: it cannot be undone
+      }
       menu.addItem({ command: this._ensureCommand(action), args });
-      if (action === 'deploy') {
+      if (action === 'deploy' && target.actions.includes('deploy')) {
         for (const status of found.filter(candidate => candidate.menu_label)) {
           menu.addItem({ command: this._ensureDeployTo(status), args });
         }
       }
     }
-    if (target.actions.length === 0) {
+    if (shown.length === 0) {
       menu.addItem({ command: this._ensureCommand('none'), args });
     }
+    // Escape (or a choice that opens nothing) gives the focus back to the Actions button.
+    let escaped = false;
+    menu.node.addEventListener(
+      'keydown',
+      event => {
+        escaped = escaped || event.key === 'Escape';
+      },
+      true
+    );
     menu.aboutToClose.connect(() => {
       if (this._menu === menu) {
         this._menu = null;
       }
       // after the triggered command has started
-      window.requestAnimationFrame(() => menu.dispose());
+      window.requestAnimationFrame(() => {
+        menu.dispose();
+        const lost = document.activeElement === null || document.activeElement === document.body;
+        if ((escaped || lost) && anchor.isConnected) {
+          anchor.focus();
+        }
+      });
     });
     this._menu = menu;
     const box = anchor.getBoundingClientRect();
@@ -97,8 +133,11 @@ export class ActionsMenu {
       const known = action in ACTION_LABELS;
       this._commands.addCommand(id, {
         label: action === 'none' ? 'No action available' : (ACTION_LABELS[action] ?? action),
-        caption: known ? undefined : 'This sidebar does not know this action: upgrade it.',
-        isEnabled: () => known,
+        caption: () =>
+          known
+            ? (this._unavailable.get(action) ?? '')
+            : 'This sidebar does not know this action: upgrade it.',
+        isEnabled: () => known && !this._unavailable.has(action),
         dataset: { action },
         execute: args => this._handler(action, args as unknown as IActionTarget)
       });
@@ -127,6 +166,8 @@ export class ActionsMenu {
   }
 
   private _deployTo = new Map<string, ITargetStatus>();
+  /** The open menu's greyed actions and why (the core's `unavailable`). */
+  private _unavailable = new Map<string, string>();
   private _commands = new CommandRegistry();
   private _handler: ActionHandler;
   private _menu: Menu | null = null;

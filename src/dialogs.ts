@@ -1,7 +1,10 @@
 import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { Contents } from '@jupyterlab/services';
+import { fileIcon, folderIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import {
+  errorMessage,
   IDeployOptions,
   IEngineStatus,
   IImageBuildRequest,
@@ -10,18 +13,37 @@ import {
   ITargetOption,
   ITargetStatus
 } from './api';
-import { el } from './dom';
+import { button, el } from './dom';
+import { checks, IProblem } from './validate';
 
-/** A labelled form field. */
-function field(label: string, control: HTMLElement, hint = ''): HTMLElement {
+let fieldCount = 0;
+
+/**
+ * A labelled form field. `name` is the request field the core names in its errors (`output`,
+ * a deploy option such as `port`): a problem with it is shown here. `shown`: what holds the
+ * control, when more than the control (an input with its Browse button).
+ */
+function field(
+  label: string,
+  control: HTMLElement,
+  hint = '',
+  name = '',
+  shown: HTMLElement = control
+): HTMLElement {
+  const id = control.id || `jp-sparkserve-field-${++fieldCount}`;
+  control.id = id;
   const wrapper = el(
-    'label',
-    { className: 'jp-SparkserveForm-field' },
-    el('span', { className: 'jp-SparkserveForm-label', text: label }),
-    control
+    'div',
+    { className: 'jp-SparkserveForm-field', dataset: name ? { field: name } : {} },
+    el('label', { className: 'jp-SparkserveForm-label', text: label, attrs: { for: id } }),
+    shown
   );
   if (hint) {
-    wrapper.append(el('span', { className: 'jp-SparkserveForm-hint', text: hint }));
+    const hintId = `${id}-hint`;
+    wrapper.append(
+      el('span', { className: 'jp-SparkserveForm-hint', text: hint, attrs: { id: hintId } })
+    );
+    control.setAttribute('aria-describedby', hintId);
   }
   return wrapper;
 }
@@ -42,7 +64,10 @@ function select(name: string): HTMLSelectElement {
   });
 }
 
-/** A dialog body holding a form; `getValue` reads it when the dialog is accepted. */
+/**
+ * A dialog body holding a form; `getValue` reads it when the dialog is accepted. A problem
+ * the server finds is shown next to its field (or below the form when it names none).
+ */
 class FormBody<T> extends Widget implements Dialog.IBodyWidget<T> {
   constructor(
     readonly read: () => T,
@@ -50,12 +75,151 @@ class FormBody<T> extends Widget implements Dialog.IBodyWidget<T> {
   ) {
     super();
     this.addClass('jp-SparkserveForm');
-    this.node.append(...fields);
+    this._problem = el('p', {
+      className: 'jp-SparkserveForm-problem',
+      testId: 'sparkserve-form-problem',
+      attrs: { role: 'alert' }
+    });
+    this._problem.hidden = true;
+    this._busy = el('p', {
+      className: 'jp-SparkserveForm-busy',
+      testId: 'sparkserve-form-busy',
+      text: 'Checking…',
+      attrs: { role: 'status' }
+    });
+    this._busy.hidden = true;
+    this.node.append(...fields, this._problem, this._busy);
   }
 
   getValue(): T {
     return this.read();
   }
+
+  setBusy(busy: boolean): void {
+    this._busy.hidden = !busy;
+    this.node.setAttribute('aria-busy', String(busy));
+  }
+
+  /** Show `problem` next to its field, or below the form; null clears what is shown. */
+  showProblem(problem: IProblem | null): void {
+    for (const old of Array.from(this.node.querySelectorAll('.jp-SparkserveForm-error'))) {
+      old.remove();
+    }
+    for (const control of Array.from(this.node.querySelectorAll('[aria-invalid]'))) {
+      control.removeAttribute('aria-invalid');
+      const hint = control.getAttribute('aria-describedby')?.split(' ')[0];
+      if (hint && hint.endsWith('-hint')) {
+        control.setAttribute('aria-describedby', hint);
+      } else {
+        control.removeAttribute('aria-describedby');
+      }
+    }
+    this._problem.hidden = true;
+    this._problem.textContent = '';
+    if (problem === null) {
+      return;
+    }
+    const wrapper = problem.field
+      ? this.node.querySelector<HTMLElement>(`[data-field="${CSS.escape(problem.field)}"]`)
+      : null;
+    const control = wrapper?.querySelector<HTMLElement>('input, select');
+    if (!wrapper || !control) {
+      this._problem.textContent = problem.message;
+      this._problem.hidden = false;
+      return;
+    }
+    const id = `${control.id}-error`;
+    wrapper.append(
+      el('span', {
+        className: 'jp-SparkserveForm-error',
+        testId: 'sparkserve-field-error',
+        text: problem.message,
+        attrs: { id, role: 'alert' }
+      })
+    );
+    control.setAttribute('aria-invalid', 'true');
+    const described = control.getAttribute('aria-describedby');
+    control.setAttribute('aria-describedby', described ? `${described} ${id}` : id);
+    control.focus();
+  }
+
+  private _problem: HTMLElement;
+  private _busy: HTMLElement;
+}
+
+/**
+ * A dialog whose accept button first asks the server whether what the form holds would be
+ * accepted (`check`, the core's own checks). On a problem it stays open, with the message
+ * next to the field at fault and everything typed still there; Cancel and Escape close it.
+ */
+class CheckedDialog<T> extends Dialog<T> {
+  constructor(
+    options: Partial<Dialog.IOptions<T>> & { body: FormBody<T> },
+    check: (value: T) => Promise<IProblem | null>
+  ) {
+    super(options);
+    this._form = options.body;
+    this._buttonList = options.buttons ?? [];
+    this._check = check;
+  }
+
+  resolve(index?: number): void {
+    const chosen = this._buttonList[index ?? this._buttonList.length - 1];
+    if (chosen === undefined || !chosen.accept || this._passed) {
+      super.resolve(index);
+      return;
+    }
+    if (this._checking) {
+      return;
+    }
+    this._checking = true;
+    this._form.setBusy(true);
+    const done = (problem: IProblem | null): void => {
+      this._checking = false;
+      if (this.isDisposed) {
+        return; // cancelled while the server was asked
+      }
+      this._form.setBusy(false);
+      this._form.showProblem(problem);
+      if (problem === null) {
+        this._passed = true;
+        super.resolve(index);
+      }
+    };
+    let value: T;
+    try {
+      value = this._form.getValue();
+    } catch (error) {
+      done({ message: errorMessage(error) });
+      return;
+    }
+    this._check(value).then(done, error => done({ message: errorMessage(error) }));
+  }
+
+  private _form: FormBody<T>;
+  private _buttonList: readonly Dialog.IButton[];
+  private _check: (value: T) => Promise<IProblem | null>;
+  private _checking = false;
+  private _passed = false;
+}
+
+/** Show a form dialog checked by `check` before it closes; its value, or null if cancelled. */
+async function showChecked<T>(
+  title: string,
+  body: FormBody<T>,
+  acceptLabel: string,
+  check: (value: T) => Promise<IProblem | null>
+): Promise<T | null> {
+  const dialog = new CheckedDialog<T>(
+    {
+      title,
+      body,
+      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: acceptLabel })]
+    },
+    check
+  );
+  const result = await dialog.launch();
+  return result.button.accept && result.value ? result.value : null;
 }
 
 export interface IDeployChoice {
@@ -69,7 +233,7 @@ function optionField(target: string, option: ITargetOption): [HTMLElement, () =>
   if (option.type === 'boolean') {
     const box = input(name, '', 'checkbox');
     box.checked = option.default === true;
-    return [field(option.name, box, option.help), () => box.checked];
+    return [field(option.name, box, option.help, option.name), () => box.checked];
   }
   const kind = option.secret ? 'password' : option.type === 'integer' ? 'number' : 'text';
   const placeholder = option.default === null ? '' : String(option.default);
@@ -82,12 +246,13 @@ function optionField(target: string, option: ITargetOption): [HTMLElement, () =>
     }
     return option.type === 'integer' ? Number(text) : option.secret ? control.value : text;
   };
-  return [field(option.name, control, option.help), read];
+  return [field(option.name, control, option.help, option.name), read];
 }
 
 /**
  * Ask where and how to deploy `ref`. The targets, whether each is usable and the options each
- * takes come from `status`: the fields shown are the chosen target's options.
+ * takes come from `status`: the fields shown are the chosen target's options. The dialog
+ * closes only once the server says the deploy would start (a port in use is said in it).
  */
 export async function deployDialog(
   ref: string,
@@ -145,24 +310,165 @@ export async function deployDialog(
       }
       return { target: target.value, options };
     },
-    field('Target', target),
+    field('Target', target, '', 'target'),
     detail,
     ...(notes.length > 0 ? [el('ul', { className: 'jp-SparkserveForm-notes' }, ...notes)] : []),
     optionsBox
   );
-  const result = await showDialog<IDeployChoice>({
-    title: `Deploy ${ref}${chosen ? ` to ${targets.find(s => s.target === chosen)?.title ?? chosen}` : ''}`,
-    body,
-    buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Deploy' })]
+  const title = `Deploy ${ref}${chosen ? ` to ${targets.find(s => s.target === chosen)?.title ?? chosen}` : ''}`;
+  return showChecked(title, body, 'Deploy', choice =>
+    checks.deploy(ref, choice.target, choice.options)
+  );
+}
+
+/** The folder part of a contents path ('' for the root). */
+function folderOf(path: string): string {
+  const at = path.lastIndexOf('/');
+  return at < 0 ? '' : path.slice(0, at);
+}
+
+function nameOf(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+/**
+ * A Browse button over the Jupyter server's files (the contents API, paths from the server's
+ * root, which is where a job's relative paths start). For the input a file is picked; for the
+ * output a file to replace, or a folder to write into under the name already typed.
+ */
+function browser(
+  contents: Contents.IManager,
+  control: HTMLInputElement,
+  purpose: 'input' | 'output'
+): [HTMLButtonElement, HTMLElement] {
+  const panel = el('div', {
+    className: 'jp-SparkserveBrowser',
+    testId: `sparkserve-browse-${purpose}-panel`,
+    attrs: { role: 'group', 'aria-label': `Files for the ${purpose}` }
   });
-  return result.button.accept && result.value ? result.value : null;
+  panel.hidden = true;
+  const show = async (folder: string): Promise<void> => {
+    let listing: Contents.IModel;
+    try {
+      listing = await contents.get(folder, { content: true });
+    } catch (error) {
+      panel.replaceChildren(
+        el('p', { className: 'jp-SparkserveForm-error', text: errorMessage(error) })
+      );
+      return;
+    }
+    const items = (listing.content as Contents.IModel[])
+      .filter(item => !item.name.startsWith('.'))
+      .sort((a, b) =>
+        a.type === b.type
+          ? a.name.localeCompare(b.name)
+          : a.type === 'directory'
+            ? -1
+            : b.type === 'directory'
+              ? 1
+              : 0
+      );
+    const header = el('div', { className: 'jp-SparkserveBrowser-header' });
+    header.append(el('span', { className: 'jp-SparkserveBrowser-path', text: `/${folder}` }));
+    if (folder) {
+      header.append(
+        button('Up', () => void show(folderOf(folder)), {
+          className: 'jp-SparkserveBrowser-up',
+          attrs: { 'aria-label': 'Up one folder' }
+        })
+      );
+    }
+    if (purpose === 'output') {
+      header.append(
+        button(
+          'Write here',
+          () => {
+            const name = nameOf(control.value.trim()) || control.placeholder.split(' ')[0];
+            control.value = folder ? `${folder}/${name}` : name;
+            panel.hidden = true;
+            control.focus();
+          },
+          {
+            className: 'jp-SparkserveBrowser-here',
+            testId: 'sparkserve-browse-here',
+            title: 'Write the output into this folder, under the name typed'
+          }
+        )
+      );
+    }
+    const list = el('ul', { className: 'jp-SparkserveBrowser-list' });
+    for (const item of items) {
+      const isFolder = item.type === 'directory';
+      const entry = button(
+        item.name,
+        () => {
+          if (isFolder) {
+            void show(item.path);
+            return;
+          }
+          control.value = item.path;
+          panel.hidden = true;
+          control.focus();
+        },
+        {
+          className: 'jp-SparkserveBrowser-item',
+          testId: 'sparkserve-browse-item',
+          dataset: { path: item.path, kind: isFolder ? 'folder' : 'file' },
+          attrs: { 'aria-label': isFolder ? `Open folder ${item.name}` : `Choose ${item.name}` }
+        }
+      );
+      entry.prepend(
+        (isFolder ? folderIcon : fileIcon).element({
+          tag: 'span',
+          className: 'jp-SparkserveButton-icon'
+        })
+      );
+      list.append(el('li', {}, entry));
+    }
+    if (items.length === 0) {
+      list.append(el('li', { className: 'jp-SparkserveForm-hint', text: 'An empty folder.' }));
+    }
+    panel.replaceChildren(header, list);
+  };
+  const open = button(
+    'Browse…',
+    () => {
+      panel.hidden = !panel.hidden;
+      open.setAttribute('aria-expanded', String(!panel.hidden));
+      if (!panel.hidden) {
+        void show(folderOf(control.value.trim().replace(/^\/+/, '')));
+      }
+    },
+    {
+      className: 'jp-SparkserveBrowser-open',
+      testId: `sparkserve-browse-${purpose}`,
+      attrs: { 'aria-label': `Browse the files for the ${purpose}`, 'aria-expanded': 'false' }
+    }
+  );
+  return [open, panel];
+}
+
+/** An input with its Browse button on one line, and the file list below. */
+function withBrowser(
+  control: HTMLInputElement,
+  contents: Contents.IManager | null,
+  purpose: 'input' | 'output'
+): HTMLElement {
+  if (contents === null) {
+    return control;
+  }
+  const [open, panel] = browser(contents, control, purpose);
+  const row = el('div', { className: 'jp-SparkserveForm-row' }, control, open);
+  return el('div', { className: 'jp-SparkserveForm-browse' }, row, panel);
 }
 
 /** Ask what to score with `ref`: the job's input, output and engine (the usable ones the
- * server lists; `local` first). */
+ * server lists; `local` first). The dialog closes only once the server says the job would
+ * start and its run would plan: a missing file or an output like `out.xlsx` is said in it. */
 export async function scoreDialog(
   ref: string,
-  engines: IEngineStatus[]
+  engines: IEngineStatus[],
+  contents: Contents.IManager | null = null
 ): Promise<IScoreSettings | null> {
   const source = input('score-input', 'data/new.csv, a folder or a glob');
   const output = input('score-output', 'scored.parquet or a folder');
@@ -177,7 +483,22 @@ export async function scoreDialog(
   }
   const keep = input('score-keep-columns', 'all input columns');
   const prediction = input('score-prediction-column', 'prediction');
-  const pathHint = 'A path on the Jupyter server (relative to its working folder).';
+  const pathHint = 'A path on the Jupyter server, from the folder JupyterLab shows as its root.';
+  const inputField = field(
+    'Input',
+    source,
+    pathHint,
+    'input',
+    withBrowser(source, contents, 'input')
+  );
+  const outputField = field(
+    'Output',
+    output,
+    'Its extension sets the format: .csv, .parquet or .jsonl. A name without one is a folder ' +
+      '(one output file per input).',
+    'output',
+    withBrowser(output, contents, 'output')
+  );
   const body = new FormBody<IScoreSettings>(
     () => {
       const settings: IScoreSettings = {
@@ -194,18 +515,18 @@ export async function scoreDialog(
       }
       return settings;
     },
-    field('Input', source, pathHint),
-    field('Output', output, 'CSV, Parquet or JSON Lines, from the extension; or a folder.'),
-    field('Engine', engine),
-    field('Keep columns', keep, 'Comma-separated input columns copied to the output.'),
-    field('Prediction column', prediction)
+    inputField,
+    outputField,
+    field('Engine', engine, '', 'engine'),
+    field(
+      'Keep columns',
+      keep,
+      'Comma-separated input columns copied to the output.',
+      'keep_columns'
+    ),
+    field('Prediction column', prediction, '', 'prediction_column')
   );
-  const result = await showDialog<IScoreSettings>({
-    title: `Score with ${ref}`,
-    body,
-    buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Start job' })]
-  });
-  return result.button.accept && result.value ? result.value : null;
+  return showChecked(`Score with ${ref}`, body, 'Start job', checks.score);
 }
 
 /** Ask how to build the image of `ref`: its tag, base image, and whether to push it. */

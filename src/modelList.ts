@@ -3,11 +3,29 @@ import { caretDownIcon, caretRightIcon, ellipsesIcon } from '@jupyterlab/ui-comp
 import { api, errorMessage, IModelPage, IModelSummary, IModelVersion, IVersionState } from './api';
 import { badge, button, el } from './dom';
 
-/** A model version an action applies to, with the state and actions the API gave it. */
+/** A model version an action applies to, with the state and actions the API gave it (and
+ * the actions it does not offer now, with why: the menu greys them). */
 export interface IActionTarget extends IVersionState {
   name: string;
   version: number;
   ref: string;
+  unavailable?: IModelSummary['unavailable'];
+}
+
+/** A date and time, short enough for the sidebar's default width. */
+function shortDate(iso: string): string {
+  return new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+}
+
+function sizeText(bytes: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }
 
 export interface IModelListOptions {
@@ -174,7 +192,11 @@ export class ModelList {
       className: 'jp-SparkserveModel-toggle',
       testId: 'sparkserve-model-toggle',
       title: expanded ? 'Hide the versions' : 'Show the versions',
-      attrs: { 'aria-expanded': String(expanded), type: 'button' }
+      attrs: {
+        'aria-expanded': String(expanded),
+        'aria-label': `Versions of ${model.name}`,
+        type: 'button'
+      }
     });
     (expanded ? caretDownIcon : caretRightIcon).element({ container: toggle });
     const latest: IActionTarget = {
@@ -183,7 +205,8 @@ export class ModelList {
       ref: `${model.name}:${model.latest_version}`,
       registered: model.registered,
       deployed: model.deployed,
-      actions: model.actions
+      actions: model.actions,
+      unavailable: model.unavailable
     };
     const row = el(
       'div',
@@ -272,12 +295,14 @@ export class ModelList {
     const aliases = version.aliases.map(alias =>
       el('span', { className: 'jp-SparkserveVersion-alias', text: `@${alias}` })
     );
+    const created = shortDate(version.created_at);
     return el(
       'div',
       {
         className: 'jp-SparkserveVersion',
         testId: 'sparkserve-version',
-        dataset: { ref: version.ref }
+        dataset: { ref: version.ref },
+        title: this._summary(version)
       },
       el(
         'div',
@@ -286,8 +311,8 @@ export class ModelList {
         ...aliases,
         el('span', {
           className: 'jp-SparkserveVersion-created',
-          text: new Date(version.created_at).toLocaleString(),
-          title: version.source
+          text: created,
+          attrs: { 'aria-label': `saved ${created}` }
         }),
         this._actionsButton(version)
       ),
@@ -296,7 +321,59 @@ export class ModelList {
         { className: 'jp-SparkserveModel-meta' },
         el('span', { className: 'jp-SparkserveModel-flavor', text: version.flavor }),
         ...this._badges(version)
-      )
+      ),
+      this._details(version)
+    );
+  }
+
+  /** The version's facts in one tooltip: dates, description, tags and metrics. */
+  private _summary(version: IModelVersion): string {
+    const lines = [`${version.ref}, saved ${shortDate(version.created_at)}`];
+    if (version.description) {
+      lines.push(version.description);
+    }
+    const tags = Object.entries(version.tags);
+    if (tags.length > 0) {
+      lines.push(`Tags: ${tags.map(([key, value]) => `${key}=${value}`).join(', ')}`);
+    }
+    const metrics = Object.entries(version.metrics);
+    if (metrics.length > 0) {
+      lines.push(`Metrics: ${metrics.map(([key, value]) => `${key}=${value}`).join(', ')}`);
+    }
+    return lines.join('\n');
+  }
+
+  /** The same facts and a few more, unfolded on demand (a native <details>, keyboard too);
+   * they wrap to the sidebar's width. */
+  private _details(version: IModelVersion): HTMLElement {
+    const list = el('dl', { className: 'jp-SparkserveVersion-facts' });
+    const fact = (label: string, value: string, testId: string): void => {
+      list.append(
+        el('dt', { text: label }),
+        el('dd', { text: value, testId: `sparkserve-version-${testId}` })
+      );
+    };
+    fact('Saved', new Date(version.created_at).toLocaleString(), 'created');
+    if (version.description) {
+      fact('Description', version.description, 'description');
+    }
+    for (const [key, value] of Object.entries(version.tags)) {
+      fact(`Tag ${key}`, value, 'tag');
+    }
+    for (const [key, value] of Object.entries(version.metrics)) {
+      fact(`Metric ${key}`, String(value), 'metric');
+    }
+    fact('Flavors', version.flavors.join(', '), 'flavors');
+    fact('Size', sizeText(version.size_bytes), 'size');
+    fact('MLflow', version.mlflow_version, 'mlflow');
+    if (version.source) {
+      fact('Source', version.source, 'source');
+    }
+    return el(
+      'details',
+      { className: 'jp-SparkserveVersion-details', testId: 'sparkserve-version-details' },
+      el('summary', { text: 'Details', attrs: { 'aria-label': `Details of ${version.ref}` } }),
+      list
     );
   }
 
@@ -329,7 +406,8 @@ export class ModelList {
           ref: target.ref,
           registered: target.registered,
           deployed: target.deployed,
-          actions: target.actions
+          actions: target.actions,
+          unavailable: target.unavailable
         },
         actions
       );

@@ -461,6 +461,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/checks/deploy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Would `POST deployments` start this deploy? The same checks (options, version, registration, a live deployment, the target's own such as a port in use), with nothing recorded or started. 200 when it would; else the error it would give, whose `field` names the option at fault where there is one. */
+        post: operations["checkDeploy"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/checks/score": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Would `POST jobs` start this score job, and would its run plan (the files, the columns, the output and its format from the extension)? Nothing is written. 200 when it would; else the error, whose `field` names the setting at fault (input, output, keep_columns, ...). */
+        post: operations["checkScore"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -470,6 +504,12 @@ export interface components {
             error: string;
             message: string;
             remedy?: components["schemas"]["Remedy"];
+            /** @description The request field at fault where there is one (`input`, `output`, a deploy option's name such as `port`): a dialog shows the message next to it. */
+            field?: string;
+        };
+        CheckPassed: {
+            /** @enum {boolean} */
+            ok: true;
         };
         /** @description What the user can do about the error, as data: the CLI words it as a command, the magics as a magic, the sidebar as a button. */
         Remedy: {
@@ -488,6 +528,11 @@ export interface components {
         };
         /** @enum {string} */
         Action: "register" | "reregister" | "deploy" | "undeploy" | "score" | "build_image" | "kubernetes" | "snippets" | "delete";
+        UnavailableAction: {
+            action: components["schemas"]["Action"];
+            /** @description Why it is not offered now (lifecycle.unavailable_actions). */
+            reason: string;
+        };
         ModelName: string;
         ModelVersion: {
             name: string;
@@ -513,6 +558,8 @@ export interface components {
             deployed: boolean;
             /** @description The actions enabled for it now; exactly what a face offers. */
             actions: components["schemas"]["Action"][];
+            /** @description The other actions, each with why it is not offered now (a face greys them). */
+            unavailable: components["schemas"]["UnavailableAction"][];
         };
         ModelSummary: {
             name: string;
@@ -532,6 +579,8 @@ export interface components {
             deployed: boolean;
             /** @description The actions enabled for the latest version. */
             actions: components["schemas"]["Action"][];
+            /** @description The latest version's other actions, each with why it is not offered now. */
+            unavailable: components["schemas"]["UnavailableAction"][];
         };
         ModelPage: {
             items: components["schemas"]["ModelSummary"][];
@@ -1873,6 +1922,62 @@ export interface operations {
                     "application/json": components["schemas"]["Job"];
                 };
             };
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
+    checkDeploy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeployRequest"];
+            };
+        };
+        responses: {
+            /** @description The deploy would start. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CheckPassed"];
+                };
+            };
+            400: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
+    checkScore: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JobRequest"];
+            };
+        };
+        responses: {
+            /** @description The job would start and its run would plan. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CheckPassed"];
+                };
+            };
+            400: components["responses"]["Error"];
             404: components["responses"]["Error"];
             409: components["responses"]["Error"];
             default: components["responses"]["Error"];

@@ -7,10 +7,25 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 from _api import Api, api_fixture, server_config  # noqa: F401 (fixtures)
+from _lab import (
+    SIDEBAR,
+    SIDEBAR_TAB,
+    open_lab,
+    our_errors,
+    our_tracebacks,
+    screenshot,
+    start_lab,
+    stop_lab,
+)
+from _lab import browser as browser  # the fixture, for the browser test below
+from conftest import FAST_SAVE
 
+from jupyter_sparkserve.config import Settings
 from jupyter_sparkserve.deploy.deployments import Deployments
 from jupyter_sparkserve.deploy.mlflow import MlflowRegistry
 from jupyter_sparkserve.errors import InvalidInput
@@ -122,3 +137,106 @@ def test_an_output_with_an_unknown_extension_is_refused_not_made_a_folder(
     # A folder is named without an extension, and still works.
     result = score(iris_saved, iris_csv, tmp_path / "scored", repository=repo)
     assert result.output == tmp_path / "scored" and result.rows == 150
+
+
+# ------------------------------------------------------------ the dialogs, in a real JupyterLab
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_dialogs_keep_what_was_typed_on_a_refusal(
+    browser, tmp_path: Path, home: Path, iris, iris_model, listening: int
+) -> None:
+    """Deploy on a port in use and Score into `out.xlsx`: each dialog stays open with the
+    server's message next to the field, every value still typed; once fixed, it goes on."""
+    features, _target = iris
+    repository = ModelRepository(Settings.from_env())
+    repository.save(iris_model, "iris", input_example=features.head(3), **FAST_SAVE)
+    MlflowRegistry(repository).register("iris:1")
+    (tmp_path / "data").mkdir()
+    features.to_csv(tmp_path / "data" / "iris.csv", index=False)
+    (tmp_path / "scored").mkdir()
+
+    lab = start_lab(tmp_path, home)
+    try:
+        page, errors = open_lab(browser, lab)
+        page.locator(SIDEBAR_TAB).click()
+        model = page.locator(f'{SIDEBAR} [data-testid="sparkserve-model"][data-model="iris"]')
+        model.wait_for(timeout=60_000)
+        model.locator('[data-testid="sparkserve-model-toggle"]').click()
+        version = page.locator(f'{SIDEBAR} [data-testid="sparkserve-version"][data-ref="iris:1"]')
+        menu = page.locator(".jp-SparkserveActionsMenu")
+
+        def choose(action: str) -> Any:
+            version.locator('[data-testid="sparkserve-actions"]').click()
+            menu.locator(f'li[data-command="sparkserve:{action}"]').click()
+            dialog = page.locator(".jp-Dialog")
+            dialog.wait_for()
+            return dialog
+
+        # Deploy on a port something listens on: refused in the dialog, next to the port.
+        dialog = choose("deploy")
+        port = dialog.locator('[data-testid="sparkserve-deploy-option-port"]')
+        host = dialog.locator('[data-testid="sparkserve-deploy-option-host"]')
+        port.fill(str(listening))
+        host.fill("127.0.0.1")
+        dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+        error = dialog.locator('[data-field="port"] [data-testid="sparkserve-field-error"]')
+        error.wait_for()
+        assert f"Port {listening} on 127.0.0.1 is already in use" in error.inner_text()
+        assert port.get_attribute("aria-invalid") == "true"
+        assert (port.input_value(), host.input_value()) == (str(listening), "127.0.0.1")
+        assert Deployments(repository).list() == []  # nothing was started
+        screenshot(page, "dialog-deploy-port-in-use.png")
+        dialog.locator(".jp-Dialog-button.jp-mod-reject").click()
+        dialog.wait_for(state="detached")
+
+        # Score into out.xlsx: refused in the dialog, the input and the columns kept.
+        dialog = choose("score")
+        source = dialog.locator('[data-testid="sparkserve-score-input"]')
+        output = dialog.locator('[data-testid="sparkserve-score-output"]')
+        keep = dialog.locator('[data-testid="sparkserve-score-keep-columns"]')
+        dialog.locator('[data-testid="sparkserve-browse-input"]').click()
+        dialog.locator('[data-testid="sparkserve-browse-item"][data-path="data"]').click()
+        dialog.locator('[data-testid="sparkserve-browse-item"][data-path="data/iris.csv"]').click()
+        assert source.input_value() == "data/iris.csv"  # picked, not typed
+        output.fill("out.xlsx")
+        keep.fill("sepal length (cm)")
+        dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+        error = dialog.locator('[data-field="output"] [data-testid="sparkserve-field-error"]')
+        error.wait_for()
+        assert "ends in .xlsx, which is not a format" in error.inner_text()
+        assert "workflow" not in dialog.inner_text().lower()
+        assert (source.input_value(), output.input_value(), keep.input_value()) == (
+            "data/iris.csv",
+            "out.xlsx",
+            "sepal length (cm)",
+        )
+        assert not (tmp_path / "out.xlsx").exists()
+        screenshot(page, "dialog-score-out-xlsx.png")
+
+        # Fixed through Browse (the folder, under the name typed): the job starts and ends.
+        output.fill("iris-scored.csv")
+        dialog.locator('[data-testid="sparkserve-browse-output"]').click()
+        dialog.locator('[data-testid="sparkserve-browse-item"][data-path="scored"]').click()
+        dialog.locator('[data-testid="sparkserve-browse-here"]').click()
+        assert output.input_value() == "scored/iris-scored.csv"
+        dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+        dialog.wait_for(state="detached")
+        job = page.locator(f'{SIDEBAR} [data-testid="sparkserve-job"]').first
+        job.wait_for(timeout=60_000)
+        page.wait_for_function(
+            "node => ['succeeded', 'failed', 'cancelled'].includes(node.dataset.status)",
+            arg=job.element_handle(),
+            timeout=180_000,
+        )
+        assert job.get_attribute("data-status") == "succeeded", job.inner_text()
+        scored = pd.read_csv(tmp_path / "scored" / "iris-scored.csv")
+        assert list(scored.columns) == ["sepal length (cm)", "prediction"]
+        assert len(scored) == len(features)
+
+        assert our_errors(errors) == []
+        page.close()
+    finally:
+        stop_lab(lab)
+    assert our_tracebacks(lab) == []

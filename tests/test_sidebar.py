@@ -58,7 +58,7 @@ def open_actions(page: Any, ref: str) -> list[str]:
     version_row(page, ref).locator('[data-testid="sparkserve-actions"]').click()
     menu = page.locator(MENU)
     menu.wait_for()
-    items = menu.locator("li.lm-Menu-item")
+    items = menu.locator("li.lm-Menu-item[data-command]")  # not the separator
     enabled = [
         item.get_attribute("data-command").removeprefix("sparkserve:")
         for item in items.all()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..lifecycle import VersionState, enabled_actions, version_states
+from ..lifecycle import VersionState, enabled_actions, unavailable_actions, version_states
 from ..repository import ModelDetails, ModelRepository, ModelSummary, ModelVersion, Page
 
 GONE = VersionState(registered=False, deployed=False)
@@ -19,6 +19,10 @@ def _with_state(record: dict[str, Any], state: VersionState, *, gone: bool = Fal
         "deployed": state.deployed,
         # a deleted version offers nothing any more
         "actions": [] if gone else [action.value for action in enabled_actions(state)],
+        # the others, greyed with the reason
+        "unavailable": []
+        if gone
+        else [{"action": a.value, "reason": why} for a, why in unavailable_actions(state)],
     }
 
 
