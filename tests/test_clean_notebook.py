@@ -104,6 +104,11 @@ def test_save_register_and_deploy_write_nothing_to_stderr(
         "rows = X.head(3)\n"
     )
     ran = {
+        # The README's Python API first: the kernel's first MLflow import happens in it.
+        "save (Python)": kernel.ok(
+            "from jupyter_sparkserve.repository import ModelRepository\n"
+            "ModelRepository().save(clf, 'iris-python', input_example=rows)"
+        ),
         "save": kernel.ok("%sfsave clf iris -x rows"),
         "register": kernel.ok("%sfregister iris"),
         "deploy": kernel.ok("%sfdeploy iris"),
@@ -153,6 +158,29 @@ def test_load_ext_empty_lists_and_score_checks_before_a_job(
         assert not (tmp_path / "out.csv").exists()
     finally:
         kernel.close()
+
+
+def test_quiet_never_swaps_stderr_off_the_main_thread_nor_outside_a_kernel() -> None:
+    import sys
+    import threading
+
+    from jupyter_sparkserve.quiet import in_notebook
+
+    seen: list[object] = []
+
+    def worker() -> None:
+        with quiet():  # a server's worker thread: sys.stderr stays the process's
+            seen.append(sys.stderr)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen == [sys.stderr]
+    with in_notebook():  # pytest's stderr is no notebook cell's: nothing changes
+        assert sys.stderr is seen[0]
+    with quiet() as outer, quiet() as inner:  # nested: the outer call collects
+        warnings.warn("about your model", UserWarning, stacklevel=1)
+    assert (outer, inner) == (["about your model"], [])
 
 
 def test_quiet_keeps_mlflow_off_stderr_and_words_what_matters_once(

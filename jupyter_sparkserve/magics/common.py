@@ -18,7 +18,6 @@ from IPython.display import display
 from .. import cells
 from ..config import ENDPOINT_TOKEN_ENV, Settings
 from ..errors import Conflict, Remedy, SparkserveError
-from ..quiet import quiet
 from ..repository import ModelRepository
 from ..snippets import Snippet
 from ..workflows import Job, JobRunner
@@ -65,19 +64,6 @@ def usage_errors() -> Iterator[None]:
         if error.remedy is not None:
             message += f"\n  Try: {remedy_magic(error.remedy)}"
         raise UsageError(message) from None
-
-
-@contextmanager
-def quietly() -> Iterator[None]:
-    """Call the core without MLflow's logs and warnings on the cell's standard error; what
-    matters of them is printed after, one line each."""
-    notes: list[str] = []
-    try:
-        with quiet() as notes:
-            yield
-    finally:
-        for note in notes:
-            print(f"Note: {note}")
 
 
 def token() -> str | None:

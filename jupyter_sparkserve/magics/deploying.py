@@ -24,12 +24,12 @@ from ..deploy.deployments import Deployment, Deployments
 from ..deploy.mlflow import MlflowRegistry
 from ..deploy.targets import foreign_options, target_options, targets
 from ..lifecycle import snippets_for
+from ..quiet import in_notebook
 from .common import (
     CELLS_MODES,
     RepositoryMagics,
     emit_snippets,
     parse,
-    quietly,
     usage_errors,
 )
 from .output import StatusLine, show_fields
@@ -60,7 +60,7 @@ class DeployMagics(RepositoryMagics):
     def sfregister(self, line: str) -> None:
         """Register a model version in MLflow: %sfregister iris@champion."""
         args = parse(self.sfregister, line)
-        with usage_errors(), quietly():
+        with usage_errors(), in_notebook():
             registry = MlflowRegistry(self.repository)
             done = registry.reregister(args.model) if args.again else registry.register(args.model)
         print(f"Registered {done.name}:{done.version} as {done.model_uri}")
@@ -90,7 +90,7 @@ class DeployMagics(RepositoryMagics):
         status = StatusLine(self.shell)
         with usage_errors():
             deployments = Deployments(self.repository)
-            with quietly():
+            with in_notebook():
                 deployment = deployments.begin(
                     args.model, args.target, given, register=args.register, environ=os.environ
                 )
@@ -100,7 +100,7 @@ class DeployMagics(RepositoryMagics):
                 "the endpoint to answer…"
             )
             try:
-                with quietly():
+                with in_notebook():
                     deployment = deployments.launch(deployment.id, given, environ=os.environ)
             except KeyboardInterrupt:
                 raise UsageError(

@@ -33,8 +33,8 @@ def has_frontend(shell: Any) -> bool:
 @contextmanager
 def progress_bar(shell: Any, label: str) -> Iterator[Show]:
     """A progress bar for as long as the block runs; yields show(fraction, text)."""
-    in_notebook = has_frontend(shell)
-    bar = (_widget_bar(label) or _HtmlBar(label)) if in_notebook else _TextBar(label)
+    notebook = has_frontend(shell)
+    bar = (_widget_bar(label) or _HtmlBar(label)) if notebook else _TextBar(label)
     try:
         yield bar.show
     finally:

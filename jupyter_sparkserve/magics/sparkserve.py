@@ -25,6 +25,7 @@ from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..deploy.deployments import Deployments
+from ..quiet import in_notebook
 from ..repository.names import parse_key_values
 from ..scoring.batch import BatchProgress
 from ..scoring.engines import engines
@@ -32,7 +33,7 @@ from ..scoring.offline import score_dataframe
 from ..workflows import JobRunner, WorkflowSpec
 from ..workflows.definitions import split_list
 from ..workflows.preflight import check_score
-from .common import RepositoryMagics, follow_job, parse, quietly, token, usage_errors
+from .common import RepositoryMagics, follow_job, parse, token, usage_errors
 from .endpoint import score_at_endpoint
 from .output import Show, progress_bar
 
@@ -59,7 +60,7 @@ class SparkserveMagics(RepositoryMagics):
         args = parse(self.sfsave, line)
         model = self.variable(args.model, "model to save")
         example = self.variable(args.input_example, "input example") if args.input_example else None
-        with usage_errors(), quietly():
+        with usage_errors(), in_notebook():
             version = self.repository.save(
                 model,
                 args.name,
@@ -144,7 +145,7 @@ class SparkserveMagics(RepositoryMagics):
                 if len(frame) > PROGRESS_ROWS
                 else nullcontext(None)
             )
-            with bar as show, quietly():  # a text bar keeps the stderr it started on
+            with bar as show, in_notebook():
                 if url is None:
                     on_batch = None if show is None else _batch_progress(show)
                     scored = score_dataframe(
@@ -226,7 +227,7 @@ class SparkserveMagics(RepositoryMagics):
         }
         with usage_errors():
             spec = WorkflowSpec.from_dict(settings)
-            with quietly():  # a missing file or column is refused here: no job is made
+            with in_notebook():  # a missing file or column is refused here: no job is made
                 check_score(spec, repository=self.repository)
             runner = JobRunner(self.repository)
             job = runner.submit(spec)

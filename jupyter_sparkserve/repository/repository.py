@@ -17,6 +17,7 @@ from ..config import Settings
 from ..deploy import tables as deploy_tables
 from ..errors import Conflict, InvalidInput, NotFound, remedy
 from ..lifecycle import DEPLOYED_STATUSES
+from ..quiet import in_notebook
 from . import database as db
 from . import mlmodels, queries
 from .artifacts import ArtifactStore, ensure_same_owner
@@ -83,7 +84,8 @@ class ModelRepository:
         name = validate_model_name(name)
         clean_tags = validate_tags(dict(tags) if tags is not None else None)
         clean_metrics = validate_metrics(dict(metrics) if metrics is not None else None)
-        with self.artifacts.staging() as folder:
+        # Called from a notebook cell: MLflow's logs and warnings kept off its stderr.
+        with in_notebook(), self.artifacts.staging() as folder:
             model_dir = folder / "model"
             used_flavor = save_python_model(
                 model,
