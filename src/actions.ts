@@ -8,6 +8,7 @@ import {
   IDeployment,
   IEngineStatus,
   IJob,
+  IKubernetesManifest,
   IRemedy,
   ISnippet,
   ITargetStatus
@@ -101,21 +102,27 @@ async function score(target: IActionTarget, context: IActionContext) {
 }
 
 async function buildImage(target: IActionTarget, context: IActionContext) {
-  const settings = await buildImageDialog(target.ref);
-  if (settings === null) {
+  const made: { job?: IJob } = {}; // the build the dialog submitted once it was accepted
+  const settings = await buildImageDialog(target.ref, async chosen => {
+    made.job = await api.buildImage(target.name, target.version, chosen);
+  });
+  const job = made.job;
+  if (settings === null || job === undefined) {
     return;
   }
-  const job = await api.buildImage(target.name, target.version, settings);
   context.say('success', `${job.title}: job ${job.id} is ${job.status}.`);
   context.jobStarted(job);
 }
 
 async function kubernetes(target: IActionTarget, context: IActionContext) {
-  const settings = await kubernetesDialog(target.ref);
-  if (settings === null) {
+  const made: { manifest?: IKubernetesManifest } = {}; // what the dialog's settings gave
+  const settings = await kubernetesDialog(target.ref, async chosen => {
+    made.manifest = await api.kubernetesManifest(target.name, target.version, chosen);
+  });
+  const manifest = made.manifest;
+  if (settings === null || manifest === undefined) {
     return;
   }
-  const manifest = await api.kubernetesManifest(target.name, target.version, settings);
   const choice = await manifestDialog(manifest);
   if (choice === null) {
     return;

@@ -68,7 +68,11 @@ export class ActionsMenu {
     targets: Promise<ITargetStatus[]> = Promise.resolve([])
   ): Promise<void> {
     this._menu?.close();
-    const found = target.actions.includes('deploy') ? await targets : [];
+    const offersDeploy = target.actions.includes('deploy');
+    const found =
+      offersDeploy || (target.unavailable ?? []).some(item => item.action === 'deploy')
+        ? await targets
+        : [];
     const menu = new Menu({ commands: this._commands, renderer: new CaptionedItems() });
     menu.addClass('jp-SparkserveActionsMenu');
     menu.node.dataset.testid = 'sparkserve-actions-menu';
@@ -87,7 +91,7 @@ export class ActionsMenu {
         menu.addItem({ type: 'separator' }); // set apart from the rest: it cannot be undone
       }
       menu.addItem({ command: this._ensureCommand(action), args });
-      if (action === 'deploy' && target.actions.includes('deploy')) {
+      if (action === 'deploy') {
         for (const status of found.filter(candidate => candidate.menu_label)) {
           menu.addItem({ command: this._ensureDeployTo(status), args });
         }
@@ -152,11 +156,15 @@ export class ActionsMenu {
     if (!this._commands.hasCommand(id)) {
       this._commands.addCommand(id, {
         label: () => this._deployTo.get(id)?.menu_label ?? status.menu_label,
+        // Greyed with Deploy's own reason when the version offers no deploy now, else with
+        // the target's when it is not usable here.
         caption: () => {
           const now = this._deployTo.get(id);
-          return now && !now.usable ? now.detail : '';
+          const notNow = this._unavailable.get('deploy');
+          return notNow ?? (now && !now.usable ? now.detail : '');
         },
-        isEnabled: () => this._deployTo.get(id)?.usable ?? false,
+        isEnabled: () =>
+          !this._unavailable.has('deploy') && (this._deployTo.get(id)?.usable ?? false),
         dataset: { action: 'deploy', target: status.target },
         execute: args =>
           this._handler('deploy', args as unknown as IActionTarget, status.target)

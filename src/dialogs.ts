@@ -473,14 +473,24 @@ export async function scoreDialog(
   const source = input('score-input', 'data/new.csv, a folder or a glob');
   const output = input('score-output', 'scored.parquet or a folder');
   const engine = select('score-engine');
-  for (const found of engines.filter(candidate => candidate.usable)) {
-    engine.append(
-      el('option', {
-        text: `${found.engine}: ${found.title}`,
-        attrs: { value: found.engine, title: found.detail }
-      })
-    );
+  // An engine not usable here is listed greyed, with why, rather than left out.
+  for (const found of engines) {
+    const option = el('option', {
+      text: found.usable
+        ? `${found.engine}: ${found.title}`
+        : `${found.engine}: ${found.title} (not usable here)`,
+      attrs: { value: found.engine, title: found.detail }
+    });
+    option.disabled = !found.usable;
+    engine.append(option);
   }
+  const firstUsable = engines.find(found => found.usable);
+  if (firstUsable) {
+    engine.value = firstUsable.engine;
+  }
+  const engineNotes = engines
+    .filter(found => !found.usable)
+    .map(found => el('li', { text: `${found.engine}: ${found.detail}` }));
   const keep = input('score-keep-columns', 'all input columns');
   const prediction = input('score-prediction-column', 'prediction');
   const pathHint = 'A path on the Jupyter server, from the folder JupyterLab shows as its root.';
@@ -518,6 +528,9 @@ export async function scoreDialog(
     inputField,
     outputField,
     field('Engine', engine, '', 'engine'),
+    ...(engineNotes.length > 0
+      ? [el('ul', { className: 'jp-SparkserveForm-notes' }, ...engineNotes)]
+      : []),
     field(
       'Keep columns',
       keep,
@@ -529,8 +542,23 @@ export async function scoreDialog(
   return showChecked(`Score with ${ref}`, body, 'Start job', checks.score);
 }
 
-/** Ask how to build the image of `ref`: its tag, base image, and whether to push it. */
-export async function buildImageDialog(ref: string): Promise<IImageBuildRequest | null> {
+/** What a dialog does on accept, inside it: a refusal keeps it open with the message. */
+export type DialogAction<T> = (value: T) => Promise<void>;
+
+function acting<T>(act: DialogAction<T>): (value: T) => Promise<IProblem | null> {
+  return value =>
+    act(value).then(
+      () => null,
+      error => ({ message: errorMessage(error) })
+    );
+}
+
+/** Ask how to build the image of `ref`: its tag, base image, and whether to push it. `start`
+ * submits the build; the dialog closes once it is accepted. */
+export async function buildImageDialog(
+  ref: string,
+  start: DialogAction<IImageBuildRequest>
+): Promise<IImageBuildRequest | null> {
   const tag = input('build-tag', 'sparkserve/NAME:VERSION');
   const base = input('build-base-image', "the server's default");
   const push = input('build-push', '', 'checkbox');
@@ -549,16 +577,15 @@ export async function buildImageDialog(ref: string): Promise<IImageBuildRequest 
     field('Base image', base, 'An image with Python, the same version as this server.'),
     field('Push', push, 'Push it to the registry the tag names once built.')
   );
-  const result = await showDialog<IImageBuildRequest>({
-    title: `Build an image of ${ref}`,
-    body,
-    buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Start build' })]
-  });
-  return result.button.accept && result.value ? result.value : null;
+  return showChecked(`Build an image of ${ref}`, body, 'Start build', acting(start));
 }
 
-/** Ask what the Kubernetes manifests of `ref` run: image, replicas, namespace, extras. */
-export async function kubernetesDialog(ref: string): Promise<IKubernetesSettings | null> {
+/** Ask what the Kubernetes manifests of `ref` run: image, replicas, namespace, extras.
+ * `make` asks the server for them (nothing is written); a refusal keeps the dialog open. */
+export async function kubernetesDialog(
+  ref: string,
+  make: DialogAction<IKubernetesSettings>
+): Promise<IKubernetesSettings | null> {
   const image = input('k8s-image', 'the tag Build image gives it');
   const replicas = input('k8s-replicas', '2', 'number');
   const namespace = input('k8s-namespace', 'the current namespace');
@@ -583,12 +610,7 @@ export async function kubernetesDialog(ref: string): Promise<IKubernetesSettings
     field('Autoscale', autoscale, 'A HorizontalPodAutoscaler at 70% CPU.'),
     field('Disruption budget', budget, 'Keep one pod up during node drains.')
   );
-  const result = await showDialog<IKubernetesSettings>({
-    title: `Kubernetes manifest for ${ref}`,
-    body,
-    buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Write manifest' })]
-  });
-  return result.button.accept && result.value ? result.value : null;
+  return showChecked(`Kubernetes manifest for ${ref}`, body, 'Write manifest', acting(make));
 }
 
 /** Ask before replacing the file at `path`. */

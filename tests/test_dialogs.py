@@ -191,6 +191,26 @@ def test_dialogs_keep_what_was_typed_on_a_refusal(
         dialog.locator(".jp-Dialog-button.jp-mod-reject").click()
         dialog.wait_for(state="detached")
 
+        # Kubernetes manifest with a bad autoscale: said in the dialog, which stays open.
+        dialog = choose("kubernetes")
+        image = dialog.locator('[data-testid="sparkserve-k8s-image"]')
+        autoscale = dialog.locator('[data-testid="sparkserve-k8s-autoscale"]')
+        image.fill("registry.example/iris:1")
+        autoscale.fill("ten")
+        dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+        problem = dialog.locator('[data-testid="sparkserve-form-problem"]')
+        problem.wait_for()
+        assert "'autoscale'" in problem.inner_text() and "got 'ten'" in problem.inner_text()
+        assert (image.input_value(), autoscale.input_value()) == ("registry.example/iris:1", "ten")
+        autoscale.fill("2-10")
+        dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+        yaml = page.locator('.jp-Dialog [data-testid="sparkserve-k8s-yaml"]')
+        yaml.wait_for()
+        assert "registry.example/iris:1" in yaml.inner_text()
+        assert "HorizontalPodAutoscaler" in yaml.inner_text()
+        page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-reject").click()
+        page.locator(".jp-Dialog").wait_for(state="detached")
+
         # Score into out.xlsx: refused in the dialog, the input and the columns kept.
         dialog = choose("score")
         source = dialog.locator('[data-testid="sparkserve-score-input"]')
