@@ -3,6 +3,7 @@ import { copyIcon } from '@jupyterlab/ui-components';
 
 import { api, DeploymentStatus, errorMessage, IDeployment } from './api';
 import { button, el } from './dom';
+import { collapsibleSection } from './section';
 
 /** While a deployment starts, its step is read this often (it is in its log, not a row). */
 const STARTING_POLL_MS = 1000;
@@ -39,17 +40,12 @@ export class DeploymentsView {
       className: 'jp-SparkserveDeployments-empty',
       text: 'No deployment is up.'
     });
-    this.node = el(
-      'section',
+    this.node = collapsibleSection(
+      'Deployments',
       { className: 'jp-SparkserveDeployments' },
-      el(
-        'div',
-        { className: 'jp-SparkservePanel-sectionHeader' },
-        el('h3', { className: 'jp-SparkservePanel-sectionTitle', text: 'Deployments' })
-      ),
       this._empty,
       this._list
-    );
+    ).node;
   }
 
   /** Read the deployments again (one read at a time; a call during one reads once more). */

@@ -1,5 +1,6 @@
 import { api, errorMessage, IJob, JobStatus } from './api';
 import { button, el } from './dom';
+import { collapsibleSection } from './section';
 
 /** Statuses of a job that is not over yet. */
 const ACTIVE: ReadonlySet<JobStatus> = new Set<JobStatus>(['queued', 'running']);
@@ -213,18 +214,12 @@ export class JobsView {
       title: 'Remove the jobs that have ended from the list (their outputs stay)'
     });
     this._clear.disabled = true;
-    this.node = el(
-      'section',
-      { className: 'jp-SparkserveJobs' },
-      el(
-        'div',
-        { className: 'jp-SparkservePanel-sectionHeader' },
-        el('h3', { className: 'jp-SparkservePanel-sectionTitle', text: 'Jobs' }),
-        this._clear
-      ),
+    this.node = collapsibleSection(
+      'Jobs',
+      { className: 'jp-SparkserveJobs', tools: [this._clear] },
       this._empty,
       this._list
-    );
+    ).node;
   }
 
   /** Read the jobs again (one read at a time; a call during a read reads once more after). */

@@ -60,10 +60,12 @@ export class SparkservePanel extends Widget {
     this.title.caption = 'Model serving (jupyter_sparkserve)';
     this._options = options;
 
-    this._refreshButton = button('Refresh', () => void this.refresh(), {
-      className: 'jp-SparkservePanel-refresh',
+    // An icon toolbar, as JupyterLab's own panels have.
+    this._refreshButton = button('', () => void this.refresh(), {
+      className: 'jp-SparkservePanel-refresh jp-SparkservePanel-tool',
       testId: 'sparkserve-refresh',
-      title: 'Read the repository and the jobs again'
+      title: 'Refresh: read the models, deployments and jobs again',
+      attrs: { 'aria-label': 'Refresh' }
     });
     this._refreshButton.prepend(
       refreshIcon.element({ tag: 'span', className: 'jp-SparkserveButton-icon' })
@@ -72,7 +74,9 @@ export class SparkservePanel extends Widget {
       'div',
       { className: 'jp-SparkservePanel-header' },
       el('h2', { text: 'Models' }),
-      this._refreshButton
+      el('div', { className: 'jp-SparkservePanel-toolbar', attrs: { role: 'toolbar' } },
+        this._refreshButton
+      )
     );
 
     this._banner = el('div', { className: 'jp-SparkservePanel-banner', attrs: { role: 'alert' } });

@@ -80,6 +80,7 @@ def test_the_sidebar_follows_other_faces_and_a_finished_job_opens_its_output(
     lab = start_lab(tmp_path, home)
     try:
         page, errors = open_lab(browser, lab)
+        page.locator(SIDEBAR_TAB).wait_for(timeout=90_000)  # 2 busy cores: a slow first load
         page.locator(SIDEBAR_TAB).click()
         page.wait_for_selector(f"{SIDEBAR} .jp-SparkservePanel-count", timeout=30_000)
         assert page.locator(f'{SIDEBAR} [data-testid="sparkserve-model"]').count() == 0
@@ -143,6 +144,7 @@ def test_the_panel_is_restored_after_a_reload_and_its_commands_are_in_the_palett
     lab = start_lab(tmp_path, home)
     try:
         page, errors = open_lab(browser, lab)
+        page.locator(SIDEBAR_TAB).wait_for(timeout=90_000)  # 2 busy cores: a slow first load
         page.locator(SIDEBAR_TAB).click()
         panel = page.locator(SIDEBAR)
         panel.locator(".jp-SparkservePanel-count").wait_for(timeout=30_000)
