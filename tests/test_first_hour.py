@@ -45,7 +45,7 @@ def _clean_env(**extra: str) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("SPARKSERVE_", "MLFLOW_", "VIRTUAL_ENV", "MAKE"))
+        if not key.startswith(("SPARKSERVE_", "MLFLOW_", "VIRTUAL_ENV", "MAKE", "MFLAGS"))
     }
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p != OWN_BIN)
     cache = subprocess.run([_uv(), "cache", "dir"], capture_output=True, text=True, check=True)
