@@ -18,6 +18,7 @@ from _lab import (
     open_lab,
     our_errors,
     our_tracebacks,
+    put_notebook,
     screenshot,
     start_lab,
     stop_lab,
@@ -25,6 +26,8 @@ from _lab import (
 from _lab import browser as browser  # the fixture, for the tests below
 
 from jupyter_sparkserve.config import Settings
+from jupyter_sparkserve.deploy.deployments import Deployments
+from jupyter_sparkserve.lifecycle import deployment_actions
 from jupyter_sparkserve.repository import ModelRepository
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
@@ -188,4 +191,55 @@ def test_the_panel_is_restored_after_a_reload_and_its_commands_are_in_the_palett
         page.close()
     finally:
         stop_lab(lab)
+    assert our_tracebacks(lab) == []
+
+
+def test_a_deploy_from_another_face_is_listed_notified_and_undeployed_from_the_section(
+    browser, tmp_path: Path, home: Path
+) -> None:
+    repository = ModelRepository(Settings.from_env())
+    subprocess.run([sys.executable, "-c", SAVE, "churn"], check=True, timeout=180)
+    lab = start_lab(tmp_path, home)
+    try:
+        put_notebook(lab, "calls.ipynb", [("first", "print('the snippets go below')")])
+        page, errors = open_lab(browser, lab, "lab/tree/calls.ipynb")
+        page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=90_000)
+        page.locator(SIDEBAR_TAB).click()
+        page.wait_for_selector(f"{SIDEBAR} .jp-SparkservePanel-count", timeout=30_000)
+
+        # Deployed through the REST API (as a notebook's %sfdeploy or the CLI could): its end
+        # is notified with Insert snippets, and the section lists it with the core's actions.
+        started = lab.api(
+            "POST", "sparkserve/api/v1/deployments", {"ref": "churn:1", "register": True}
+        )
+        said = toast(page, r"churn:1 is deployed at http://127\.0\.0\.1:")
+        (live,) = Deployments(repository).list(active_only=True)
+        assert live.id == started["id"]
+        row = page.locator(f'{SIDEBAR} [data-testid="sparkserve-deployment"]')
+        row.locator('[data-testid="sparkserve-deployment-url"]', has_text=live.url).wait_for()
+        actions = row.locator(".jp-SparkserveDeployment-action")
+        assert [a.get_attribute("data-testid") for a in actions.all()] == [
+            f"sparkserve-deployment-{action.value}" for action in deployment_actions("running")
+        ]
+        screenshot(page, "live-deployment.png")
+
+        said.locator(".jp-toast-button", has_text="Insert snippets").click()
+        page.wait_for_function(
+            "document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-Cell').length === 3"
+        )
+        cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
+        assert live.url in cells.nth(1).inner_text()
+
+        # Undeploy from the section: the endpoint stops and the section empties.
+        row.locator('[data-testid="sparkserve-deployment-undeploy"]').click()
+        toast(page, r"churn:1 is undeployed")
+        row.wait_for(state="detached")
+        assert [d.status for d in Deployments(repository).list()] == ["stopped"]
+        assert our_errors(errors) == []
+        page.close()
+    finally:
+        for deployment in Deployments(repository).list(active_only=True):
+            Deployments(repository).undeploy(deployment.id)
+        stop_lab(lab)
+        repository.close()
     assert our_tracebacks(lab) == []
