@@ -14,9 +14,9 @@ In one run, on one generated CSV of N rows x 10 floats and one scikit-learn mode
 
     python benchmarks/batch.py [--rows 2000000] [--scale 5] [--workdir DIR]
 
-Targets (issue 4): at least 4x faster than `mlflow models predict` (the warm command; the
-fresh one is printed beside it), at most 1.3x the IO floor's time, peak memory at most
-400 MB and not growing on the larger input. Exits 1 when a target is missed.
+Targets (issues 4 and 15): at least 4x faster than `mlflow models predict` (the warm
+command) and at least 2x from a fresh process, at most 1.3x the IO floor's time, peak memory
+at most 400 MB and not growing on the larger input. Exits 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -235,10 +235,11 @@ def main() -> None:
     )
     print()
     checks = [
+        (f"{speedup:.1f}x faster than mlflow models predict, warm (target >= 4x)", speedup >= 4),
         (
-            f"{speedup:.1f}x faster than mlflow models predict, warm (target >= 4x; "
-            f"a fresh process: {cold_speedup:.1f}x)",
-            speedup >= 4,
+            f"{cold_speedup:.1f}x faster than mlflow models predict from a fresh process, the "
+            "first run on a machine (target >= 2x)",
+            cold_speedup >= 2,
         ),
         (f"engine / IO floor = {floor_ratio:.2f} (target <= 1.3)", floor_ratio <= 1.3),
         (f"peak memory {peak_mb:.0f} MB (target <= 400 MB)", peak_mb <= 400),

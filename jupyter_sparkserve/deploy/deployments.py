@@ -27,7 +27,7 @@ from ..processes import log_tail
 from ..repository import ModelRef, ModelRepository, ModelVersion
 from ..repository import database as db
 from . import tables
-from .mlflow import MlflowRegistry
+from .mlflow import MlflowRegistry, wait_for_preload
 from .targets import DeploymentTarget, StartRequest, get_target, targets
 
 table = tables.deployments
@@ -183,6 +183,7 @@ class Deployments:
         try:
             parsed = target.parse_options(options, environ)
             # Fetched from the MLflow store: the deployment serves what MLflow registered.
+            wait_for_preload()  # MLflow imported once, not on two threads at a time
             self.repository.fetch_model(deployment.model_uri, served)
             started = target.start(
                 StartRequest(deployment_id, served, folder, parsed, ref=deployment.ref)

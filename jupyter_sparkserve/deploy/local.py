@@ -4,14 +4,19 @@ This module is only the process side: start one, tell whether it still serves, s
 keeps no records; what `start_endpoint` returns (`LocalEndpoint.to_details()`) is what a caller
 stores to find the process again, possibly from another process or after a restart.
 
-A process is recognised by its command line (`processes`), so that a pid recycled by the
-system is never mistaken for (or killed as) an endpoint.
+When a warm scorer runs, the endpoint is forked from it (MLflow, pandas, the flavors and
+uvicorn already imported: it answers in a fraction of a second rather than after seconds of
+imports), in a session of its own like a spawned one; else `python -m jupyter_sparkserve
+serve` is spawned. A process is recognised by its start time, and a spawned one also by its
+command line (`processes`), so that a pid recycled by the system is never mistaken for (or
+killed as) an endpoint. How a forked one ended is the line the warm scorer notes in its log.
 """
 
 from __future__ import annotations
 
 import errno
 import http.client
+import shlex
 import socket
 import sys
 import time
@@ -23,6 +28,7 @@ from .. import processes
 from ..config import ENDPOINT_CONFIG_ENV, ENDPOINT_TOKEN_ENV, without_secrets
 from ..errors import Conflict, InvalidInput, NotFound, SparkserveError
 from ..processes import with_log_tail
+from ..warm import client as warm_client
 
 PING_TIMEOUT = 2.0
 POLL_INTERVAL = 0.1
@@ -44,6 +50,8 @@ class LocalEndpoint:
     log_file: Path
     started_at: float  # time.time() when started
     command: list[str] = field(hash=False)  # never holds the token
+    start_stamp: int | None = None  # the process's start (`processes.start_stamp`)
+    forked: bool = False  # by the warm scorer: its command line is the scorer's
 
     def to_details(self) -> dict[str, Any]:
         return {
@@ -54,6 +62,8 @@ class LocalEndpoint:
             "log_file": str(self.log_file),
             "started_at": self.started_at,
             "command": list(self.command),
+            "start_stamp": self.start_stamp,
+            "forked": self.forked,
         }
 
     @classmethod
@@ -66,6 +76,9 @@ class LocalEndpoint:
             log_file=Path(details["log_file"]),
             started_at=float(details["started_at"]),
             command=[str(part) for part in details["command"]],
+            # (Details stored before these were recorded have neither.)
+            start_stamp=details.get("start_stamp"),
+            forked=bool(details.get("forked", False)),
         )
 
 
@@ -111,15 +124,17 @@ def start_endpoint(
     if token is not None:
         env[ENDPOINT_TOKEN_ENV] = token  # the environment, unlike the command line, is private
     log_file = Path(log_file)
-    child = processes.spawn_detached(command, env=env, log_file=log_file)
+    pid, forked = _launch(command, env, log_file)
     endpoint = LocalEndpoint(
-        pid=child.pid,
+        pid=pid,
         host=host,
         port=port,
         url=f"http://{url_host(host)}:{port}",
         log_file=log_file,
         started_at=time.time(),
         command=command,
+        start_stamp=processes.start_stamp(pid),
+        forked=forked,
     )
     try:
         problem = _wait_ready(endpoint, ready_timeout)
@@ -136,17 +151,18 @@ def endpoint_state(endpoint: LocalEndpoint) -> EndpointState:
     """Whether the endpoint serves: its own process is alive and answers /ping."""
     pid = endpoint.pid
     reason = processes.exit_reason(pid)
-    if reason is None and not _is_ours(pid, endpoint.command):
+    if reason is None and not _is_ours(endpoint):
         # A child of ours that is not running as itself is exiting (its pid cannot be
-        # recycled before we reap it): wait a moment for its exit status.
-        reason = processes.exit_reason(pid, wait=PING_TIMEOUT) or "is no longer running"
+        # recycled before we reap it), or the warm scorer is noting how its fork ended:
+        # wait a moment for that.
+        reason = _how_it_ended(endpoint, PING_TIMEOUT) or "is no longer running"
     if reason is None:
         problem = _ping_problem(endpoint, PING_TIMEOUT)
         if problem is None:
             return EndpointState("running", f"Serving on {endpoint.url} (pid {pid}).")
         # A process dying right now still looks alive for a moment: give it that moment, so
         # the message says how it ended rather than that it stopped answering.
-        reason = processes.exit_reason(pid, wait=0.5) or f"is running but GET /ping {problem}"
+        reason = _how_it_ended(endpoint, 0.5) or f"is running but GET /ping {problem}"
     message = f"The endpoint on {endpoint.url} is not serving: its process {pid} {reason}."
     return EndpointState("failed", with_log_tail(message, endpoint.log_file))
 
@@ -175,11 +191,46 @@ def stop_endpoint(endpoint: LocalEndpoint, timeout: float = 20.0) -> None:
 # ----------------------------------------------------------------------------- processes
 
 
+def _launch(command: list[str], env: dict[str, str], log_file: Path) -> tuple[int, bool]:
+    """Start the endpoint: forked from the warm scorer when one runs this interpreter (and
+    the environment allows it), else spawned. Its pid, and whether it was forked."""
+    if command[0] == sys.executable:
+        try:
+            cwd = Path.cwd()
+        except OSError:  # a deleted working folder
+            cwd = log_file.parent
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        pid = warm_client.run_detached(
+            "cli",
+            command[3:],  # after `python -m jupyter_sparkserve`
+            env={**env, "PYTHONUNBUFFERED": "1"},  # a crash's last words must reach the log
+            cwd=cwd,
+            log_file=log_file,
+            note=shlex.join(command),
+            name="sparkserve-serve",
+            lasting=True,
+        )
+        if pid is not None:
+            return pid, True
+    return processes.spawn_detached(command, env=env, log_file=log_file).pid, False
+
+
+def _how_it_ended(endpoint: LocalEndpoint, wait: float) -> str | None:
+    """How the endpoint's process ended (waiting up to `wait` s to know); None while it runs
+    or when nobody noted it: our own child's waiter, or the warm scorer that forked it."""
+    reason = processes.exit_reason(endpoint.pid, wait=wait)
+    if reason is None and endpoint.forked and not _is_ours(endpoint):
+        reason = processes.noted_end(endpoint.log_file, endpoint.pid, wait=wait)
+    return reason
+
+
 def _wait_ready(endpoint: LocalEndpoint, timeout: float) -> str | None:
     """None once the endpoint answers /ping; what went wrong when it exits or times out."""
     deadline = time.monotonic() + timeout
     while True:
         reason = processes.exit_reason(endpoint.pid)
+        if reason is None and endpoint.forked and not _is_ours(endpoint):
+            reason = _how_it_ended(endpoint, 1.0) or "is no longer running"
         if reason is not None:
             return f"{reason} before it was ready"
         remaining = deadline - time.monotonic()
@@ -190,8 +241,15 @@ def _wait_ready(endpoint: LocalEndpoint, timeout: float) -> str | None:
         time.sleep(POLL_INTERVAL)
 
 
-def _is_ours(pid: int, command: list[str]) -> bool:
-    return processes.runs_command(pid, command) and "serve" in command
+def _is_ours(endpoint: LocalEndpoint) -> bool:
+    """Whether the endpoint's process is alive and is the one started: its start time, and
+    for a spawned one its command line (a fork runs the warm scorer's)."""
+    pid, stamp = endpoint.pid, endpoint.start_stamp
+    if stamp is not None and not processes.is_running(pid, stamp):
+        return False
+    if endpoint.forked:
+        return stamp is not None
+    return processes.runs_command(pid, endpoint.command) and "serve" in endpoint.command
 
 
 def _owns_group(endpoint: LocalEndpoint) -> bool:
@@ -200,7 +258,7 @@ def _owns_group(endpoint: LocalEndpoint) -> bool:
         return True  # our child, not reaped yet: its pid cannot belong to anyone else
     members = processes.group_members(endpoint.pid)
     if endpoint.pid in members:
-        return _is_ours(endpoint.pid, endpoint.command)
+        return _is_ours(endpoint)
     # The leader is gone. Its workers (--workers N) may remain; the system does not reuse a
     # pid while a group of that id exists, but check they are endpoint workers anyway.
     return any(processes.has_environment(pid, ENDPOINT_CONFIG_ENV) for pid in members)

@@ -10,6 +10,7 @@ from traitlets import Bool, Dict, Int, List, Unicode
 from .. import config
 from ..config import Settings
 from ..confinement import Confinement
+from ..deploy.mlflow import preload_in_background as preload_mlflow
 from ..deploy.targets import check_defaults
 from ..warm import client as warm_client
 from .handlers import handler_routes
@@ -98,6 +99,7 @@ class SparkserveApp(ExtensionApp):
         self.log.info("jupyter_sparkserve: repository at %s", settings.home)
         if self.warm_scorer:  # one that stops with this server; jobs fork from it
             warm_client.offer(idle_timeout=0, parent_pid=os.getpid())
+            preload_mlflow(settings)  # the first Register and Deploy: no seconds of imports
 
     def sparkserve_settings(self) -> Settings:
         """The traitlets mapped onto the core's settings, over the environment. The SMTP

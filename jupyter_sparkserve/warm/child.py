@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ARROW_POOL_ENV, DEFAULT_ARROW_POOL
+from ..launcher import exit_code
 from ..processes import note_start
 from . import protocol
 
@@ -86,7 +87,7 @@ def run(request: dict[str, Any], fds: list[int], blocked: set[signal.Signals]) -
         signal.signal(signal.SIGINT, signal.default_int_handler)
         atexit._clear()  # the server's exit handlers are not this run's
         detached = bool(request.get("detach"))
-        _set_name("sparkserve-job" if detached else "sparkserve-run")
+        _set_name(str(request.get("name") or "sparkserve-job") if detached else "sparkserve-run")
         os.umask(int(request.get("umask", 0o022)))
         if detached:
             os.setsid()  # a job outlives this server, like one started with spawn_detached
@@ -107,7 +108,7 @@ def run(request: dict[str, Any], fds: list[int], blocked: set[signal.Signals]) -
         signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
         code = _run_entry(request["entry"], list(request["argv"]))
     except SystemExit as exit:
-        code = _exit_code(exit.code)
+        code = exit_code(exit.code)
     except KeyboardInterrupt:
         code = 130
     except BaseException:
@@ -154,15 +155,6 @@ def _run_entry(entry: str, argv: list[str]) -> int:
 
     sys.argv = [job_process.__file__, *argv]
     return job_process.main(argv)
-
-
-def _exit_code(code: object) -> int:
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code
-    print(code, file=sys.stderr)
-    return 1
 
 
 def _close_inherited(keep: set[int]) -> None:

@@ -125,11 +125,20 @@ def run_attached(entry: str, argv: list[str]) -> int | None:
 
 
 def run_detached(
-    entry: str, argv: list[str], *, env: dict[str, str], cwd: Path, log_file: Path, note: str
+    entry: str,
+    argv: list[str],
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    log_file: Path,
+    note: str,
+    name: str = "sparkserve-job",
+    lasting: bool = False,
 ) -> int | None:
     """Start `entry` in a session of its own forked from the warm scorer, its output (after
     a line saying `note` and its pid) appended to `log_file`; its pid, or None when the warm
-    scorer cannot take it."""
+    scorer cannot take it. `name`: what `ps` shows; `lasting`: a service (an endpoint) that
+    runs until stopped, which does not keep a warm scorer from stopping when idle."""
     if protocol.mode(env) == "off":
         return None
     try:
@@ -137,7 +146,7 @@ def run_detached(
     except OSError:
         return None
     request = _run_request(stamp, entry, argv, env, cwd=str(cwd))
-    request.update(detach=True, log_file=str(log_file), note=note)
+    request.update(detach=True, log_file=str(log_file), note=note, name=name, lasting=lasting)
     answer = _request(request, stamp)
     return None if answer is None or "pid" not in answer else int(answer["pid"])
 

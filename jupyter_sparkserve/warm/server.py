@@ -53,6 +53,7 @@ PRELOAD = (
     "pyarrow.json",
     "sqlalchemy",
     "click",
+    "jsonschema",
     "mlflow",
     "mlflow.pyfunc",
     "mlflow.models",
@@ -62,6 +63,18 @@ PRELOAD = (
     "jupyter_sparkserve.cli",
     "jupyter_sparkserve.scoring.offline",
     "jupyter_sparkserve.workflows.job_process",
+    # An endpoint forked from here (a local deployment) answers without importing a thing.
+    "jupyter_sparkserve.scoring.server",
+    "jupyter_sparkserve.scoring.connections",
+    "uvicorn.config",
+    "uvicorn.server",
+    "uvicorn.lifespan.on",
+    "uvicorn.loops.uvloop",
+    # Register and deploy from the command line: MLflow's tracking client and store.
+    "mlflow.tracking",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+    "mlflow.artifacts",
 )
 HISTORY = 20
 SERVER_SIGNALS = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -74,6 +87,7 @@ class Run:
     argv: list[str]
     started: float
     detached: bool
+    lasting: bool = False  # a service (an endpoint): it does not keep the scorer from idling
     client: Client | None = None  # who waits for an attached run, while it is there
     log_file: str | None = None
     ended: float | None = None
@@ -87,6 +101,7 @@ class Run:
             "entry": self.entry,
             "command": self.argv[:2],
             "detached": self.detached,
+            "lasting": self.lasting,
             "seconds": round((self.ended or time.time()) - self.started, 3),
             "exit_code": self.exit_code,
             "signal": self.signal,
@@ -130,6 +145,7 @@ class WarmServer:
             signal.signal(signum, lambda *_: None)  # the wake-up pipe says which
         self.selector.register(wake_read, selectors.EVENT_READ, "wake")
         self.selector.register(listener, selectors.EVENT_READ, "listen")
+        self.last_activity = time.monotonic()  # idle from now, not from before the preload
         try:
             while not (self.stopping and not self._attached_runs()):
                 for key, _ in self.selector.select(timeout=1.0):
@@ -263,6 +279,7 @@ class WarmServer:
             argv=list(request["argv"]),
             started=time.time(),
             detached=detached,
+            lasting=bool(request.get("lasting")),
             log_file=request.get("log_file"),
         )
         self.runs[pid] = run
@@ -309,7 +326,8 @@ class WarmServer:
         if self.parent_pid is not None and not processes.pid_alive(self.parent_pid):
             self._begin_stop(f"its parent {self.parent_pid} is gone")
         idle = time.monotonic() - self.last_activity
-        if self.idle_seconds > 0 and idle > self.idle_seconds and not self.runs:
+        busy = any(not run.lasting for run in self.runs.values())
+        if self.idle_seconds > 0 and idle > self.idle_seconds and not busy:
             self._begin_stop(f"idle for {idle:.0f} s")
 
     def _begin_stop(self, why: str) -> None:
@@ -391,13 +409,18 @@ def _request_problem(request: dict[str, Any], stamp: str) -> str | None:
         return "cwd must be a string."
     if request.get("detach") and not isinstance(request.get("log_file"), str):
         return "A detached run takes a log_file."
+    if not isinstance(request.get("name", ""), str):
+        return "name must be a string."
     return None
 
 
 def preload(extra: list[str]) -> float:
     """Import what runs need, then freeze the heap so children share it page for page."""
     started = time.perf_counter()
+    from ..launcher import skip_iri_grammars
     from ..scoring.batch import use_returning_allocator
+
+    skip_iri_grammars()  # as in a fresh command: the runs are commands and jobs
 
     use_returning_allocator()  # children's pyarrow reads it when they first allocate
     for name in (*PRELOAD, *extra):
