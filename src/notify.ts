@@ -63,9 +63,9 @@ export class Notifier {
     const id = this._deploys.get(deployment.id) ?? null;
     this._deploys.delete(deployment.id);
     if (deployment.status === 'running') {
-      // The target's own facts (a container's image and id), as the core labels them.
-      const facts = deployment.shown.map(fact => `${fact.label} ${fact.value}`).join(', ');
-      const where = `${deployment.url} (${deployment.id}${facts ? `; ${facts}` : ''})`;
+      // Short, as a toast shows 140 characters: the target's own facts (an endpoint's name,
+      // a container's image) are in the Deployments section.
+      const where = `${deployment.url} (${deployment.id})`;
       const actions: Notification.IAction[] = [];
       if (deployment.actions.includes('snippets')) {
         actions.push({

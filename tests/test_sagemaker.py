@@ -341,7 +341,10 @@ def test_deploy_to_sagemaker_from_the_actions_menu_then_snippets_undeploy_and_a_
         image = f"{ECR_HOST}/sparkserve/iris:1"
         dialog.locator('[data-testid="sparkserve-deploy-option-image"]').fill(image)
         dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
-        said = wait_for_message(page, r"iris:1 is deployed at https://runtime\.sagemaker\.")
+        wait_for_message(page, r"iris:1 is deployed at https://runtime\.sagemaker\.")
+        # The notification is short; the target's facts are in the Deployments section.
+        said = page.locator('[data-testid="sparkserve-deployment"][data-status="running"]')
+        said = said.inner_text()
         assert "endpoint sparkserve-iris-1" in said and "1 x ml.m5.large" in said
         assert aws.sagemaker_resources()["endpoints"] == ["sparkserve-iris-1"]
 
