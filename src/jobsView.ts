@@ -52,7 +52,12 @@ class JobRow {
       'div',
       {
         className: 'jp-SparkserveJob-progress',
-        attrs: { role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100' }
+        attrs: {
+          role: 'progressbar',
+          'aria-label': 'Progress',
+          'aria-valuemin': '0',
+          'aria-valuemax': '100'
+        }
       },
       this._bar
     );
