@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import nbformat
 import pandas as pd
 import pytest
 import yaml
+from _endpoint_helpers import free_port
 from nbclient import NotebookClient
 
 from jupyter_sparkserve.demo import DEMO_MODEL, DEMO_NOTEBOOK
@@ -28,6 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 LABEXTENSION = Path("jupyter_sparkserve") / "labextension"
 GENERATED = [Path("jupyter_sparkserve") / "_version.py"]  # git-ignored, written by the build
 OWN_BIN = str(Path(sys.executable).parent)
+PAGE_CONFIG = re.compile(
+    r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', re.S
+)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # jupyter's lists colour "enabled" and "OK"
 
 pytestmark = pytest.mark.slow
@@ -41,11 +47,14 @@ def _uv() -> str:
 
 def _clean_env(**extra: str) -> dict[str, str]:
     """The environment of a new shell: none of this checkout's .venv, no repository
-    settings; the package caches stay (uv's and pip's, so installs are quick)."""
+    settings; the package caches stay (uv's and pip's, so installs are quick), and so does
+    the session's warm scorer setting (off: none may outlive the test in a deleted HOME)."""
+    kept = ("SPARKSERVE_WARM_SCORER", "SPARKSERVE_RUN_DIR")
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("SPARKSERVE_", "MLFLOW_", "VIRTUAL_ENV", "MAKE", "MFLAGS"))
+        if key in kept
+        or not key.startswith(("SPARKSERVE_", "MLFLOW_", "VIRTUAL_ENV", "MAKE", "MFLAGS"))
     }
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p != OWN_BIN)
     cache = subprocess.run([_uv(), "cache", "dir"], capture_output=True, text=True, check=True)
@@ -112,6 +121,46 @@ def _assert_extension_enabled(bin_dir: Path, cwd: Path, env: dict[str, str]) -> 
     assert re.search(r"^\s*jupyter_sparkserve \S+ OK$", server, re.MULTILINE), server
 
 
+def _lab_serves_the_demo(bin_dir: Path, cwd: Path, env: dict[str, str], log: Path) -> None:
+    """The fresh environment's `jupyter lab`, started as Binder starts it in the repository:
+    the badge's start URL (the demo notebook) loads with the sidebar among the page's
+    extensions, and the server extension lists the demo model."""
+    port, token = free_port(), secrets.token_hex(16)
+    command = [
+        str(bin_dir / "jupyter"), "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
+        *(["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []),
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    with log.open("wb") as output:
+        lab = subprocess.Popen(command, cwd=cwd, env=env, stdout=output, stderr=output)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert lab.poll() is None, log.read_text()[-3000:]
+            try:
+                page = _get(f"{url}lab/tree/{DEMO_NOTEBOOK}", token)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.5)
+        notebook = json.loads(_get(f"{url}api/contents/{DEMO_NOTEBOOK}?content=0", token))
+        assert notebook["type"] == "notebook"
+        config = json.loads(PAGE_CONFIG.search(page).group(1))
+        assert "jupyter_sparkserve" in [e["name"] for e in config["federated_extensions"]]
+        models = json.loads(_get(f"{url}sparkserve/api/v1/models", token))
+        assert [m["name"] for m in models["items"]] == [DEMO_MODEL]
+    finally:
+        lab.terminate()
+        lab.wait(timeout=30)
+
+
+def _get(url: str, token: str) -> str:
+    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.read().decode()
+
+
 def test_make_demo_in_a_fresh_clone_then_its_next_commands_work(
     checkout: Path, tmp_path: Path
 ) -> None:
@@ -135,6 +184,7 @@ def test_make_demo_in_a_fresh_clone_then_its_next_commands_work(
     kernels = _run([str(bin_dir / "jupyter"), "kernelspec", "list", "--json"], checkout, env, 60)
     assert "python3" in json.loads(kernels[kernels.index("{") :])["kernelspecs"]
     _assert_extension_enabled(bin_dir, checkout, env)
+    _lab_serves_the_demo(bin_dir, checkout, env, tmp_path / "jupyterlab.log")
 
     lines = output.splitlines()
     block = lines[lines.index("Next:") + 1 :]
@@ -191,6 +241,7 @@ def test_binder_post_build_enables_the_extension_and_saves_the_demo_model(
     assert "==> Saving the demo model" in output
 
     _assert_extension_enabled(bin_dir, checkout, env)
+    _lab_serves_the_demo(bin_dir, checkout, env, tmp_path / "jupyterlab.log")
     listed = _run([str(bin_dir / "sparkserve"), "models", "list", "--json"], checkout, env, 120)
     names = [model["name"] for model in json.loads(listed)["items"]]
     assert names == [DEMO_MODEL]
