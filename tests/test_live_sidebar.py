@@ -19,6 +19,7 @@ from _lab import (
     our_errors,
     our_tracebacks,
     put_notebook,
+    run_cell,
     screenshot,
     start_lab,
     stop_lab,
@@ -194,18 +195,37 @@ def test_the_panel_is_restored_after_a_reload_and_its_commands_are_in_the_palett
     assert our_tracebacks(lab) == []
 
 
-def test_a_deploy_from_another_face_is_listed_notified_and_undeployed_from_the_section(
+# A notebook cell that saves a model through the Python API (the kernel shares the server's
+# SPARKSERVE_HOME).
+NOTEBOOK_SAVE = """from sklearn.linear_model import LogisticRegression
+import pandas as pd
+from jupyter_sparkserve.repository import ModelRepository
+frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+with ModelRepository.open() as repo:
+    repo.save(LogisticRegression().fit(frame, [0, 0, 1, 1]), "from_notebook",
+              input_example=frame.head(2), pip_requirements=["scikit-learn", "pandas"])"""
+
+
+def test_a_model_saved_in_a_notebook_shows_and_a_deploy_from_another_face_is_followed(
     browser, tmp_path: Path, home: Path
 ) -> None:
     repository = ModelRepository(Settings.from_env())
     subprocess.run([sys.executable, "-c", SAVE, "churn"], check=True, timeout=180)
     lab = start_lab(tmp_path, home)
     try:
-        put_notebook(lab, "calls.ipynb", [("first", "print('the snippets go below')")])
+        put_notebook(
+            lab, "calls.ipynb", [("save", NOTEBOOK_SAVE), ("first", "print('snippets below')")]
+        )
         page, errors = open_lab(browser, lab, "lab/tree/calls.ipynb")
         page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=90_000)
         page.locator(SIDEBAR_TAB).click()
         page.wait_for_selector(f"{SIDEBAR} .jp-SparkservePanel-count", timeout=30_000)
+        cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
+
+        # A model saved by a notebook cell shows in the open sidebar without a click.
+        assert model_row(page, "from_notebook").count() == 0
+        run_cell(page, cells.nth(0))  # the print cell is the active one next
+        model_row(page, "from_notebook").wait_for(timeout=SLOW)
 
         # Deployed through the REST API (as a notebook's %sfdeploy or the CLI could): its end
         # is notified with Insert snippets, and the section lists it with the core's actions.
@@ -225,10 +245,9 @@ def test_a_deploy_from_another_face_is_listed_notified_and_undeployed_from_the_s
 
         said.locator(".jp-toast-button", has_text="Insert snippets").click()
         page.wait_for_function(
-            "document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-Cell').length === 3"
+            "document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-Cell').length === 4"
         )
-        cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
-        assert live.url in cells.nth(1).inner_text()
+        assert live.url in cells.nth(2).inner_text()  # below the active cell
 
         # Undeploy from the section: the endpoint stops and the section empties.
         row.locator('[data-testid="sparkserve-deployment-undeploy"]').click()
