@@ -283,3 +283,28 @@ def test_the_demo_notebook_runs_top_to_bottom(home: Path, tmp_path: Path) -> Non
     (answer,) = [c for c in notebook.cells if c.source.startswith("import requests")]
     assert "'predictions': [" in answer.outputs[0]["data"]["text/plain"]
     assert str(home) in str(repo.settings.home)
+
+
+def test_counts_read_as_english(repo, iris, iris_model, tmp_path: Path) -> None:
+    """`sparkserve status` after the demo said "1 versions": every count the CLI prints goes
+    through one wording (`cli.output.counted`)."""
+    from click.testing import CliRunner
+    from conftest import FAST_SAVE
+
+    from jupyter_sparkserve.cli import main
+
+    def status() -> str:
+        result = CliRunner().invoke(main, ["status"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return next(line for line in result.output.splitlines() if line.startswith("models:"))
+
+    repo.save(iris_model, "iris", input_example=iris[0].head(3), **FAST_SAVE)
+    assert status() == "models: 1 (1 version)"
+    repo.save(iris_model, "iris", input_example=iris[0].head(3), **FAST_SAVE)
+    assert status() == "models: 1 (2 versions)"
+    iris[0].head(1).to_csv(tmp_path / "one.csv", index=False)
+    scored = CliRunner().invoke(
+        main, ["score", "iris", str(tmp_path / "one.csv"), str(tmp_path / "out.csv")]
+    )
+    assert scored.exit_code == 0, scored.output
+    assert "Scored 1 row from 1 file into" in scored.output

@@ -268,7 +268,7 @@ def _show_version(version: ModelVersion) -> None:
         ("created", version.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")),
         ("source", version.source),
         ("path", str(version.path)),
-        ("size", f"{version.size_bytes:,} bytes"),
+        ("size", counted(version.size_bytes, "byte")),
         ("tags", ", ".join(f"{k}={v}" for k, v in version.tags.items()) or "-"),
         ("metrics", ", ".join(f"{k}={v:g}" for k, v in version.metrics.items()) or "-"),
         ("input example", "yes" if version.has_input_example else "no"),
