@@ -62,7 +62,8 @@ def open_actions(page: Any, ref: str) -> list[str]:
     enabled = [
         item.get_attribute("data-command").removeprefix("sparkserve:")
         for item in items.all()
-        if "lm-mod-disabled" not in (item.get_attribute("class") or "")
+        if item.get_attribute("data-command")  # not a separator
+        and "lm-mod-disabled" not in (item.get_attribute("class") or "")
         and not item.get_attribute("data-target")
     ]
     assert enabled, "an Actions menu without an enabled item"
