@@ -102,16 +102,26 @@ async def test_deploy_score_and_undeploy(api: Api, registered: str, iris, iris_m
     assert "deploy" in (await api("GET", "models/iris/versions/1")).body["actions"]
 
 
-async def test_a_deploy_that_fails_in_the_background_says_why(api: Api, registered: str) -> None:
+async def test_a_deploy_that_fails_in_the_background_says_why(
+    api: Api, repo: ModelRepository, registered: str
+) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        created = await api(
-            "POST", "deployments", body={"ref": registered, "options": {"port": port}}
-        )
-        assert created.status == 202
-        failed = await settled(api, created.body["id"])
+        # A port in use when asked is refused at once, nothing recorded (tests/test_dialogs.py)
+        body = {"ref": registered, "options": {"port": port}}
+        refused = await api("POST", "deployments", body=body)
+        assert (refused.status, refused.body["field"]) == (409, "port")
+    # Taken between the answer and the start: the start fails, and the deployment says why.
+    service = Deployments(repo)
+    deployment = service.begin(registered, options={"port": port})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        with pytest.raises(Conflict):
+            service.launch(deployment.id, {"port": port})
+    failed = await api("GET", f"deployments/{deployment.id}")
     assert failed.body["status"] == "failed"
     assert f"Port {port} on 127.0.0.1 is already in use" in failed.body["error"]
     assert (await api("GET", "models/iris/versions/1")).body["deployed"] is False
