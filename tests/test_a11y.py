@@ -133,23 +133,22 @@ def test_sidebar_menu_and_dialog_pass_axe_in_both_themes(
     if theme == "dark":
         use_dark_theme(tmp_path)
 
-    # A running deployment and a finished job: the Deployments and Jobs sections show their
+    # A running deployment and finished jobs: the Deployments and Jobs sections show their
     # status colours too.
     deployments = Deployments(repository)
     deployments.deploy("iris:1")
     lab = start_lab(tmp_path, home)
     try:
-        job = lab.api(
-            "POST",
-            "sparkserve/api/v1/jobs",
-            {"spec": {"model": "iris:1", "input": "iris.csv", "output": "scored.csv"}},
-        )
-        deadline = time.monotonic() + 180
-        while job["status"] in ("queued", "running"):
-            assert time.monotonic() < deadline, job
-            time.sleep(0.5)
-            job = lab.api("GET", f"sparkserve/api/v1/jobs/{job['id']}")
-        assert job["status"] == "succeeded", job
+        # and a failed one, whose error line is red text in the jobs view
+        for source, ending in (("iris.csv", "succeeded"), ("gone.csv", "failed")):
+            spec = {"model": "iris:1", "input": source, "output": f"scored-{ending}.csv"}
+            job = lab.api("POST", "sparkserve/api/v1/jobs", {"spec": spec})
+            deadline = time.monotonic() + 180
+            while job["status"] in ("queued", "running"):
+                assert time.monotonic() < deadline, job
+                time.sleep(0.5)
+                job = lab.api("GET", f"sparkserve/api/v1/jobs/{job['id']}")
+            assert job["status"] == ending, job
         page, errors = open_lab(browser, lab)
         light = "false" if theme == "dark" else "true"
         page.wait_for_selector(
