@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from _lab import (
     SIDEBAR,
@@ -73,6 +74,24 @@ def assert_no_serious_violation(page: Any) -> None:
     assert found == [], "\n".join(found)
 
 
+def cancel_colours(page: Any) -> list[str]:
+    """The texts of a cancelled job drawn in the colour of a failed job's error line."""
+    return page.evaluate(
+        """() => {
+          const job = s => document.querySelector(`#jp-sparkserve-sidebar ${s}`);
+          const failed = job('[data-testid="sparkserve-job"][data-status="failed"]');
+          const cancelled = job('[data-testid="sparkserve-job"][data-status="cancelled"]');
+          if (!failed || !cancelled) return ['a failed and a cancelled job are not both shown'];
+          const red = getComputedStyle(
+            failed.querySelector('[data-testid="sparkserve-job-status"]')).color;
+          return [...cancelled.querySelectorAll('*')]
+            .filter(node => node.childElementCount === 0 && node.textContent.trim())
+            .filter(node => getComputedStyle(node).color === red)
+            .map(node => node.textContent.trim());
+        }"""
+    )
+
+
 def unnamed_buttons(page: Any) -> list[str]:
     """Our buttons (and menu items) without an accessible name: text, aria-label or title."""
     return page.evaluate(
@@ -114,7 +133,7 @@ def test_unavailable_actions_complete_the_enabled_ones(
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_sidebar_menu_and_dialog_pass_axe_in_both_themes(
-    browser, tmp_path: Path, home: Path, iris, iris_model, theme: str
+    browser, tmp_path: Path, home: Path, iris, iris_model, slow_model, theme: str
 ) -> None:
     features, _target = iris
     repository = ModelRepository(Settings.from_env())
@@ -149,6 +168,16 @@ def test_sidebar_menu_and_dialog_pass_axe_in_both_themes(
                 time.sleep(0.5)
                 job = lab.api("GET", f"sparkserve/api/v1/jobs/{job['id']}")
             assert job["status"] == ending, job
+        # and one the user cancelled: not a failure, so not in error red
+        pd.DataFrame({"x1": [1.0] * 4, "x2": [2.0] * 4}).to_csv(tmp_path / "xs.csv", index=False)
+        spec = {"model": slow_model(60.0), "input": "xs.csv", "output": "slow.csv"}
+        job = lab.api("POST", "sparkserve/api/v1/jobs", {"spec": spec})
+        deadline = time.monotonic() + 180
+        while not (tmp_path / "predicting").exists():
+            assert time.monotonic() < deadline, "the slow job never started predicting"
+            time.sleep(0.3)
+        job = lab.api("POST", f"sparkserve/api/v1/jobs/{job['id']}/cancel")
+        assert job["status"] == "cancelled" and job["error"], job  # an error line to colour
         page, errors = open_lab(browser, lab)
         light = "false" if theme == "dark" else "true"
         page.wait_for_selector(
@@ -174,6 +203,7 @@ def test_sidebar_menu_and_dialog_pass_axe_in_both_themes(
         assert box["x"] + box["width"] <= sidebar["x"] + sidebar["width"] + 1  # no overflow
         assert_no_serious_violation(page)
         assert unnamed_buttons(page) == []
+        assert cancel_colours(page) == []
         # The check can fail: the old error line (status red on the second layout colour,
         # 4.3:1 in the light theme and 2.7:1 in the dark one) is caught.
         page.evaluate(PROBE)
