@@ -87,6 +87,18 @@ def _why_not(action: Action, state: VersionState) -> str:
     return "Not available for this version now."
 
 
+def deployment_unavailable(status: str) -> list[tuple[Action, str]]:
+    """What a deployment in `status` does not offer now, with why (a face greys it)."""
+    offered = deployment_actions(status)
+    why = {
+        Action.UNDEPLOY: f"It is {status}: there is nothing to undeploy.",
+        Action.SNIPPETS: "Its endpoint does not answer yet."
+        if status == "starting"
+        else f"It is {status}: no endpoint answers.",
+    }
+    return [(action, reason) for action, reason in why.items() if action not in offered]
+
+
 def deployment_actions(status: str) -> list[Action]:
     """What a deployment in `status` offers: Undeploy while it is deployed, snippets while
     its endpoint answers."""

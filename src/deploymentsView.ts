@@ -158,8 +158,8 @@ export class DeploymentsView {
     });
     copy.prepend(copyIcon.element({ tag: 'span', className: 'jp-SparkserveButton-icon' }));
     copy.disabled = !deployment.url;
-    const actions = deployment.actions.map(action =>
-      button(
+    const make = (action: string, reason = ''): [string, HTMLButtonElement] => {
+      const made = button(
         LABELS[action] ?? action,
         event => {
           (event.currentTarget as HTMLButtonElement).disabled = true;
@@ -167,10 +167,20 @@ export class DeploymentsView {
         },
         {
           className: `jp-SparkserveDeployment-action jp-SparkserveDeployment-${action}`,
-          testId: `sparkserve-deployment-${action}`
+          testId: `sparkserve-deployment-${action}`,
+          title: reason
         }
-      )
-    );
+      );
+      made.disabled = reason !== ''; // not offered now: greyed with the core's reason
+      return [action, made];
+    };
+    const order = Object.keys(LABELS);
+    const actions = [
+      ...deployment.actions.map(action => make(action)),
+      ...(deployment.unavailable ?? []).map(({ action, reason }) => make(action, reason))
+    ]
+      .sort(([a], [b]) => order.indexOf(a) - order.indexOf(b))
+      .map(([, made]) => made);
     const facts = deployment.shown.map(fact => `${fact.label} ${fact.value}`).join(', ');
     const detail = deployment.status === 'starting' ? deployment.progress : facts;
     return el(

@@ -732,6 +732,12 @@ export interface components {
             }[];
             /** @description What it offers now (lifecycle.deployment_actions); exactly what a face shows. */
             actions: ("undeploy" | "snippets")[];
+            /** @description The other ones, each with why it is not offered now (a face greys them). */
+            unavailable: {
+                /** @enum {string} */
+                action: "undeploy" | "snippets";
+                reason: string;
+            }[];
             /** @description While it is starting, the last step its target logged ("Endpoint sparkserve-churn-3: Creating (95 s)"); empty otherwise. */
             progress: string;
             error: string;

@@ -28,7 +28,12 @@ from conftest import FAST_SAVE
 from jupyter_sparkserve.config import Settings
 from jupyter_sparkserve.deploy.deployments import Deployments
 from jupyter_sparkserve.deploy.mlflow import MlflowRegistry
-from jupyter_sparkserve.lifecycle import unavailable_actions, version_states
+from jupyter_sparkserve.lifecycle import (
+    deployment_actions,
+    deployment_unavailable,
+    unavailable_actions,
+    version_states,
+)
 from jupyter_sparkserve.repository import ModelRepository
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -129,6 +134,14 @@ def test_unavailable_actions_complete_the_enabled_ones(
     repo.save(iris_model, "iris", input_example=iris[0].head(3), **FAST_SAVE)
     [state] = version_states(repo, [("iris", 1)])
     assert dict(unavailable_actions(state))[Action.DEPLOY].startswith("Register it first")
+    # A deployment's too.
+    for status in ("starting", "running", "stopped", "failed"):
+        offered = set(deployment_actions(status))
+        greyed = dict(deployment_unavailable(status))
+        assert not offered & set(greyed) and offered | set(greyed) == {
+            Action.UNDEPLOY,
+            Action.SNIPPETS,
+        }
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
@@ -156,6 +169,10 @@ def test_sidebar_menu_and_dialog_pass_axe_in_both_themes(
     # status colours too.
     deployments = Deployments(repository)
     deployments.deploy("iris:1")
+    # and one recorded as starting, never launched: its Snippets is greyed with why
+    repository.save(iris_model, "third", input_example=features.head(3), **FAST_SAVE)
+    MlflowRegistry(repository).register("third:1")
+    starting = deployments.begin("third:1")
     lab = start_lab(tmp_path, home)
     try:
         # and a failed one, whose error line is red text in the jobs view
@@ -204,6 +221,12 @@ def test_sidebar_menu_and_dialog_pass_axe_in_both_themes(
         assert_no_serious_violation(page)
         assert unnamed_buttons(page) == []
         assert cancel_colours(page) == []
+        snippets = page.locator(
+            f'{SIDEBAR} [data-testid="sparkserve-deployment"][data-deployment-id="{starting.id}"]'
+            ' [data-testid="sparkserve-deployment-snippets"]'
+        )
+        assert snippets.is_disabled()
+        assert snippets.get_attribute("title") == "Its endpoint does not answer yet."
         # The check can fail: the old error line (status red on the second layout colour,
         # 4.3:1 in the light theme and 2.7:1 in the dark one) is caught.
         page.evaluate(PROBE)

@@ -22,7 +22,13 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from ..errors import Conflict, NotFound, remedy
-from ..lifecycle import DEPLOYED_STATUSES, Action, deployment_actions, require_registered
+from ..lifecycle import (
+    DEPLOYED_STATUSES,
+    Action,
+    deployment_actions,
+    deployment_unavailable,
+    require_registered,
+)
 from ..processes import log_tail
 from ..repository import ModelRef, ModelRepository, ModelVersion
 from ..repository import database as db
@@ -85,6 +91,10 @@ class Deployment:
             "details": self.details,
             "shown": [{"label": label, "value": value} for label, value in self.shown_details()],
             "actions": [action.value for action in self.actions],
+            "unavailable": [
+                {"action": action.value, "reason": why}
+                for action, why in deployment_unavailable(self.status)
+            ],
             "progress": self.progress(),
             "error": self.error,
             "created_at": self.created_at.isoformat(),
