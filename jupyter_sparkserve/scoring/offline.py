@@ -175,6 +175,9 @@ def kept_columns(
 
 
 def _input_schema(model_path: Path) -> Any:
+    from .skops_types import prepare_loading
+
+    prepare_loading(model_path)  # before MLflow: see there
     from mlflow.models import Model
 
     return Model.load(str(model_path)).get_input_schema()

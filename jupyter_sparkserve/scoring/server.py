@@ -65,6 +65,9 @@ class EndpointConfig:
 
 class ScoringApp:
     def __init__(self, config: EndpointConfig, token: str | None = None) -> None:
+        from .skops_types import prepare_loading
+
+        prepare_loading(config.model_path)
         import mlflow
         import mlflow.pyfunc
 

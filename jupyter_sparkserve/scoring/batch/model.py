@@ -28,6 +28,9 @@ class BatchModel:
 
     @classmethod
     def load(cls, model_path: str | os.PathLike[str]) -> BatchModel:
+        from ..skops_types import prepare_loading
+
+        prepare_loading(model_path)
         import mlflow.pyfunc
 
         return cls(mlflow.pyfunc.load_model(os.fspath(model_path)))
