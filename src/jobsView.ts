@@ -107,11 +107,17 @@ class JobRow {
     this._title.textContent = job.title;
     this._title.title = job.output_path;
     this._rows.textContent = job.progress_text;
-    const fraction = job.status === 'succeeded' ? 1 : job.fraction;
-    this._progress.classList.toggle('jp-mod-indeterminate', fraction === null && this.active);
+    // The core's share: 1 only once the job succeeded, below 1 while it runs or after a stop.
+    const fraction = job.fraction;
+    const indeterminate = fraction === null && this.active;
+    this._progress.classList.toggle('jp-mod-indeterminate', indeterminate);
     const percent = Math.round(100 * Math.min(1, Math.max(0, fraction ?? 0)));
     this._bar.style.width = `${percent}%`;
-    this._progress.setAttribute('aria-valuenow', String(percent));
+    if (indeterminate) {
+      this._progress.removeAttribute('aria-valuenow'); // ARIA: no value while unknown
+    } else {
+      this._progress.setAttribute('aria-valuenow', String(percent));
+    }
     this._error.textContent = job.error;
     this._error.hidden = !job.error;
     this._renderWhen(job);

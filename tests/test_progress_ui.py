@@ -29,7 +29,9 @@ def job_row(page: Any, job_id: str) -> Any:
 
 
 def bar_value(row: Any) -> int:
-    return int(row.locator(".jp-SparkserveJob-progress").get_attribute("aria-valuenow"))
+    """The bar's share in percent; an indeterminate bar (no value yet) counts as 0."""
+    value = row.locator(".jp-SparkserveJob-progress").get_attribute("aria-valuenow")
+    return 0 if value is None else int(value)
 
 
 def show_job(page: Any, job_id: str) -> Any:

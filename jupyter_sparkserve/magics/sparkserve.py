@@ -277,7 +277,7 @@ class SparkserveMagics(RepositoryMagics):
 
 
 def _batch_progress(show: Show) -> Callable[[BatchProgress], None]:
-    return lambda progress: show(progress.fraction, f"{progress.rows_done:,} rows")
+    return lambda progress: show(progress.fraction, progress.text)
 
 
 def _chunk_progress(show: Show) -> Callable[[int, int], None]:
