@@ -77,14 +77,20 @@ export class ModelList {
       className: 'jp-SparkserveModelList-next',
       testId: 'sparkserve-next-page'
     });
-    const pager = el(
+    this._pager = el(
       'div',
-      { className: 'jp-SparkserveModelList-pager' },
+      { className: 'jp-SparkserveModelList-pager', testId: 'sparkserve-pager' },
       this._previous,
       this._pageInfo,
       this._next
     );
-    this.node = el('div', { className: 'jp-SparkserveModelList' }, this._filter, this._rows, pager);
+    this.node = el(
+      'div',
+      { className: 'jp-SparkserveModelList' },
+      this._filter,
+      this._rows,
+      this._pager
+    );
     this._renderPager();
   }
 
@@ -184,6 +190,8 @@ export class ModelList {
     }
     this._previous.disabled = this._previousOffset() === null;
     this._next.disabled = page === null || page.next_offset === null;
+    // As JupyterLab's own lists: a pager only when there is more than one page.
+    this._pager.hidden = this._previous.disabled && this._next.disabled;
   }
 
   private _renderModel(model: IModelSummary): HTMLElement {
@@ -420,6 +428,7 @@ export class ModelList {
   private _filter: HTMLInputElement;
   private _rows: HTMLElement;
   private _pageInfo: HTMLElement;
+  private _pager: HTMLElement;
   private _previous: HTMLButtonElement;
   private _next: HTMLButtonElement;
   private _page: IModelPage | null = null;

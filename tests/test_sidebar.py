@@ -461,6 +461,13 @@ def test_first_page_of_2000_models_shows_in_under_a_second(
             arg=[rows, "model-1900"],
         )
         assert info.inner_text() == "1\N{EN DASH}50 of 100"
+        pager = page.locator(f'{SIDEBAR} [data-testid="sparkserve-pager"]')
+        assert pager.is_visible()
+        page.locator(f'{SIDEBAR} [data-testid="sparkserve-filter"]').fill("MODEL-1999")
+        page.wait_for_function(
+            "([rows]) => document.querySelectorAll(rows).length === 1", arg=[rows]
+        )
+        pager.wait_for(state="hidden")  # one page: no pager, as in JupyterLab's own lists
         api_ms = []
         for _ in range(5):
             started = time.perf_counter()
