@@ -1,5 +1,5 @@
 import { CommandRegistry } from '@lumino/commands';
-import { ReadonlyJSONObject } from '@lumino/coreutils';
+import { ReadonlyJSONObject, ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { h, VirtualElement } from '@lumino/virtualdom';
 import { Menu } from '@lumino/widgets';
 
@@ -40,6 +40,11 @@ function rank(order: string[], action: string): number {
   return at < 0 ? order.length : at;
 }
 
+/** Whether a command's arguments name a version (run from the menu, not bare from elsewhere). */
+function isTarget(args: ReadonlyPartialJSONObject): boolean {
+  return typeof args.ref === 'string';
+}
+
 export type ActionHandler = (action: string, target: IActionTarget, deployTo?: string) => void;
 
 /** The command id of an action: its `data-command` in the menu's DOM. */
@@ -52,8 +57,11 @@ export function actionCommand(action: string): string {
  * API, in that order, and nothing else. No lifecycle rule is decided here.
  */
 export class ActionsMenu {
-  constructor(handler: ActionHandler) {
+  /** `commands` is JupyterLab's registry: the menu's items are commands there like any
+   * other menu's (`sparkserve:ACTION`), enabled only for a version the menu was opened on. */
+  constructor(handler: ActionHandler, commands: CommandRegistry) {
     this._handler = handler;
+    this._commands = commands;
   }
 
   /**
@@ -141,7 +149,7 @@ export class ActionsMenu {
           known
             ? (this._unavailable.get(action) ?? '')
             : 'This sidebar does not know this action: upgrade it.',
-        isEnabled: () => known && !this._unavailable.has(action),
+        isEnabled: args => isTarget(args) && known && !this._unavailable.has(action),
         dataset: { action },
         execute: args => this._handler(action, args as unknown as IActionTarget)
       });
@@ -163,8 +171,10 @@ export class ActionsMenu {
           const notNow = this._unavailable.get('deploy');
           return notNow ?? (now && !now.usable ? now.detail : '');
         },
-        isEnabled: () =>
-          !this._unavailable.has('deploy') && (this._deployTo.get(id)?.usable ?? false),
+        isEnabled: args =>
+          isTarget(args) &&
+          !this._unavailable.has('deploy') &&
+          (this._deployTo.get(id)?.usable ?? false),
         dataset: { action: 'deploy', target: status.target },
         execute: args =>
           this._handler('deploy', args as unknown as IActionTarget, status.target)
@@ -176,7 +186,7 @@ export class ActionsMenu {
   private _deployTo = new Map<string, ITargetStatus>();
   /** The open menu's greyed actions and why (the core's `unavailable`). */
   private _unavailable = new Map<string, string>();
-  private _commands = new CommandRegistry();
+  private _commands: CommandRegistry;
   private _handler: ActionHandler;
   private _menu: Menu | null = null;
 }

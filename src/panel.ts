@@ -87,7 +87,8 @@ export class SparkservePanel extends Widget {
       copy: text => Clipboard.copyToSystem(text)
     });
     this._menu = new ActionsMenu(
-      (action, target, deployTo) => void runAction(action, target, this._context, deployTo)
+      (action, target, deployTo) => void runAction(action, target, this._context, deployTo),
+      options.commands
     );
     this._models = new ModelList({
       onActions: (target, anchor) =>
