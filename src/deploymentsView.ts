@@ -3,6 +3,7 @@ import { copyIcon } from '@jupyterlab/ui-components';
 
 import { api, DeploymentStatus, errorMessage, IDeployment } from './api';
 import { button, el } from './dom';
+import { Rereader } from './rereader';
 import { collapsibleSection } from './section';
 
 /** While a deployment starts, its step is read this often (it is in its log, not a row). */
@@ -50,20 +51,7 @@ export class DeploymentsView {
 
   /** Read the deployments again (one read at a time; a call during one reads once more). */
   async refresh(): Promise<void> {
-    if (this._reading !== null) {
-      this._again = true;
-      return this._reading;
-    }
-    this._reading = this._read();
-    try {
-      await this._reading;
-    } finally {
-      this._reading = null;
-    }
-    if (this._again) {
-      this._again = false;
-      await this.refresh();
-    }
+    await this._reads.run();
   }
 
   /** Follow a deployment the sidebar just started. */
@@ -216,8 +204,7 @@ export class DeploymentsView {
   /** The deployments whose start the sidebar follows with a notification. */
   private _followed = new Set<string>();
   private _baseline = false;
-  private _reading: Promise<void> | null = null;
-  private _again = false;
+  private _reads = new Rereader(() => this._read());
   private _timer = 0;
   private _disposed = false;
 }

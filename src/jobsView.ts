@@ -1,5 +1,6 @@
 import { api, errorMessage, IJob, JobStatus } from './api';
 import { button, el } from './dom';
+import { Rereader } from './rereader';
 import { collapsibleSection } from './section';
 
 /** Statuses of a job that is not over yet. */
@@ -235,20 +236,7 @@ export class JobsView {
 
   /** Read the jobs again (one read at a time; a call during a read reads once more after). */
   async refresh(): Promise<void> {
-    if (this._reading !== null) {
-      this._again = true;
-      return this._reading;
-    }
-    this._reading = this._read();
-    try {
-      await this._reading;
-    } finally {
-      this._reading = null;
-    }
-    if (this._again) {
-      this._again = false;
-      await this.refresh();
-    }
+    await this._reads.run();
   }
 
   /** Show a job the sidebar just started, and follow it. */
@@ -350,8 +338,7 @@ export class JobsView {
   private _seen = new Map<string, JobStatus>();
   private _baseline = false;
   private _clear: HTMLButtonElement;
-  private _reading: Promise<void> | null = null;
-  private _again = false;
+  private _reads = new Rereader(() => this._read());
   private _timer = 0;
   private _disposed = false;
 }
