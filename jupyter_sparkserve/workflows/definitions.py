@@ -191,21 +191,29 @@ def run_spec(
 ) -> BatchResult:
     """Score what `spec` says, in this process (a job's process, or `sparkserve score`)."""
     return score(
-        spec.model,
-        spec.input,
-        spec.output,
-        engine=spec.engine,
-        input_format=spec.input_format,
-        output_format=spec.output_format,
-        keep_columns=None if spec.keep_columns is None else list(spec.keep_columns),
-        prediction_column=spec.prediction_column,
-        spark_config=dict(spec.spark_config) or None,
-        lib_jars=list(spec.lib_jars) or None,
+        **score_arguments(spec),
         repository=repository,
         progress=progress,
         cancel=cancel,
         writer_tag=writer_tag,
     )
+
+
+def score_arguments(spec: WorkflowSpec) -> dict[str, Any]:
+    """`spec` as the arguments of `offline.score` and `offline.prepare`: the run and the
+    check before it (`preflight.check_score`) read a spec the same way."""
+    return {
+        "model": spec.model,
+        "input": spec.input,
+        "output": spec.output,
+        "engine": spec.engine,
+        "input_format": spec.input_format,
+        "output_format": spec.output_format,
+        "keep_columns": None if spec.keep_columns is None else list(spec.keep_columns),
+        "prediction_column": spec.prediction_column,
+        "spark_config": dict(spec.spark_config) or None,
+        "lib_jars": list(spec.lib_jars) or None,
+    }
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..confinement import Confinement
 from ..repository import ModelRepository
 from ..scoring.offline import prepare
-from .definitions import WorkflowSpec
+from .definitions import WorkflowSpec, score_arguments
 
 
 def check_score(
@@ -24,16 +24,4 @@ def check_score(
     if any(spec.variables().values()):
         return
     spec = spec.absolute()
-    prepare(
-        spec.model,
-        spec.input,
-        spec.output,
-        engine=spec.engine,
-        input_format=spec.input_format,
-        output_format=spec.output_format,
-        keep_columns=None if spec.keep_columns is None else list(spec.keep_columns),
-        prediction_column=spec.prediction_column,
-        spark_config=dict(spec.spark_config) or None,
-        lib_jars=list(spec.lib_jars) or None,
-        repository=repository,
-    )
+    prepare(**score_arguments(spec), repository=repository)
