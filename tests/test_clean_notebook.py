@@ -10,12 +10,13 @@ import logging
 import os
 import subprocess
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_magics import Kernel, bundle_of, expected_predictions, start_kernel
+from test_magics import Kernel, bundle_of, expected_predictions
+from test_magics import kernel as kernel  # the fixtures, shared with the magics tests
+from test_magics import undeploy_at_end as undeploy_at_end
 
 from jupyter_sparkserve.cells import CELLS_MIME_TYPE
 from jupyter_sparkserve.deploy.deployments import Deployments
@@ -26,21 +27,6 @@ from jupyter_sparkserve.workflows import JobRunner
 
 # What a user holds under the names a snippet would once have overwritten.
 USER_VALUES = {"model": "my own model", "data": [1, 2, 3], "predictions": {"mine": True}}
-
-
-@pytest.fixture
-def kernel(home: Path, tmp_path: Path) -> Iterator[Kernel]:
-    started = start_kernel(home, tmp_path)
-    yield started
-    started.close()
-
-
-@pytest.fixture
-def undeploy_at_end(repo: ModelRepository) -> Iterator[Deployments]:
-    deployments = Deployments(repo)
-    yield deployments
-    for deployment in deployments.list(active_only=True):
-        deployments.undeploy(deployment.id)
 
 
 def cells_of(outputs: dict[str, list]) -> list[str]:
