@@ -1,9 +1,11 @@
-"""A real `jupyter lab` and a real Chromium for the browser tests (test_ui, test_sidebar)."""
+"""A real `jupyter lab` and a real Chromium for the browser tests (test_ui, test_sidebar), and
+what they look for in it: the sidebar's rows and the notifications."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -32,6 +34,14 @@ CHROMIUM_FLAGS = [
 
 SIDEBAR_TAB = 'li[data-id="jp-sparkserve-sidebar"]'
 SIDEBAR = "#jp-sparkserve-sidebar"
+SLOW = 180_000  # ms: MLflow's first registration, an endpoint, a kernel, a job on 2 cores
+
+# Every notification toast: whether it is an error one, and its text (JupyterLab cuts it at 140
+# characters).
+TOASTS = """() => [...document.querySelectorAll('.Toastify__toast')].map(toast => ({
+  error: toast.className.includes('jp-Notification-Toast-error'),
+  text: (toast.querySelector('.jp-toast-message') || toast).innerText
+}))"""
 
 
 @dataclass
@@ -194,3 +204,40 @@ def run_cell(page: Any, cell: Any) -> None:
 def our_errors(errors: list[str]) -> list[str]:
     """Console errors that come from the extension (a page error, or a message naming it)."""
     return [e for e in errors if e.startswith("page error") or "sparkserve" in e.lower()]
+
+
+def model_row(page: Any, name: str) -> Any:
+    return page.locator(f'{SIDEBAR} [data-testid="sparkserve-model"][data-model="{name}"]')
+
+
+def version_row(page: Any, ref: str) -> Any:
+    return page.locator(f'{SIDEBAR} [data-testid="sparkserve-version"][data-ref="{ref}"]')
+
+
+def _matching_toast(page: Any, pattern: str, timeout: float) -> tuple[int, str]:
+    """The index and text of the first notification toast whose text matches `pattern` (a
+    regex), once one shows; an error toast meanwhile fails the test."""
+    deadline = time.monotonic() + timeout / 1000
+    seen: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        seen = page.evaluate(TOASTS)
+        for index, found in enumerate(seen):
+            if found["error"]:
+                pytest.fail(f"an error notification: {found['text']}")
+            if re.search(pattern, found["text"]):
+                return index, found["text"]
+        time.sleep(0.2)
+    pytest.fail(f"no notification matching {pattern!r}; seen: {seen!r}")
+
+
+def toast(page: Any, pattern: str, timeout: float = SLOW) -> Any:
+    """The notification toast whose text matches `pattern` (a regex), once it shows; an error
+    toast meanwhile fails the test."""
+    index, _ = _matching_toast(page, pattern, timeout)
+    return page.locator(".Toastify__toast").nth(index)
+
+
+def wait_for_message(page: Any, pattern: str, timeout: float = SLOW) -> str:
+    """Wait until a notification of the sidebar says `pattern` (a regex); its text. An error
+    notification fails the test."""
+    return _matching_toast(page, pattern, timeout)[1]

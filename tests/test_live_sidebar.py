@@ -9,12 +9,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from _lab import (
     SIDEBAR,
     SIDEBAR_TAB,
+    SLOW,
+    model_row,
     open_lab,
     our_errors,
     our_tracebacks,
@@ -23,6 +24,7 @@ from _lab import (
     screenshot,
     start_lab,
     stop_lab,
+    toast,
 )
 from _lab import browser as browser  # the fixture, for the tests below
 
@@ -32,8 +34,6 @@ from jupyter_sparkserve.lifecycle import deployment_actions
 from jupyter_sparkserve.repository import ModelRepository
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
-
-SLOW = 180_000  # ms: a job's first run on 2 shared cores
 
 SAVE = """
 import sys
@@ -46,32 +46,6 @@ with ModelRepository.open() as repo:
     print(repo.save(model, sys.argv[1], input_example=frame.head(2),
                     pip_requirements=["scikit-learn", "pandas"]).ref)
 """
-
-# Every toast: whether it is an error one, and its text (JupyterLab cuts it at 140 characters).
-TOASTS = """() => [...document.querySelectorAll('.Toastify__toast')].map(toast => ({
-  error: toast.className.includes('jp-Notification-Toast-error'),
-  text: (toast.querySelector('.jp-toast-message') || toast).innerText
-}))"""
-
-
-def model_row(page: Any, name: str) -> Any:
-    return page.locator(f'{SIDEBAR} [data-testid="sparkserve-model"][data-model="{name}"]')
-
-
-def toast(page: Any, pattern: str, timeout: float = SLOW) -> Any:
-    """The notification toast whose text matches `pattern` (a regex), once it shows; an error
-    toast meanwhile fails the test."""
-    deadline = time.monotonic() + timeout / 1000
-    seen: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        seen = page.evaluate(TOASTS)
-        for index, found in enumerate(seen):
-            if found["error"]:
-                pytest.fail(f"an error notification: {found['text']}")
-            if re.search(pattern, found["text"]):
-                return page.locator(".Toastify__toast").nth(index)
-        time.sleep(0.2)
-    pytest.fail(f"no notification matching {pattern!r}; seen: {seen!r}")
 
 
 def test_the_sidebar_follows_other_faces_and_a_finished_job_opens_its_output(

@@ -21,6 +21,8 @@ from _containers import container_engine as container_engine
 from _lab import (
     SIDEBAR,
     SIDEBAR_TAB,
+    SLOW,
+    model_row,
     open_lab,
     our_errors,
     our_tracebacks,
@@ -30,6 +32,8 @@ from _lab import (
     start_lab,
     stop_lab,
     use_dark_theme,
+    version_row,
+    wait_for_message,
 )
 from _lab import browser as browser  # the fixture, for the tests below
 from conftest import ARTIFACTS_DIR, FAST_SAVE, TESTS_DIR
@@ -41,15 +45,6 @@ from jupyter_sparkserve.repository import ModelRepository
 
 ROOT = TESTS_DIR.parent
 MENU = ".jp-SparkserveActionsMenu"
-SLOW = 180_000  # ms: MLflow's first registration, an endpoint or a kernel starting on 2 cores
-
-
-def model_row(page: Any, name: str) -> Any:
-    return page.locator(f'{SIDEBAR} [data-testid="sparkserve-model"][data-model="{name}"]')
-
-
-def version_row(page: Any, ref: str) -> Any:
-    return page.locator(f'{SIDEBAR} [data-testid="sparkserve-version"][data-ref="{ref}"]')
 
 
 def open_actions(page: Any, ref: str) -> list[str]:
@@ -86,29 +81,6 @@ def choose(page: Any, action: str) -> None:
 
 def core_actions(repository: ModelRepository, ref: str) -> list[str]:
     return [action.value for action in version_actions(repository, ref)]
-
-
-# Every notification toast: whether it is an error one, and its text (cut at 140 characters).
-TOASTS = """() => [...document.querySelectorAll('.Toastify__toast')].map(toast => ({
-  error: toast.className.includes('jp-Notification-Toast-error'),
-  text: (toast.querySelector('.jp-toast-message') || toast).innerText
-}))"""
-
-
-def wait_for_message(page: Any, pattern: str, timeout: float = SLOW) -> str:
-    """Wait until a notification of the sidebar says `pattern` (a regex); fail on an error
-    notification."""
-    deadline = time.monotonic() + timeout / 1000
-    seen: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        seen = page.evaluate(TOASTS)
-        for found in seen:
-            if found["error"]:
-                pytest.fail(f"the sidebar reported an error: {found['text']}")
-            if re.search(pattern, found["text"]):
-                return found["text"]
-        time.sleep(0.2)
-    pytest.fail(f"no notification matching {pattern!r}; seen: {seen!r}")
 
 
 def job_succeeded_with_log(page: Any, job: Any, text: str, timeout: float) -> Any:
