@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import requests
+from test_local_endpoint import endpoints as endpoints  # the fixture: stops what a test started
 
 from jupyter_sparkserve import processes
 from jupyter_sparkserve.deploy import mlflow as mlflow_registry
@@ -42,14 +42,6 @@ def warm(warm_run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """A running warm scorer, used and never started by the code under test."""
     monkeypatch.setenv(protocol.MODE_ENV, "use")
     return client.start(idle_timeout=600)
-
-
-@pytest.fixture
-def endpoints() -> Iterator[list[LocalEndpoint]]:
-    started: list[LocalEndpoint] = []
-    yield started
-    for endpoint in started:
-        stop_endpoint(endpoint)
 
 
 def forked_runs() -> list[dict[str, Any]]:
