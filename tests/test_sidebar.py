@@ -128,7 +128,7 @@ def test_actions_menu_register_deploy_snippets_undeploy_and_score(
     scoring_output = tmp_path / "score-out" / "scored.csv"
     scoring_output.parent.mkdir()
 
-    lab = start_lab(tmp_path, home)
+    lab = start_lab(tmp_path, home, "--LabApp.expose_app_in_browser=True")
     try:
         put_notebook(lab, "sidebar.ipynb", [("first", "print('the snippets go below')")])
         page, errors = open_lab(browser, lab, "lab/tree/sidebar.ipynb")
@@ -148,6 +148,12 @@ def test_actions_menu_register_deploy_snippets_undeploy_and_score(
         # Its Actions menu holds exactly what the core enables, nothing more.
         assert open_actions(page, "iris:1") == core_actions(repository, "iris:1")
         screenshot(page, "sidebar-actions-menu.png")
+        # Its items are commands in JupyterLab's own registry, usable only with a version.
+        assert page.evaluate(
+            "() => [window.jupyterapp.commands.hasCommand('sparkserve:register'),"
+            " window.jupyterapp.commands.isEnabled('sparkserve:register', {ref: 'iris:1'}),"
+            " window.jupyterapp.commands.isEnabled('sparkserve:register', {})]"
+        ) == [True, True, False]
         choose(page, "register")
         wait_for_message(page, r"iris:1 is registered as models:/")
         version_row(page, "iris:1").locator('[data-badge="registered"]').wait_for()
