@@ -4,7 +4,10 @@ installed environment, sparkserve's own code and the model folder.
 Requirements are resolved on this machine at build time: the model's own (MLflow's
 requirements.txt, `mlflow` swapped for `mlflow-skinny`, which is all pyfunc serving needs)
 plus what the endpoint and the batch scorer import, each pinned to the version installed
-here (what the model was trained and tested with). uv installs their wheels from where this
+here (what the model was trained and tested with). The web server's own packages, which no
+prediction depends on, may be older than here (at least what sparkserve declares): a version
+released minutes ago, or installed from elsewhere, is often not yet on the index as a wheel,
+and the image then takes the newest one that is. uv installs their wheels from where this
 machine's pip gets them into a folder, compiled to bytecode and archived, once per set of
 requirements; the archive is cached, and the image unpacks it in one layer. So the image
 builds without network access and with no install step, and the container installs nothing
@@ -44,6 +47,8 @@ SERVING_PACKAGES = (
     "httptools",
     "pyyaml",
 )
+# Serving packages no prediction depends on: pinned at most to the version installed here.
+_PLUMBING = frozenset({"orjson", "uvicorn", "uvloop", "httptools", "pyyaml"})
 # Packages whose distribution is named differently from what is installed here.
 _INSTALLED_AS = {"mlflow-skinny": ("mlflow-skinny", "mlflow")}
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*)$")
@@ -106,7 +111,10 @@ def requirements(model_dir: Path) -> list[str]:
         if key == "mlflow":
             key, name, extras, spec = "mlflow-skinny", "mlflow-skinny", "", ""
         pinned = _installed_version(key)
-        requirement = f"{name}{extras}=={pinned}" if pinned else f"{name}{extras}{spec}"
+        if pinned and key in _PLUMBING and key not in wanted:
+            requirement = f"{name}{extras}{_at_most(key, pinned)}"
+        else:
+            requirement = f"{name}{extras}=={pinned}" if pinned else f"{name}{extras}{spec}"
         wanted.setdefault(key, requirement)
     return sorted(wanted.values(), key=str.lower)
 
@@ -224,6 +232,18 @@ CMD ["serve"]
 
 def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _at_most(key: str, installed: str) -> str:
+    """`<=installed`, with the lower bound sparkserve's own dependencies declare for `key`."""
+    from packaging.requirements import Requirement
+
+    for line in importlib.metadata.requires("jupyter_sparkserve") or []:
+        declared = Requirement(line)
+        if _canonical(declared.name) == key and "extra" not in str(declared.marker or ""):
+            lower = [str(s) for s in declared.specifier if s.operator == ">="]
+            return ",".join([*lower, f"<={installed}"])
+    return f"<={installed}"
 
 
 def _installed_version(key: str) -> str | None:
