@@ -26,6 +26,8 @@ HOME_ENV = "SPARKSERVE_HOME"
 DATABASE_URL_ENV = "SPARKSERVE_DATABASE_URL"
 ARTIFACT_ROOT_ENV = "SPARKSERVE_ARTIFACT_ROOT"
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+# Who a save, a deploy or a job is recorded as when no face says (the OS user otherwise).
+USER_ENV = "SPARKSERVE_USER"
 REGISTRY_URI_ENV = "MLFLOW_REGISTRY_URI"
 DEFAULT_HOME = Path("~/.sparkserve")
 
@@ -220,6 +222,20 @@ def max_jobs_setting(value: int | None = None, environ: Mapping[str, str] | None
     if value < 1:
         raise InvalidInput(f"At least one job must be allowed to run at once, not {value}.")
     return value
+
+
+def current_user(environ: Mapping[str, str] | None = None) -> str:
+    """Who this process acts for: SPARKSERVE_USER, else the OS user ('' when it has no name,
+    as in a container run under a bare uid)."""
+    import getpass
+
+    named = (os.environ if environ is None else environ).get(USER_ENV, "").strip()
+    if named:
+        return named
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no USER/LOGNAME and no passwd entry for the uid
+        return ""
 
 
 def without_secrets(

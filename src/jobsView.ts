@@ -132,7 +132,8 @@ class JobRow {
 
   private _renderWhen(job: IJob): void {
     const started = new Date(job.started_at ?? job.created_at);
-    const parts = [`${job.started_at ? 'started' : 'queued'} ${started.toLocaleTimeString()}`];
+    const by = job.created_by ? ` by ${job.created_by}` : '';
+    const parts = [`${job.started_at ? 'started' : 'queued'} ${started.toLocaleTimeString()}${by}`];
     if (job.seconds !== null) {
       parts.push(formatSeconds(job.seconds));
     }

@@ -334,9 +334,10 @@ export class ModelList {
     );
   }
 
-  /** The version's facts in one tooltip: dates, description, tags and metrics. */
+  /** The version's facts in one tooltip: dates, who saved it, description, tags and metrics. */
   private _summary(version: IModelVersion): string {
-    const lines = [`${version.ref}, saved ${shortDate(version.created_at)}`];
+    const by = version.created_by ? ` by ${version.created_by}` : '';
+    const lines = [`${version.ref}, saved ${shortDate(version.created_at)}${by}`];
     if (version.description) {
       lines.push(version.description);
     }
@@ -362,6 +363,9 @@ export class ModelList {
       );
     };
     fact('Saved', new Date(version.created_at).toLocaleString(), 'created');
+    if (version.created_by) {
+      fact('Saved by', version.created_by, 'created-by');
+    }
     if (version.description) {
       fact('Description', version.description, 'description');
     }

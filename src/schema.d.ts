@@ -552,6 +552,8 @@ export interface components {
             size_bytes: number;
             mlflow_version: string;
             created_at: components["schemas"]["Timestamp"];
+            /** @description Who saved or imported it: the Jupyter user's name through the REST API, the OS user (or SPARKSERVE_USER) from the CLI and magics ('' for one recorded before the repository's schema 5). */
+            created_by: string;
             /** @description Registered in MLflow. */
             registered: boolean;
             /** @description A deployment of it is up. */
@@ -573,6 +575,8 @@ export interface components {
             };
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
+            /** @description Who saved the latest version ('' for one recorded before the repository's schema 5). */
+            created_by: string;
             /** @description The latest version is registered. */
             registered: boolean;
             /** @description The latest version is deployed. */
@@ -743,6 +747,8 @@ export interface components {
             error: string;
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
+            /** @description Who deployed it: the Jupyter user's name through the REST API, the OS user (or SPARKSERVE_USER) from the CLI and magics ('' for one recorded before the repository's schema 5). */
+            created_by: string;
         };
         DeploymentList: {
             items: components["schemas"]["Deployment"][];
@@ -926,6 +932,8 @@ export interface components {
             /** Format: date-time */
             finished_at: string | null;
             updated_at: components["schemas"]["Timestamp"];
+            /** @description Who submitted it: the Jupyter user's name through the REST API, the OS user (or SPARKSERVE_USER) from the CLI and magics ('' for one recorded before the repository's schema 5). */
+            created_by: string;
             /** @description Given in `GET jobs`: where the output is in the Jupyter server's files (relative to its root), to open it there; null when it is elsewhere or does not exist. */
             contents_path?: string | null;
         };

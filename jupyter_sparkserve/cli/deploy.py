@@ -152,8 +152,8 @@ def deployments_list(show_all: bool) -> None:
             click.echo("No deployments." if show_all else "No running deployments (--all for all).")
             return
         table(
-            ["ID", "MODEL", "TARGET", "STATUS", "URL"],
-            [[d.id, d.ref, d.target, d.status, d.url or "-"] for d in found],
+            ["ID", "MODEL", "TARGET", "STATUS", "BY", "URL"],
+            [[d.id, d.ref, d.target, d.status, d.created_by or "-", d.url or "-"] for d in found],
         )
 
     emit([d.to_dict() for d in found], show)
@@ -173,6 +173,7 @@ def deployments_show(deployment_id: str) -> None:
             ("target", deployment.target),
             ("url", deployment.url or "-"),
             ("model uri", deployment.model_uri),
+            ("deployed by", deployment.created_by or "-"),
             *deployment.shown_details(),
         ]
         if deployment.error:

@@ -46,6 +46,7 @@ def show_job(job: Any) -> None:
         ("rows", rows + (f" ({job.fraction:.0%})" if job.fraction is not None else "")),
         ("progress", job.progress_text),
         ("created", job.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")),
+        ("created by", job.created_by or "-"),
         ("duration", "-" if job.seconds is None else f"{job.seconds:.1f} s"),
         ("log", str(job.log_file)),
     ]
@@ -75,7 +76,7 @@ def jobs_list(status: str | None, workflow_id: int | None, limit: int) -> None:
             click.echo("No jobs.")
             return
         table(
-            ["ID", "WORKFLOW", "MODEL", "STATUS", "ROWS", "PROGRESS", "CREATED"],
+            ["ID", "WORKFLOW", "MODEL", "STATUS", "ROWS", "PROGRESS", "CREATED", "BY"],
             [
                 [
                     job.id,
@@ -85,6 +86,7 @@ def jobs_list(status: str | None, workflow_id: int | None, limit: int) -> None:
                     f"{job.rows_done:,}",
                     "-" if job.fraction is None else f"{job.fraction:.0%}",
                     job.created_at.strftime("%Y-%m-%d %H:%M"),
+                    job.created_by or "-",
                 ]
                 for job in found
             ],

@@ -266,6 +266,7 @@ def _show_version(version: ModelVersion) -> None:
         ("aliases", ", ".join(version.aliases) or "-"),
         ("description", version.description or "-"),
         ("created", version.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")),
+        ("created by", version.created_by or "-"),
         ("source", version.source),
         ("path", str(version.path)),
         ("size", counted(version.size_bytes, "byte")),
@@ -289,12 +290,13 @@ def _show_model(details: ModelDetails) -> None:
     aliases = ", ".join(f"{a} -> {v}" for a, v in details.aliases.items()) or "-"
     click.echo(f"  aliases  {aliases}")
     table(
-        ["VERSION", "FLAVOR", "CREATED", "ALIASES", "DESCRIPTION"],
+        ["VERSION", "FLAVOR", "CREATED", "BY", "ALIASES", "DESCRIPTION"],
         [
             [
                 v.version,
                 v.flavor,
                 v.created_at.strftime("%Y-%m-%d %H:%M"),
+                v.created_by or "-",
                 ", ".join(v.aliases) or "-",
                 v.description[:60],
             ]

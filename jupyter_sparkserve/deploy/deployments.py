@@ -52,6 +52,7 @@ class Deployment:
     error: str
     created_at: datetime
     updated_at: datetime
+    created_by: str = ""  # who deployed it ('' before schema 5)
 
     @property
     def ref(self) -> str:
@@ -99,6 +100,7 @@ class Deployment:
             "error": self.error,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
+            "created_by": self.created_by,
         }
 
 
@@ -115,9 +117,10 @@ class Deployments:
         *,
         register: bool = False,
         environ: Mapping[str, str] | None = None,
+        by: str | None = None,
     ) -> Deployment:
         """Both halves at once: the deployment as it ended (running, else an error)."""
-        deployment = self.begin(ref, target, options, register=register, environ=environ)
+        deployment = self.begin(ref, target, options, register=register, environ=environ, by=by)
         return self.launch(deployment.id, options, environ=environ)
 
     def check(
@@ -151,17 +154,19 @@ class Deployments:
         *,
         register: bool = False,
         environ: Mapping[str, str] | None = None,
+        by: str | None = None,
     ) -> Deployment:
         """First half of `deploy`: check the rules and the options (`check`), and record the
         deployment as `starting` (the REST API answers with it at once and runs `launch` in
-        the background). `register`: register the version in MLflow first if it is not."""
+        the background). `register`: register the version in MLflow first if it is not;
+        `by`: who deploys it (a Jupyter user's name), else this process's user."""
         version = self.check(ref, target, options, register=register, environ=environ)
         if register and not MlflowRegistry(self.repository).registrations(version.ref):
             MlflowRegistry(self.repository).register(version.ref)
         registration = self._registration(version)
         deployment_id = uuid.uuid4().hex[:12]
         log_file = self.root / deployment_id / "log"
-        self._insert(deployment_id, version, target, registration.model_uri, str(log_file))
+        self._insert(deployment_id, version, target, registration.model_uri, str(log_file), by)
         return self._read(deployment_id)
 
     def _registration(self, version: ModelVersion) -> Any:
@@ -288,7 +293,13 @@ class Deployments:
         return None
 
     def _insert(
-        self, deployment_id: str, version: ModelVersion, target: str, uri: str, log_file: str
+        self,
+        deployment_id: str,
+        version: ModelVersion,
+        target: str,
+        uri: str,
+        log_file: str,
+        by: str | None,
     ) -> None:
         now = db.utcnow()
         with db.write_transaction(self.repository.engine) as conn:
@@ -310,6 +321,7 @@ class Deployments:
                     error="",
                     created_at=now,
                     updated_at=now,
+                    created_by=db.created_by(by),
                 )
             )
 
@@ -346,6 +358,7 @@ class Deployments:
             error=row.error,
             created_at=db.as_utc(row.created_at),
             updated_at=db.as_utc(row.updated_at),
+            created_by=row.created_by,
         )
 
 

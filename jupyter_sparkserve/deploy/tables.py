@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, Column, DateTime, ForeignKey, Integer, String, Table, Text
 
-from ..repository.database import metadata
+from ..repository.database import created_by_column, metadata
 
 # Each Register / Re-register of a version: which MLflow model version it became.
 mlflow_registrations = Table(
@@ -37,4 +37,5 @@ deployments = Table(
     Column("error", Text, nullable=False, default=""),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    created_by_column(),
 )

@@ -40,7 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-from ..config import safe_uri
+from ..config import current_user, safe_uri
 from ..errors import InvalidInput, RepositoryTooNew
 
 # Bump with every change to the tables below, and add the step that upgrades to it.
@@ -48,9 +48,23 @@ from ..errors import InvalidInput, RepositoryTooNew
 #   2: mlflow_registrations, deployments, the case-folded name index
 #   3: workflows, jobs
 #   4: sparkserve_changes (the change counters, repository/changes.py)
-SCHEMA_VERSION = 4
+#   5: created_by on model_versions, deployments and jobs (who did it)
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
+CREATED_BY_LENGTH = 255
+
+
+def created_by_column() -> Column[str]:
+    """Who made the row: a Jupyter user's name, or the OS user of the CLI or a notebook; ''
+    for rows from before schema 5."""
+    return Column("created_by", String(CREATED_BY_LENGTH), nullable=False, server_default="")
+
+
+def created_by(by: str | None) -> str:
+    """What a row records as its maker: the name a face gave, else this process's user."""
+    return (current_user() if by is None else by.strip())[:CREATED_BY_LENGTH]
+
 
 schema_info = Table(
     "sparkserve_schema",
@@ -89,6 +103,7 @@ model_versions = Table(
     Column("size_bytes", BigInteger, nullable=False, default=0),
     Column("mlflow_version", String(64), nullable=False, default=""),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    created_by_column(),
     UniqueConstraint("model_id", "version", name="uq_model_version"),
 )
 
@@ -155,7 +170,17 @@ def _schema_4(connection: Connection) -> None:
     _create_tables(*_tables("sparkserve_changes"))(connection)  # seeds its rows on create
 
 
-MIGRATIONS: dict[int, Migration] = {2: _schema_2, 3: _schema_3, 4: _schema_4}
+def _schema_5(connection: Connection) -> None:
+    for table in _tables("model_versions", "deployments", "jobs"):
+        present = {column["name"] for column in inspect(connection).get_columns(table.name)}
+        if "created_by" not in present:  # a database written between two releases has it
+            kind = table.c.created_by.type.compile(dialect=connection.dialect)
+            connection.execute(
+                text(f"ALTER TABLE {table.name} ADD COLUMN created_by {kind} NOT NULL DEFAULT ''")
+            )
+
+
+MIGRATIONS: dict[int, Migration] = {2: _schema_2, 3: _schema_3, 4: _schema_4, 5: _schema_5}
 
 
 def utcnow() -> datetime:

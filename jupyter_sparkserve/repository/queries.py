@@ -49,6 +49,7 @@ def versions(
             size_bytes=row.size_bytes,
             mlflow_version=row.mlflow_version,
             created_at=db.as_utc(row.created_at),
+            created_by=row.created_by,
         )
         for row in rows
     ]
@@ -158,6 +159,7 @@ def model_page(
             v.c.id.label("version_id"),
             v.c.flavors,
             v.c.description,
+            v.c.created_by,
         )
         .join(latest, latest.c.model_id == m.c.id)
         .join(v, and_(v.c.model_id == m.c.id, v.c.version == latest.c.latest))
@@ -180,6 +182,7 @@ def model_page(
             aliases=aliases.get(row.model_id, {}),
             created_at=db.as_utc(row.created_at),
             updated_at=db.as_utc(row.updated_at),
+            created_by=row.created_by,
         )
         for row in rows
     ]

@@ -29,6 +29,7 @@ class ModelVersion:
     size_bytes: int
     mlflow_version: str
     created_at: datetime
+    created_by: str = ""  # who saved or imported it ('' before schema 5)
 
     @property
     def flavor(self) -> str:
@@ -57,6 +58,7 @@ class ModelVersion:
             "size_bytes": self.size_bytes,
             "mlflow_version": self.mlflow_version,
             "created_at": self.created_at.isoformat(),
+            "created_by": self.created_by,
         }
 
 
@@ -73,6 +75,7 @@ class ModelSummary:
     aliases: Mapping[str, int]
     created_at: datetime
     updated_at: datetime
+    created_by: str = ""  # who saved the latest version
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +88,7 @@ class ModelSummary:
             "aliases": dict(self.aliases),
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
+            "created_by": self.created_by,
         }
 
 

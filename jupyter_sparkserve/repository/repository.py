@@ -75,11 +75,13 @@ class ModelRepository:
         pip_requirements: list[str] | None = None,
         extra_pip_requirements: list[str] | None = None,
         flavor_options: Mapping[str, Any] | None = None,
+        by: str | None = None,
     ) -> ModelVersion:
         """Save a Python model object as the next version of `name`.
 
         The signature is inferred from `input_example` when not given; `flavor_options` go to
-        `mlflow.<flavor>.save_model` unchanged.
+        `mlflow.<flavor>.save_model` unchanged. `by`: who saves it (a Jupyter user's name),
+        else this process's user (`config.current_user`).
         """
         name = validate_model_name(name)
         clean_tags = validate_tags(dict(tags) if tags is not None else None)
@@ -105,6 +107,7 @@ class ModelRepository:
                 tags=clean_tags,
                 metrics=clean_metrics,
                 source=f"python:{kind.__module__}.{kind.__qualname__} ({used_flavor})",
+                by=by,
             )
 
     def import_model(
@@ -116,10 +119,12 @@ class ModelRepository:
         tags: Mapping[str, Any] | None = None,
         metrics: Mapping[str, Any] | None = None,
         allowed_source: Callable[[str], str] | None = None,
+        by: str | None = None,
     ) -> ModelVersion:
         """Copy an MLflow model (a folder, `runs:/`, `models:/`, any artifact URI, or another
         repository version) in as the next version of `name`. `allowed_source`: checks the
-        source (and says what it means) for a server importing on someone's behalf."""
+        source (and says what it means) for a server importing on someone's behalf; `by`: who
+        imports it, as in `save`."""
         name = validate_model_name(name)
         clean_tags = validate_tags(dict(tags) if tags is not None else None)
         clean_metrics = validate_metrics(dict(metrics) if metrics is not None else None)
@@ -139,6 +144,7 @@ class ModelRepository:
                 tags=clean_tags,
                 metrics=clean_metrics,
                 source=str(ref),
+                by=by,
             )
 
     def set_alias(self, ref: str | ModelRef, alias: str) -> ModelVersion:
@@ -405,6 +411,7 @@ class ModelRepository:
         tags: dict[str, str],
         metrics: dict[str, float],
         source: str,
+        by: str | None,
     ) -> ModelVersion:
         info = mlmodels.read_mlmodel(model_dir)
         size = sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file())
@@ -436,6 +443,7 @@ class ModelRepository:
                         size_bytes=size,
                         mlflow_version=info["mlflow_version"],
                         created_at=now,
+                        created_by=db.created_by(by),
                     )
                 ).inserted_primary_key[0]
                 if tags:

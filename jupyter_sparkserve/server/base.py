@@ -8,6 +8,11 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from jupyter_server.auth.identity import (
+    IdentityProvider,
+    LegacyIdentityProvider,
+    PasswordIdentityProvider,
+)
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
@@ -21,6 +26,9 @@ from .services import Services
 T = TypeVar("T")
 
 API_PREFIX = "sparkserve/api/v1"
+# jupyter_server's own providers know no names: whoever holds the token or password gets a
+# made-up "Anonymous ..." user, so the one person running the server is the OS user.
+NAMELESS_PROVIDERS = (IdentityProvider, PasswordIdentityProvider, LegacyIdentityProvider)
 
 
 class SparkserveHTTPError(web.HTTPError):
@@ -42,6 +50,15 @@ class SparkserveHandler(ExtensionHandlerMixin, APIHandler):
             return await asyncio.to_thread(function, *args, **kwargs)
         except SparkserveError as error:
             raise SparkserveHTTPError(error) from error
+
+    @property
+    def user_name(self) -> str | None:
+        """Who the request is from, as the core records it (`created_by`): the authenticated
+        user's name (JupyterHub's, for one), or None for the core's own: the server's OS user
+        (SPARKSERVE_USER) when the identity provider knows no names."""
+        if type(self.identity_provider) in NAMELESS_PROVIDERS:
+            return None
+        return getattr(self.current_user, "username", None)
 
     async def repository(self) -> ModelRepository:
         return await self.run_core(self.services.repository)

@@ -28,7 +28,12 @@ class DeploymentsHandler(SparkserveHandler):
         service = Deployments(await self.repository())
         options = with_defaults(request.target, request.options, self.services.deploy_defaults)
         deployment = await self.run_core(
-            service.begin, request.ref, request.target, options, register=request.register
+            service.begin,
+            request.ref,
+            request.target,
+            options,
+            register=request.register,
+            by=self.user_name,
         )
 
         def launch() -> None:

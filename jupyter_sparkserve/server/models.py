@@ -58,6 +58,7 @@ class ModelsHandler(SparkserveHandler):
             tags=request.tags,
             metrics=request.metrics,
             allowed_source=self.services.confinement.model_source,
+            by=self.user_name,
         )
         self.reply(
             await self.run_core(views.version, repository, version),
@@ -172,7 +173,7 @@ class BuildImageHandler(SparkserveHandler):
         settings = await self.body(lambda body: checked("ImageBuildRequest", body))
         spec = await self.run_core(BuildSpec.from_dict, {**settings, "model": ref})
         runner = await self.run_core(self.services.jobs)
-        job = await self.run_core(runner.submit, spec)
+        job = await self.run_core(runner.submit, spec, by=self.user_name)
         self.reply(job.to_dict(), 202, f"jobs/{job.id}")
 
 

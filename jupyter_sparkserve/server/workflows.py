@@ -64,7 +64,9 @@ class ExecuteHandler(SparkserveHandler):
     async def post(self) -> None:
         request = await self.body(execution_request)
         runner = await self.run_core(self.services.jobs)
-        job = await self.run_core(runner.execute, request, confinement=self.services.confinement)
+        job = await self.run_core(
+            runner.execute, request, confinement=self.services.confinement, by=self.user_name
+        )
         self.reply(
             {"jobId": job.id, "status": job.status, "job": job.to_dict()}, 202, f"jobs/{job.id}"
         )
@@ -95,7 +97,9 @@ class JobsHandler(SparkserveHandler):
         settings = await self.body(job_spec)
         spec = await self.run_core(WorkflowSpec.from_dict, settings)
         runner = await self.run_core(self.services.jobs)
-        job = await self.run_core(runner.submit, spec, confinement=self.services.confinement)
+        job = await self.run_core(
+            runner.submit, spec, confinement=self.services.confinement, by=self.user_name
+        )
         self.reply(job.to_dict(), 202, f"jobs/{job.id}")
 
 

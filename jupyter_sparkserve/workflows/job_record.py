@@ -54,6 +54,7 @@ class Job:
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    created_by: str = ""  # who submitted it ('' before schema 5)
 
     @property
     def finished(self) -> bool:
@@ -161,6 +162,7 @@ class Job:
             "started_at": stamp(self.started_at),
             "finished_at": stamp(self.finished_at),
             "updated_at": stamp(self.updated_at),
+            "created_by": self.created_by,
         }
 
 
@@ -186,6 +188,7 @@ def job_from_row(row: Any) -> Job:
         started_at=_utc(row.started_at),
         finished_at=_utc(row.finished_at),
         updated_at=db.as_utc(row.updated_at),
+        created_by=row.created_by,
     )
 
 

@@ -66,6 +66,7 @@ SPAWN_LIMIT_SECONDS = 120.0
 POLL_SECONDS = 0.25
 JOB_MODULE = "jupyter_sparkserve.workflows.job_process"
 HOST = socket.gethostname()
+Who = str | None  # who submits a job: a Jupyter user's name, None for this process's user
 
 
 class JobRunner:
@@ -95,10 +96,13 @@ class JobRunner:
 
     # ---------------------------------------------------------------------------- starting
 
-    def execute(self, request: ExecutionRequest, *, confinement: Confinement | None = None) -> Job:
+    def execute(
+        self, request: ExecutionRequest, *, confinement: Confinement | None = None, by: Who = None
+    ) -> Job:
         """Run a saved workflow with this execution's overrides."""
         workflow = Workflows(self.repository).get(request.workflow_id)
-        return self.submit(request.apply(workflow.spec), workflow=workflow, confinement=confinement)
+        spec = request.apply(workflow.spec)
+        return self.submit(spec, workflow=workflow, confinement=confinement, by=by)
 
     def submit(
         self,
@@ -106,10 +110,12 @@ class JobRunner:
         *,
         workflow: Workflow | None = None,
         confinement: Confinement | None = None,
+        by: Who = None,
     ) -> Job:
         """Queue a score run (or an image build) and start its process. The model reference
         is pinned now: `churn@champion` runs the version that is champion at submission.
-        `confinement`: the folders a score run's paths must stay in (a server's)."""
+        `confinement`: the folders a score run's paths must stay in (a server's); `by`: who
+        submits it (a Jupyter user's name), else this process's user."""
         if confinement is not None and isinstance(spec, WorkflowSpec):
             spec = confinement.spec(spec)
         if isinstance(spec, BuildSpec):
@@ -148,6 +154,7 @@ class JobRunner:
                     error="",
                     created_at=now,
                     updated_at=now,
+                    created_by=db.created_by(by),
                 )
             )
         try:
@@ -428,7 +435,7 @@ class JobRunner:
 
     def _append_log(self, job: Job, message: str) -> None:
         with suppress(OSError), open(job.log_file, "a", encoding="utf-8") as log:
-            log.write(f"{_stamp()} {message}\n")
+            log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
 
     def _active_ids(self, *conditions: Any) -> list[str]:
         j = tables.jobs
@@ -489,7 +496,3 @@ def _busy(conn: Connection, me: Any) -> int:
 def _signal_process(job: Job, signum: signal.Signals) -> None:
     if job.host == HOST and job.pid is not None and processes.is_running(job.pid, job.pid_start):
         processes.signal_process(job.pid, signum)
-
-
-def _stamp() -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S")

@@ -16,7 +16,7 @@ from sqlalchemy import (
     Text,
 )
 
-from ..repository.database import metadata
+from ..repository.database import created_by_column, metadata
 
 # A saved score workflow: what to score with which model, run again and again as jobs.
 workflows = Table(
@@ -58,5 +58,6 @@ jobs = Table(
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("finished_at", DateTime(timezone=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    created_by_column(),
 )
 Index("ix_jobs_status", jobs.c.status)
