@@ -1,7 +1,9 @@
 import { api, ChangeTopic, IChanges } from './api';
 
-/** How often the counters are read while the sidebar is on screen, and otherwise. */
-export const VISIBLE_POLL_MS = 1000;
+/** How often the counters are read while the sidebar is on screen (a change shows within a
+ * second, with the re-read: tests/test_shared_servers.py; one small query a read), and
+ * otherwise. */
+export const VISIBLE_POLL_MS = 300;
 export const HIDDEN_POLL_MS = 5000;
 
 export interface IChangeWatcherOptions {
@@ -12,7 +14,7 @@ export interface IChangeWatcherOptions {
 }
 
 /**
- * Follows the core's change counters (`GET changes`): one small read a second while the
+ * Follows the core's change counters (`GET changes`): a small read every 0.3 s while the
  * sidebar is shown (every few seconds while it is not, so that a job's end still raises its
  * notification), and a call with the topics that moved, which is all the sidebar reads again.
  * A model saved from a notebook or the CLI thus shows without a Refresh.

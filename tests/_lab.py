@@ -65,13 +65,15 @@ class Lab:
         return json.loads(text) if text else None
 
 
-def start_lab(workdir: Path, home: Path, *extra: str) -> Lab:
+def start_lab(workdir: Path, home: Path, *extra: str, env: dict[str, str] | None = None) -> Lab:
+    """`extra`: more command-line options; `env`: more environment variables."""
     port, token = free_port(), secrets.token_hex(16)
     log = workdir / f"jupyterlab-{port}.log"
     env = {
         **os.environ,
         "SPARKSERVE_HOME": str(home),
         "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
+        **(env or {}),
     }
     command = [
         sys.executable, "-m", "jupyter", "lab", "--no-browser",
