@@ -6,6 +6,7 @@ change counters the sidebars poll move across the two processes."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,6 +39,9 @@ pytestmark = pytest.mark.timeout(600)
 
 API = "sparkserve/api/v1"
 WITHIN_SECONDS = 1.0
+IRIS_CSV = (
+    "sepal length (cm),sepal width (cm),petal length (cm),petal width (cm)\n5.1,3.5,1.4,0.2\n"
+)
 
 
 @dataclass
@@ -65,7 +69,7 @@ def team(
     postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory, mlflow_model_dir: Path
 ) -> Iterator[Team]:
     """alice's and bob's servers on one fresh PostgreSQL database and one artifact folder;
-    each has an MLflow model folder in its root, to import."""
+    each has an MLflow model folder and a CSV file in its root, to import and score."""
     base = tmp_path_factory.mktemp("team")
     with postgres.fresh_database(postgres_server_url) as database_url:
         shared = {
@@ -79,6 +83,7 @@ def team(
                 root = base / user
                 root.mkdir()
                 shutil.copytree(mlflow_model_dir, root / "model")
+                (root / "in.csv").write_text(IRIS_CSV)
                 home = base / f"{user}-home"
                 lab = start_lab(root, home, *_named_users.command_line(user), env=shared)
                 members.append(Member(user, lab, root, home))
@@ -143,9 +148,6 @@ def test_what_one_server_saves_is_in_the_others_api_within_a_second(team: Team) 
     assert delay < WITHIN_SECONDS and model["created_by"] == "alice-cli"
 
     # A job alice submits is in bob's jobs list with her name.
-    (alice.root / "in.csv").write_text(
-        "sepal length (cm),sepal width (cm),petal length (cm),petal width (cm)\n5.1,3.5,1.4,0.2\n"
-    )
     spec = {"model": "churn@champion", "input": "in.csv", "output": "scored.csv"}
     job = alice.api("POST", "jobs", {"spec": spec})
     (listed,), delay = seen_within(
@@ -190,7 +192,18 @@ def test_bobs_sidebar_shows_what_alice_saves_within_a_second(team: Team, browser
     row.locator('[data-testid="sparkserve-version-details"] summary').click()
     by = row.locator('[data-testid="sparkserve-version-created-by"]')
     assert by.inner_text() == "alice"
+
+    # A job alice submits is in bob's jobs view, said to be hers.
+    spec = {"model": "risk:1", "input": "in.csv", "output": "risk-scored.csv"}
+    job = alice.api("POST", "jobs", {"spec": spec})
+    when = page.locator(
+        f'{SIDEBAR} [data-testid="sparkserve-job"][data-job-id="{job["id"]}"] '
+        '[data-testid="sparkserve-job-when"]'
+    )
+    when.wait_for(timeout=15_000)
+    assert re.fullmatch(r"(queued|started) .+ by alice( · .+)?", when.inner_text())
     screenshot(page, "shared-servers-saved-by.png")
+    seen_within(lambda: ended_job(alice, job["id"]), limit=240)
     assert our_errors(errors) == []
     page.close()
     assert max(delays) < WITHIN_SECONDS, delays
