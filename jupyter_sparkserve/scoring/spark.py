@@ -7,6 +7,13 @@ by the signature), the files are unioned in input order (so a single output file
 local engine's row order), and the prediction columns come from scoring a few rows on the
 driver through the local engine's own code, which settles their names and types exactly.
 
+On a cluster (`spark.master` not `local...`: `spark://`, `yarn`, `k8s://`), MLflow's
+`spark_udf` ships the model to the executors as a zip through `SparkContext.addFile` (no
+shared disk assumed for it), `spark.jars` through Spark's file server; the input and output
+paths, though, are read and written by the executors, so they must be on a file system the
+driver and every executor share. A session this run starts on a cluster is stopped at its
+end, so the application finishes (and frees the cluster's cores) when the run does.
+
 pyspark is an optional extra; nothing here imports it before a run starts.
 """
 
@@ -107,14 +114,18 @@ def score_files(
         raise InvalidInput(_JAVA_HINT)
     started = time.perf_counter()
     cancel = cancel or threading.Event()
+    started_here = _active_session() is None
     spark = _session(dict(spark_config or {}), list(lib_jars or []))
     context = spark.sparkContext
+    cluster = not str(context.master).startswith("local")
+    ui = f" (UI {context.uiWebUrl})" if context.uiWebUrl else ""
+    _log.info("Spark application %s on %s%s", context.applicationId, context.master, ui)
     group = f"sparkserve-{uuid.uuid4().hex[:12]}"
     # Job groups are per thread (PySpark pins threads), so only this run's jobs get cancelled.
     context.setJobGroup(group, f"sparkserve: score {plan.output.name}", interruptOnCancel=True)
     try:
         with (
-            _translate_errors(cancel),
+            _translate_errors(cancel, cluster),
             _watch(context, group, plan, progress, cancel),
             batch.atomic_output(plan) as temp,
         ):
@@ -122,9 +133,22 @@ def score_files(
             if cancel.is_set():  # Spark finished first: still a cancelled run, output dropped
                 raise Cancelled("The run was cancelled; no output was written.")
     finally:
-        for key in ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel"):
-            context.setLocalProperty(key, None)  # None removes it
+        if cluster and started_here:  # the application ends with the run
+            spark.stop()
+        else:
+            for key in (
+                "spark.jobGroup.id",
+                "spark.job.description",
+                "spark.job.interruptOnCancel",
+            ):
+                context.setLocalProperty(key, None)  # None removes it
     return BatchResult.of_run(plan, rows, prediction_columns, started, progress)
+
+
+def _active_session() -> Any:
+    from pyspark.sql import SparkSession
+
+    return SparkSession.getActiveSession()
 
 
 def _session(config: dict[str, str], lib_jars: list[str]) -> Any:
@@ -133,7 +157,11 @@ def _session(config: dict[str, str], lib_jars: list[str]) -> Any:
     missing = [jar for jar in lib_jars if "://" not in jar and not Path(jar).expanduser().is_file()]
     if missing:
         raise InvalidInput(f"Cannot add jar {', '.join(map(repr, missing))}: no such file.")
-    # Otherwise the Python workers start whichever python is first on PATH.
+    # Otherwise the Python workers start whichever python is first on PATH. PySpark reads
+    # only the variable (spark-submit sets it from spark.pyspark.python): executors on other
+    # hosts may need their own path.
+    if config.get("spark.pyspark.python"):
+        os.environ["PYSPARK_PYTHON"] = config["spark.pyspark.python"]
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     # Spark's console progress bar would garble job logs and the CLI's own progress bar.
     config.setdefault("spark.ui.showConsoleProgress", "false")
@@ -198,8 +226,11 @@ def _score(spark: Any, model_path: Path, plan: Plan, temp: Path) -> tuple[int, l
     ).toDF(*kept, *outputs)
     observation = Observation("sparkserve")
     out = out.observe(observation, F.count(F.lit(1)).alias("rows"))
-    _write(out, plan, temp)
-    return int(observation.get["rows"]), list(outputs)
+    parts = _write(out, plan, temp)
+    rows = int(observation.get["rows"])
+    if rows and not parts:  # the executors committed their files on their own disks
+        raise InvalidInput(f"Spark scored {rows:,} rows but {_UNSHARED_OUTPUT}")
+    return rows, list(outputs)
 
 
 def _read(spark: Any, item: batch.InputFile, plan: Plan) -> Any:
@@ -267,10 +298,10 @@ def _column(name: str) -> Any:
     return F.col("`" + name.replace("`", "``") + "`")  # names with dots stay whole
 
 
-def _write(out: Any, plan: Plan, temp: Path) -> None:
+def _write(out: Any, plan: Plan, temp: Path) -> int:
+    """Write `out` into `temp`; the number of data files this machine sees there."""
     if plan.output_is_folder:
-        _write_parts(out, plan.output_format, temp)
-        return
+        return _write_parts(out, plan.output_format, temp)
     # One task writes one part file, in partition (= input) order; it becomes the output file.
     work = temp.with_name(temp.name + "-spark")
     try:
@@ -280,11 +311,12 @@ def _write(out: Any, plan: Plan, temp: Path) -> None:
             os.replace(parts[0], temp)
         else:
             temp.touch()
+        return len(parts)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _write_parts(out: Any, output_format: str, folder: Path) -> None:
+def _write_parts(out: Any, output_format: str, folder: Path) -> int:
     writer = out.write.mode("overwrite")
     if output_format == "csv":
         writer.csv(str(folder), header=True, escape='"')
@@ -296,8 +328,10 @@ def _write_parts(out: Any, output_format: str, folder: Path) -> None:
     for leftover in [*folder.glob("_*"), *folder.glob(".*")]:
         leftover.unlink()
     extension = batch.OUTPUT_EXTENSION[output_format]
-    for index, part in enumerate(sorted(folder.glob("part-*"))):
+    parts = sorted(folder.glob("part-*"))
+    for index, part in enumerate(parts):
         part.rename(folder / f"part-{index:05d}{extension}")
+    return len(parts)
 
 
 @contextmanager
@@ -337,7 +371,7 @@ def _watch(
 
 
 @contextmanager
-def _translate_errors(cancel: threading.Event) -> Iterator[None]:
+def _translate_errors(cancel: threading.Event, cluster: bool) -> Iterator[None]:
     """Spark's errors as one short line a user can act on, never a Java stack trace."""
     from py4j.protocol import Py4JError
     from pyspark.errors import AnalysisException, PySparkException, PythonException
@@ -353,12 +387,26 @@ def _translate_errors(cancel: threading.Event) -> Iterator[None]:
             raise Cancelled("The run was cancelled; no output was written.") from None
         message = _short(error)
         if isinstance(error, AnalysisException) or message.startswith(_INPUT_ERRORS):
-            raise InvalidInput(f"Spark cannot read the input: {message}") from None
+            # The driver found the files when it planned the run: on a cluster, an executor
+            # that cannot is one on another file system.
+            hint = f" ({_SHARED_FILES})" if cluster and "FAILED_READ_FILE" in message else ""
+            raise InvalidInput(f"Spark cannot read the input: {message}{hint}") from None
+        if cluster and "Cannot run program" in message:
+            raise SparkserveError(f"Spark failed: {message} ({_EXECUTOR_PYTHON})") from None
         if isinstance(error, PythonException) or "Traceback" in str(error):
             raise SparkserveError(f"The model failed on Spark: {message}") from None
         raise SparkserveError(f"Spark failed: {message}") from None
 
 
+_SHARED_FILES = (
+    "on a cluster, the executors read the input and write the output at the same paths as "
+    "this machine: put them on a file system the driver and every executor share"
+)
+_UNSHARED_OUTPUT = f"this machine sees none of their output files: {_SHARED_FILES}."
+_EXECUTOR_PYTHON = (
+    "the executors start this Python at the same path: install the same environment there, "
+    "or name theirs with spark.pyspark.python in sparkConfig"
+)
 # Spark error classes that mean the input, not Spark or the model, is at fault.
 _INPUT_ERRORS = ("[FAILED_READ_FILE", "[MALFORMED_RECORD", "[PATH_NOT_FOUND")
 # The last "SomethingError: message" line of a Python traceback inside a Spark error.
