@@ -8,11 +8,7 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from jupyter_server.auth.identity import (
-    IdentityProvider,
-    LegacyIdentityProvider,
-    PasswordIdentityProvider,
-)
+from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
@@ -27,8 +23,9 @@ T = TypeVar("T")
 
 API_PREFIX = "sparkserve/api/v1"
 # jupyter_server's own providers know no names: whoever holds the token or password gets a
-# made-up "Anonymous ..." user, so the one person running the server is the OS user.
-NAMELESS_PROVIDERS = (IdentityProvider, PasswordIdentityProvider, LegacyIdentityProvider)
+# made-up "Anonymous ..." user, so the one person running the server is the OS user. (Its
+# legacy provider, around a custom login handler, and any other may name real users.)
+NAMELESS_PROVIDERS = (IdentityProvider, PasswordIdentityProvider)
 
 
 class SparkserveHTTPError(web.HTTPError):
