@@ -26,6 +26,9 @@ DEPLOYMENT_STATUSES = ("starting", "running", "stopped", "failed")
 # Up, or coming up: the version counts as deployed, Undeploy stops it (a starting one is
 # stopped as soon as its endpoint comes up), and its version cannot be deleted.
 DEPLOYED_STATUSES = ("starting", "running")
+# Ended, and worth the user's attention until dismissed: a failed deployment (its error says
+# why). A stopped one was the user's own Undeploy, already said: history, listed on request.
+ATTENTION_STATUSES = ("failed",)
 
 
 class Action(str, Enum):
@@ -38,6 +41,12 @@ class Action(str, Enum):
     KUBERNETES = "kubernetes"
     SNIPPETS = "snippets"
     DELETE = "delete"
+    DISMISS = "dismiss"  # a deployment's only: forget an ended deployment's record
+
+
+# What a deployment may offer, in the order a face shows them; the ones a version never does.
+DEPLOYMENT_ACTIONS = (Action.UNDEPLOY, Action.SNIPPETS, Action.DISMISS)
+DEPLOYMENT_ONLY = (Action.DISMISS,)
 
 
 @dataclass(frozen=True)
@@ -69,7 +78,7 @@ def unavailable_actions(state: VersionState) -> list[tuple[Action, str]]:
     shows them greyed with the reason rather than hiding them. (Register and Re-register
     are one choice: the one not offered is not listed.)"""
     enabled = set(enabled_actions(state))
-    skipped = {Action.REGISTER, Action.REREGISTER}
+    skipped = {Action.REGISTER, Action.REREGISTER, *DEPLOYMENT_ONLY}
     return [(a, _why_not(a, state)) for a in Action if a not in enabled and a not in skipped]
 
 
@@ -95,15 +104,17 @@ def deployment_unavailable(status: str) -> list[tuple[Action, str]]:
         Action.SNIPPETS: "Its endpoint does not answer yet."
         if status == "starting"
         else f"It is {status}: no endpoint answers.",
+        Action.DISMISS: f"It is {status}: undeploy it first; only an ended deployment's "
+        "record can be dismissed.",
     }
-    return [(action, reason) for action, reason in why.items() if action not in offered]
+    return [(action, why[action]) for action in DEPLOYMENT_ACTIONS if action not in offered]
 
 
 def deployment_actions(status: str) -> list[Action]:
     """What a deployment in `status` offers: Undeploy while it is deployed, snippets while
-    its endpoint answers."""
+    its endpoint answers, Dismiss (forget its record) once it has ended."""
     if status not in DEPLOYED_STATUSES:
-        return []
+        return [Action.DISMISS]
     return [Action.UNDEPLOY, Action.SNIPPETS] if status == "running" else [Action.UNDEPLOY]
 
 

@@ -262,7 +262,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Deployments that are up (starting or running), newest first; all of them with `all=true`. */
+        /** Deployments that are up (starting or running), newest first; also the failed ones not dismissed with `attention=true`; all of them with `all=true`. */
         get: operations["listDeployments"];
         put?: never;
         /** Deploy a registered version. Answers at once with the deployment `starting`; follow it with GET deployments/{id}. */
@@ -288,6 +288,25 @@ export interface paths {
         post?: never;
         /** Undeploy (refused for a deployment that is not up); the record stays, `stopped`. */
         delete: operations["undeploy"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/deployments/{deployment_id}/dismiss": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                deployment_id: components["parameters"]["deployment_id"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Forget an ended deployment (stopped or failed) with its folder; refused while it is up. */
+        post: operations["dismissDeployment"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -735,11 +754,11 @@ export interface components {
                 value: string;
             }[];
             /** @description What it offers now (lifecycle.deployment_actions); exactly what a face shows. */
-            actions: ("undeploy" | "snippets")[];
+            actions: ("undeploy" | "snippets" | "dismiss")[];
             /** @description The other ones, each with why it is not offered now (a face greys them). */
             unavailable: {
                 /** @enum {string} */
-                action: "undeploy" | "snippets";
+                action: "undeploy" | "snippets" | "dismiss";
                 reason: string;
             }[];
             /** @description While it is starting, the last step its target logged ("Endpoint sparkserve-churn-3: Creating (95 s)"); empty otherwise. */
@@ -1508,6 +1527,8 @@ export interface operations {
         parameters: {
             query?: {
                 all?: boolean;
+                /** @description Also the ended ones that need the user's attention until dismissed (failed; lifecycle.ATTENTION_STATUSES). */
+                attention?: boolean;
             };
             header?: never;
             path?: never;
@@ -1593,6 +1614,31 @@ export interface operations {
         requestBody?: never;
         responses: {
             /** @description The stopped deployment. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Deployment"];
+                };
+            };
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
+    dismissDeployment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                deployment_id: components["parameters"]["deployment_id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The deployment as it was before its record went. */
             200: {
                 headers: {
                     [name: string]: unknown;

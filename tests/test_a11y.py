@@ -5,6 +5,8 @@ name, and what a version does not offer is shown greyed with why."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -119,7 +121,13 @@ def test_unavailable_actions_complete_the_enabled_ones(
 ) -> None:
     """Every action is either offered or listed with a reason (Register and Re-register are
     one choice), in every state a version can be in."""
-    from jupyter_sparkserve.lifecycle import Action, VersionState, enabled_actions
+    from jupyter_sparkserve.lifecycle import (
+        DEPLOYMENT_ACTIONS,
+        DEPLOYMENT_ONLY,
+        Action,
+        VersionState,
+        enabled_actions,
+    )
 
     for registered in (False, True):
         for deployed in (False, True):
@@ -129,7 +137,8 @@ def test_unavailable_actions_complete_the_enabled_ones(
                 greyed = dict(unavailable_actions(state))
                 assert not offered & set(greyed)
                 pair = {Action.REGISTER, Action.REREGISTER}
-                assert offered | set(greyed) | pair == set(Action), state
+                versions = set(Action) - set(DEPLOYMENT_ONLY)  # Dismiss: a deployment's
+                assert offered | set(greyed) | pair == versions, state
                 assert all(reason.endswith(".") for reason in greyed.values())
     repo.save(iris_model, "iris", input_example=iris[0].head(3), **FAST_SAVE)
     [state] = version_states(repo, [("iris", 1)])
@@ -138,10 +147,7 @@ def test_unavailable_actions_complete_the_enabled_ones(
     for status in ("starting", "running", "stopped", "failed"):
         offered = set(deployment_actions(status))
         greyed = dict(deployment_unavailable(status))
-        assert not offered & set(greyed) and offered | set(greyed) == {
-            Action.UNDEPLOY,
-            Action.SNIPPETS,
-        }
+        assert not offered & set(greyed) and offered | set(greyed) == set(DEPLOYMENT_ACTIONS)
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
@@ -173,6 +179,11 @@ def test_sidebar_menu_and_dialog_pass_axe_in_both_themes(
     repository.save(iris_model, "third", input_example=features.head(3), **FAST_SAVE)
     MlflowRegistry(repository).register("third:1")
     starting = deployments.begin("third:1")
+    # and one whose endpoint died: its error in red, the end of its log behind a disclosure
+    repository.save(iris_model, "fourth", input_example=features.head(3), **FAST_SAVE)
+    MlflowRegistry(repository).register("fourth:1")
+    dead = deployments.deploy("fourth:1")
+    os.killpg(dead.details["pid"], signal.SIGKILL)
     lab = start_lab(tmp_path, home)
     try:
         # and a failed one, whose error line is red text in the jobs view
@@ -218,6 +229,12 @@ def test_sidebar_menu_and_dialog_pass_axe_in_both_themes(
         sidebar = page.locator(SIDEBAR).bounding_box()
         assert box is not None and sidebar is not None
         assert box["x"] + box["width"] <= sidebar["x"] + sidebar["width"] + 1  # no overflow
+        failed = page.locator(
+            f'{SIDEBAR} [data-testid="sparkserve-deployment"][data-deployment-id="{dead.id}"]'
+            '[data-status="failed"]'
+        )
+        failed.locator('[data-testid="sparkserve-deployment-log"] summary').click()
+        failed.locator(".jp-SparkserveDeployment-logText").wait_for()
         assert_no_serious_violation(page)
         assert unnamed_buttons(page) == []
         assert cancel_colours(page) == []

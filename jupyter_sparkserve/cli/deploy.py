@@ -1,5 +1,5 @@
-"""`sparkserve register`, `reregister`, `deploy`, `undeploy`, `deployments ...`, `snippets`
-and `serve`: MLflow registration and online scoring.
+"""`sparkserve register`, `reregister`, `deploy`, `undeploy`, `deployments ...` (list, show,
+dismiss), `snippets` and `serve`: MLflow registration and online scoring.
 
 `deploy`'s flags are generated from the options every installed target declares, so a
 target added by another package brings its flags along.
@@ -135,7 +135,7 @@ def undeploy(deployment_id: str) -> None:
 
 @main.group("deployments")
 def deployments_group() -> None:
-    """List and inspect deployments."""
+    """List, inspect and dismiss deployments."""
 
 
 @deployments_group.command("list")
@@ -181,6 +181,20 @@ def deployments_show(deployment_id: str) -> None:
         fields(f"{deployment.id}  {deployment.ref}  {deployment.status}", rows)
 
     emit(deployment.to_dict(), show)
+
+
+@deployments_group.command("dismiss")
+@click.argument("deployment_id")
+@json_command
+def deployments_dismiss(deployment_id: str) -> None:
+    """Forget ended deployment DEPLOYMENT_ID (stopped or failed): its record and its log."""
+    from ..deploy.deployments import Deployments
+
+    deployment = Deployments(repository()).dismiss(deployment_id)
+    emit(
+        deployment.to_dict(),
+        lambda: click.echo(f"Dismissed {deployment.id} of {deployment.ref} ({deployment.status})."),
+    )
 
 
 @main.command()

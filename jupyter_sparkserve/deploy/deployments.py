@@ -6,7 +6,8 @@ two halves: `begin` checks the rules and records the deployment `starting`, `lau
 the model and has the target start it. Undeploy is accepted exactly when `lifecycle` offers
 it: a running deployment is stopped; a starting one is marked stopped, and the deploy in
 progress stops the endpoint it was bringing up. Reading a deployment checks its target: one
-whose endpoint died is marked `failed` with the reason.
+whose endpoint died is marked `failed` with the reason (`watch.py` has a server check the
+cheap targets every second). Dismiss forgets an ended deployment's record.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from ..errors import Conflict, NotFound, remedy
 from ..lifecycle import (
+    ATTENTION_STATUSES,
     DEPLOYED_STATUSES,
     Action,
     deployment_actions,
@@ -248,6 +250,27 @@ class Deployments:
         shutil.rmtree(self.root / deployment_id / "model", ignore_errors=True)
         return self._update(deployment_id, status="stopped", error="")
 
+    def dismiss(self, deployment_id: str) -> Deployment:
+        """Forget an ended deployment: its record and its folder (the log, what a failed
+        start left). Accepted exactly when `lifecycle` offers Dismiss; one that had come up
+        is stopped first, in case its endpoint still holds on. The deployment as it was."""
+        deployment = self.get(deployment_id)
+        if Action.DISMISS not in deployment.actions:
+            why = dict(deployment_unavailable(deployment.status))[Action.DISMISS]
+            raise Conflict(
+                f"Deployment {deployment_id} of {deployment.ref} cannot be dismissed. {why}",
+                remedy=remedy("undeploy", deployment=deployment_id),
+            )
+        if deployment.url and deployment.target in targets():
+            targets()[deployment.target].stop(deployment.details)  # gone already: nothing
+        with db.write_transaction(self.repository.engine) as conn:
+            ended = table.c.status.not_in(DEPLOYED_STATUSES)
+            gone = conn.execute(delete(table).where(table.c.id == deployment_id, ended)).rowcount
+        if not gone:  # dismissed meanwhile by another face
+            raise NotFound(f"No deployment {deployment_id!r}.", remedy=remedy("list_deployments"))
+        shutil.rmtree(self.root / deployment_id, ignore_errors=True)
+        return deployment
+
     def get(self, deployment_id: str) -> Deployment:
         """The deployment as it is now: a running one whose endpoint died becomes failed."""
         deployment = self._read(deployment_id)
@@ -273,14 +296,25 @@ class Deployments:
             found = conn.execute(select(table.c.id).where(table.c.id == deployment_id)).first()
         return found is not None
 
-    def list(self, *, active_only: bool = False) -> list[Deployment]:
+    def list(self, *, active_only: bool = False, attention: bool = False) -> list[Deployment]:
+        """Newest first: all of them, the ones up (`active_only`), or (`attention`) the ones
+        up and the ended ones that need the user's attention until dismissed (failed)."""
         query = select(table.c.id).order_by(table.c.created_at.desc())
-        if active_only:
-            query = query.where(table.c.status.in_(DEPLOYED_STATUSES))
+        wanted = (*DEPLOYED_STATUSES, *ATTENTION_STATUSES) if attention else DEPLOYED_STATUSES
+        if active_only or attention:
+            query = query.where(table.c.status.in_(wanted))
         with self.repository.engine.connect() as conn, conn.begin():
             ids = conn.execute(query).scalars().all()
-        found = [self.get(deployment_id) for deployment_id in ids]
-        return [d for d in found if d.active] if active_only else found
+        found = [d for d in map(self._get_if_kept, ids) if d is not None]
+        if active_only or attention:
+            return [d for d in found if d.status in wanted]  # a dead one failed just now
+        return found
+
+    def _get_if_kept(self, deployment_id: str) -> Deployment | None:
+        try:
+            return self.get(deployment_id)
+        except NotFound:  # dismissed (or its version deleted) since it was listed
+            return None
 
     def active_for(self, version: ModelVersion) -> Deployment | None:
         with self.repository.engine.connect() as conn, conn.begin():

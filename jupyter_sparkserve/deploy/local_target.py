@@ -35,6 +35,7 @@ class LocalTarget(DeploymentTarget):
     name = "local"
     title = "This machine"
     options = ENDPOINT_OPTIONS
+    watched = True  # state: a pid check and a GET /ping on loopback
 
     def check(self) -> Availability:
         return Availability(True, "Endpoints run as processes on this machine.")

@@ -70,6 +70,9 @@ class DeploymentTarget(ABC):
     menu_label: ClassVar[str] = ""
     # A deployment still starting after this belongs to a deploy whose process died.
     start_limit_seconds: ClassVar[float] = 600.0
+    # Whether `state` is cheap (this machine only, milliseconds): a long-running server then
+    # asks it every second (`watch.py`), so a death shows without a read. Cloud ones: no.
+    watched: ClassVar[bool] = False
 
     @abstractmethod
     def check(self) -> Availability:

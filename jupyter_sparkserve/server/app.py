@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from jupyter_server.extension.application import ExtensionApp
@@ -12,6 +13,7 @@ from ..config import Settings
 from ..confinement import Confinement
 from ..deploy.mlflow import preload_in_background as preload_mlflow
 from ..deploy.targets import check_defaults
+from ..deploy.watch import DeploymentWatcher
 from ..warm import client as warm_client
 from .handlers import handler_routes
 from .services import Services
@@ -97,6 +99,9 @@ class SparkserveApp(ExtensionApp):
             deploy_defaults=self.deploy_defaults,
         )
         self.log.info("jupyter_sparkserve: repository at %s", settings.home)
+        # A local endpoint that dies on its own shows as failed within a second or two.
+        self._watcher = DeploymentWatcher(self.settings["sparkserve_services"].repository)
+        self._watcher.start()
         if self.warm_scorer:  # one that stops with this server; jobs fork from it
             warm_client.offer(idle_timeout=0, parent_pid=os.getpid())
             preload_mlflow(settings)  # the first Register and Deploy: no seconds of imports
@@ -124,6 +129,9 @@ class SparkserveApp(ExtensionApp):
         self.handlers.extend(handler_routes())
 
     async def stop_extension(self) -> None:
+        watcher = getattr(self, "_watcher", None)
+        if watcher is not None:
+            await asyncio.to_thread(watcher.stop)  # its round may be waiting on a GET /ping
         services = self.settings.get("sparkserve_services")
         if services is not None:
             await services.drain(DRAIN_SECONDS)

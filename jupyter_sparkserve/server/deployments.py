@@ -1,5 +1,5 @@
 """Deployments: create (answered at once, started in the background), list, show, undeploy,
-snippets."""
+dismiss, snippets."""
 
 from __future__ import annotations
 
@@ -16,8 +16,11 @@ class DeploymentsHandler(SparkserveHandler):
     @web.authenticated
     async def get(self) -> None:
         everything = self.bool_argument("all")  # stopped and failed ones too
+        failed = self.bool_argument("attention")  # and the failed ones not dismissed
         service = Deployments(await self.repository())
-        found = await self.run_core(service.list, active_only=not everything)
+        found = await self.run_core(
+            service.list, active_only=not everything and not failed, attention=failed
+        )
         self.reply({"items": [deployment.to_dict() for deployment in found]})
 
     @web.authenticated
@@ -54,6 +57,14 @@ class DeploymentHandler(SparkserveHandler):
         """Undeploy: stop the endpoint; the record stays, `stopped`."""
         service = Deployments(await self.repository())
         self.reply((await self.run_core(service.undeploy, deployment_id)).to_dict())
+
+
+class DeploymentDismissHandler(SparkserveHandler):
+    @web.authenticated
+    async def post(self, deployment_id: str) -> None:
+        """Forget an ended deployment's record; the deployment as it was."""
+        service = Deployments(await self.repository())
+        self.reply((await self.run_core(service.dismiss, deployment_id)).to_dict())
 
 
 class DeploymentSnippetsHandler(SparkserveHandler):

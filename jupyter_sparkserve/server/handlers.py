@@ -8,7 +8,12 @@ from jupyter_server.utils import url_path_join
 
 from .base import API_PREFIX
 from .checks import DeployCheckHandler, ScoreCheckHandler
-from .deployments import DeploymentHandler, DeploymentsHandler, DeploymentSnippetsHandler
+from .deployments import (
+    DeploymentDismissHandler,
+    DeploymentHandler,
+    DeploymentsHandler,
+    DeploymentSnippetsHandler,
+)
 from .live import ChangesHandler, ClearFinishedJobsHandler
 from .models import (
     AliasHandler,
@@ -55,6 +60,7 @@ ROUTES: list[tuple[str, Any]] = [
     ("deployments", DeploymentsHandler),
     (DEPLOYMENT, DeploymentHandler),
     (f"{DEPLOYMENT}/snippets", DeploymentSnippetsHandler),
+    (f"{DEPLOYMENT}/dismiss", DeploymentDismissHandler),
     ("workflows", WorkflowsHandler),
     (rf"workflows/(?P<workflow_id>{SEGMENT})", WorkflowHandler),
     ("workflow/execute", ExecuteHandler),
