@@ -41,12 +41,14 @@ whose `metadata.sparkserve.bundle` equals the id, and record the id as inserted 
 the producing cell's metadata, `sparkserve.inserted_bundles`) so that cells the user deleted do
 not come back either.
 
-Every cell starts with a one-line comment, the snippet's title, saying what it does (a cell
-magic such as `%%writefile` must come first, and says it itself). A shell snippet becomes a
-`%%bash` cell whose body is the command exactly as written: what a terminal takes, so the
-cell's text pastes into one as it is (the body stays JSON, `$SPARKSERVE_ENDPOINT_TOKEN` is the
-shell's). Only `combined_cell`, which merges the snippets into one cell, writes a shell command
-behind IPython's `!` instead, escaped for it (see `bang_command`).
+Every cell says what it does with a one-line comment first, or right after the cell magic
+that must come first: a `%%bash` cell's is the snippet's title, a `%%writefile FILE` cell's is
+the first line of the file it writes (the Kubernetes manifests start by saying what they
+are). A shell snippet becomes a `%%bash` cell whose body is the command exactly as written:
+what a terminal takes, so the cell's text pastes into one as it is (the body stays JSON,
+`$SPARKSERVE_ENDPOINT_TOKEN` is the shell's). Only `combined_cell`, which merges the snippets
+into one cell, writes a shell command behind IPython's `!` instead, escaped for it (see
+`bang_command`).
 
 Beside the bundle the output carries `text/plain` and `text/markdown` with the summary and
 every cell's source: what a front end without the renderer (classic Notebook, nbconvert, a
@@ -72,7 +74,7 @@ def cell_source(snippet: Snippet) -> str:
     comment, then the code (a shell command as a `%%bash` cell, as written)."""
     if snippet.language == "shell":
         return f"%%bash\n{comment(snippet)}\n{snippet.code}"
-    if snippet.code.startswith("%%"):  # a cell magic comes first, and names what it does
+    if snippet.code.startswith("%%"):  # a cell magic comes first: its code has the comment
         return snippet.code
     return f"{comment(snippet)}\n{snippet.code}"
 

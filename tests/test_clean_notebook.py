@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from test_magics import Kernel, bundle_of, expected_predictions
 from test_magics import kernel as kernel  # the fixtures, shared with the magics tests
 from test_magics import undeploy_at_end as undeploy_at_end
@@ -79,6 +80,42 @@ def test_inserted_cells_leave_the_users_variables_and_tracking_uri_alone(
     assert body == snippets_for(repo, deployment.id).snippets[1].code
     pasted = subprocess.run(["bash", "-c", f"{comment}\n{body}"], capture_output=True, text=True)
     assert json.loads(pasted.stdout) == {"predictions": expected}, pasted.stderr
+
+
+def says_what_it_does(source: str) -> bool:
+    """A cell's rule: a one-line comment first, or right after the cell magic that must come
+    first (`%%bash`, `%%writefile FILE`)."""
+    lines = source.split("\n")
+    first = 1 if lines[0].startswith("%%") else 0
+    return len(lines) > first and lines[first].startswith("# ") and len(lines[first]) > 2
+
+
+def test_the_manifest_cell_writes_a_file_that_says_what_it_is(
+    kernel: Kernel, iris_saved: str, tmp_path: Path
+) -> None:
+    """`%%writefile` must be a cell's first line, so the manifest cell says what it does with
+    the magic and, right after it, the comment its YAML file starts with."""
+    shown = kernel.ok(f"%sfk8s {iris_saved} --image registry.example/iris:1 --cells bundle")
+    write, apply = cells_of(shown)
+    assert all(says_what_it_does(cell) for cell in (write, apply)), (write, apply)
+    magic, comment, _ = write.split("\n", 2)
+    assert magic == "%%writefile iris-v1.yaml"
+    assert comment == "# iris-v1.yaml: Kubernetes manifests serving iris:1 (Deployment, Service)"
+    assert apply.split("\n")[:2] == ["%%bash", "# Apply it to the cluster"]
+
+    ran = kernel.ok(write)
+    assert ran["stderr"] == [] and "Writing iris-v1.yaml" in "".join(ran["stdout"])
+    written = (tmp_path / "iris-v1.yaml").read_text()
+    assert written.split("\n", 1)[0] == comment  # the file says what it is, first
+    documents = list(yaml.safe_load_all(written))
+    assert [document["kind"] for document in documents] == ["Deployment", "Service"]
+    image = documents[0]["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "registry.example/iris:1"
+
+    # The rule holds for every cell the other magics insert too.
+    kernel.ok(f"%sfregister {iris_saved}")
+    assert all(says_what_it_does(c) for c in cells_of(kernel.ok(f"%sfsnippets {iris_saved}")))
+    assert not says_what_it_does("%%writefile x.yaml\nkind: Service")  # the rule can fail
 
 
 def test_save_register_and_deploy_write_nothing_to_stderr(

@@ -129,7 +129,10 @@ def kubernetes_manifest(
     version = repository.resolve(ref)
     if not options.image:
         options = dataclasses.replace(options, image=image_tag(version.name, version.version))
-    text = to_yaml(manifests(version.name, version.version, options))
-    return KubernetesManifest(
-        version.ref, text, f"{resource_name(version.name, version.version)}.yaml"
-    )
+    documents = manifests(version.name, version.version, options)
+    filename = f"{resource_name(version.name, version.version)}.yaml"
+    # The file says what it is, first: so does the %%writefile cell that writes it, whose
+    # first line must be the magic.
+    kinds = ", ".join(document["kind"] for document in documents)
+    heading = f"# {filename}: Kubernetes manifests serving {version.ref} ({kinds})\n"
+    return KubernetesManifest(version.ref, heading + to_yaml(documents), filename)
