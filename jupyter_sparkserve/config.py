@@ -141,7 +141,7 @@ class Settings:
 
     home: Path
     database_url: str
-    artifact_root: Path
+    artifact_root: Path | str  # a folder, or an `s3://bucket/prefix` URI (`artifact_root_setting`)
     mlflow_tracking_uri: str
     mlflow_registry_uri: str | None = None
     max_jobs: int | None = None  # None: SPARKSERVE_MAX_JOBS, read when jobs run
@@ -169,9 +169,7 @@ class Settings:
             or env.get(DATABASE_URL_ENV)
             or _sqlite_url(home_path / "repository.db"),
             artifact_root=(
-                Path(artifact_root).expanduser().resolve()
-                if artifact_root
-                else home_path / "artifacts"
+                artifact_root_setting(artifact_root) if artifact_root else home_path / "artifacts"
             ),
             mlflow_tracking_uri=mlflow_tracking_uri
             or env.get(TRACKING_URI_ENV)
@@ -205,6 +203,27 @@ class Settings:
         """The SMTP settings of the configuration over the environment's, None without a host."""
         base = os.environ if environ is None else environ
         return SmtpSettings.from_env({**base, **self.smtp_env})
+
+
+def artifact_root_setting(value: str) -> Path | str:
+    """SPARKSERVE_ARTIFACT_ROOT: a folder (resolved), or `s3://BUCKET[/PREFIX]` kept as a URI
+    without its trailing slash (any S3-compatible endpoint: boto3's own variables say which)."""
+    text = value.strip()
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", text)
+    if scheme is None:
+        return Path(text).expanduser().resolve()
+    if scheme.group(1).lower() != "s3":
+        raise InvalidInput(
+            f"{ARTIFACT_ROOT_ENV} must be a folder or an s3://BUCKET/PREFIX URI, got {text!r}."
+        )
+    bucket, _, prefix = text[len("s3://") :].partition("/")
+    prefix = prefix.strip("/")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+        raise InvalidInput(
+            f"{ARTIFACT_ROOT_ENV}: {bucket!r} is not a bucket name (3 to 63 lower-case letters, "
+            f"digits, '.' and '-'); write s3://BUCKET/PREFIX, got {text!r}."
+        )
+    return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
 
 
 def max_jobs_setting(value: int | None = None, environ: Mapping[str, str] | None = None) -> int:

@@ -40,7 +40,9 @@ class Snippet:
 
 def example_rows(version: ModelVersion, limit: int = 5) -> dict[str, list] | None:
     """The version's saved input example in `dataframe_split` form (columns, data)."""
-    path = version.path / "input_example.json"
+    if not version.has_input_example:  # a bucket's version is then not fetched for nothing
+        return None
+    path = version.local_path() / "input_example.json"
     if not path.is_file():
         return None
     example = json.loads(path.read_text())

@@ -6,8 +6,9 @@ python tests/_worker.py save NAME COUNT GO_FILE
 python tests/_worker.py save-forever MARKER        a save that never finishes writing
 
 With SPARKSERVE_WORKER_STALL_AFTER_PROMOTE=MARKER in the environment, a save renames its
-folder into place, writes MARKER and then hangs before the database commit, for a test to
-kill it exactly there. The hook lives here only: the package has no test hooks.
+folder into place (on a bucket: uploads its files to their final keys), writes MARKER and then
+hangs before the database commit, for a test to kill it exactly there. The hook lives here
+only: the package has no test hooks.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import mlflow.pyfunc
 
 from jupyter_sparkserve.repository import ModelRepository
-from jupyter_sparkserve.repository.artifacts import ArtifactStore
+from jupyter_sparkserve.repository.artifacts import LocalArtifactStore
 
 STALL_AFTER_PROMOTE = "SPARKSERVE_WORKER_STALL_AFTER_PROMOTE"
 # Pinned requirements: inferring them loads the model in a subprocess, which is what is slow.
@@ -43,17 +44,23 @@ class NeverFinishesWriting(mlflow.pyfunc.PythonModel):
 
 
 def _stall_after_promote(marker: str) -> None:
-    """Make ArtifactStore.promote hang once the folder is in place: `_add_version` calls it
-    as the last step inside its write transaction, so the row is not committed yet."""
-    promote = ArtifactStore.promote
+    """Make the store's promote hang once the folder is in place (on a bucket: uploaded):
+    `_add_version` calls it as the last step inside its write transaction, so the row is not
+    committed yet. Only the store this repository uses (a bucket's cache is a local store)."""
+    store: type = LocalArtifactStore
+    if (os.environ.get("SPARKSERVE_ARTIFACT_ROOT") or "").startswith("s3://"):
+        from jupyter_sparkserve.repository.s3_artifacts import S3ArtifactStore
 
-    def promote_then_hang(self: ArtifactStore, source: Path, relative: str) -> Path:
+        store = S3ArtifactStore
+    promote = store.promote
+
+    def promote_then_hang(self, source: Path, relative: str) -> Path:
         target = promote(self, source, relative)
         Path(marker).write_text(relative)
         time.sleep(600)
         return target
 
-    ArtifactStore.promote = promote_then_hang  # type: ignore[method-assign]
+    store.promote = promote_then_hang  # type: ignore[method-assign]
 
 
 def _small_model():

@@ -51,7 +51,7 @@ def version_spec(
     labels = {"io.sparkserve.model.source": version.source}
     return ImageSpec(
         ref=version.ref,
-        model_dir=version.path,
+        model_dir=version.local_path(),
         tag=tag or image_tag(version.name, version.version),
         base_image=base_image(base),
         labels=labels,

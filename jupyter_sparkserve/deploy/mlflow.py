@@ -148,7 +148,7 @@ class MlflowRegistry:
                     self._experiment_id(client),
                     tags={"sparkserve.model": version.ref, "mlflow.runName": version.ref},
                 )
-                client.log_artifacts(run.info.run_id, str(version.path), "model")
+                client.log_artifacts(run.info.run_id, str(version.local_path()), "model")
                 client.set_terminated(run.info.run_id)
                 source = f"{run.info.artifact_uri}/model"
                 try:

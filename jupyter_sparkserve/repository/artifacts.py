@@ -1,4 +1,5 @@
-"""The artifact store: one MLflow model folder per model version.
+"""The artifact store: one MLflow model folder per model version, in a local folder (here) or
+in an S3-compatible bucket (`s3_artifacts.py`, the same interface, chosen by `open_store`).
 
 A version is written into `.staging/<id>/`, flushed to disk, and renamed into
 `<name>/v<version>-<id>` in the same transaction that inserts its row, so a reader never sees
@@ -16,10 +17,11 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
+from typing import Protocol
 
-from ..errors import Conflict
+from ..errors import Conflict, InvalidInput
 
 STAGING = ".staging"
 MARKER = ".sparkserve-repository"
@@ -29,13 +31,58 @@ _VERSION_FOLDER = re.compile(r"v[0-9]+-[0-9a-f]{12}")
 _STAGING_FOLDER = re.compile(r"[0-9a-f]{32}")
 
 
-class ArtifactStore:
+class ArtifactStore(Protocol):
+    """What the repository asks of a store. `relative` is a version's `artifact_dir`
+    (`NAME/vN-ID`); `path` is where its folder is on this machine, or will be once `fetch`ed."""
+
+    @property
+    def root(self) -> Path | str: ...  # the folder, or the s3:// URI
+
+    def path(self, relative: str) -> Path: ...
+    def fetch(self, relative: str) -> Path: ...
+    def relative_of(self, path: Path) -> str: ...
+    def claim(self, repository_id: str) -> None: ...
+    def owner(self) -> str | None: ...
+    def staging(self) -> AbstractContextManager[Path]: ...
+    def new_location(self, name: str, version: int) -> str: ...
+    def promote(self, source: Path, relative: str) -> Path: ...
+    def remove(self, relative: str) -> None: ...
+    def remove_model(self, name: str) -> None: ...
+    def candidates(self, min_age_seconds: float) -> tuple[list[str], list[Path]]: ...
+    def sweep_staging(self, *, min_age_seconds: float = ...) -> list[Path]: ...
+    def remove_unreferenced(
+        self, candidates: list[str], is_referenced: Callable[[str], bool]
+    ) -> list[Path | str]: ...
+
+
+def open_store(root: Path | str, home: Path) -> ArtifactStore:
+    """The store `SPARKSERVE_ARTIFACT_ROOT` names: a folder, or an s3:// URI (read through a
+    cache under `home`)."""
+    if isinstance(root, Path):
+        return LocalArtifactStore(root)
+    try:
+        from .s3_artifacts import S3ArtifactStore
+    except ImportError as error:  # boto3 is an extra
+        raise InvalidInput(
+            f"The artifact root {root} is an S3 bucket, and S3 needs boto3: "
+            "pip install 'jupyter_sparkserve[s3]' (or set SPARKSERVE_ARTIFACT_ROOT to a folder)."
+        ) from error
+    return S3ArtifactStore(root, cache_root=home / "artifact-cache")
+
+
+class LocalArtifactStore:
     def __init__(self, root: Path) -> None:
-        self.root = root
+        self.root: Path = root
         self.staging_root = root / STAGING
 
     def path(self, relative: str) -> Path:
         return self.root / relative
+
+    def fetch(self, relative: str) -> Path:
+        return self.path(relative)  # already here
+
+    def relative_of(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
 
     def claim(self, repository_id: str) -> None:
         """Record which repository writes here (first come), so gc can tell a shared root."""
@@ -87,6 +134,12 @@ class ArtifactStore:
     def remove(self, relative: str) -> None:
         shutil.rmtree(self.path(relative), ignore_errors=True)
 
+    def remove_model(self, name: str) -> None:
+        """Remove the model's folder if it is empty (after deleting its last version)."""
+        # Safe against a concurrent save of the same name: promote() makes the folder again.
+        with suppress(OSError):
+            (self.root / name).rmdir()
+
     def candidates(self, min_age_seconds: float) -> tuple[list[str], list[Path]]:
         """Version folders and staging folders untouched for `min_age_seconds`: what gc may
         remove if nothing references it. Only names this store makes; links are skipped."""
@@ -110,8 +163,8 @@ class ArtifactStore:
 
     def remove_unreferenced(
         self, candidates: list[str], is_referenced: Callable[[str], bool]
-    ) -> list[Path]:
-        removed = []
+    ) -> list[Path | str]:
+        removed: list[Path | str] = []
         for relative in candidates:
             if is_referenced(relative):
                 continue
@@ -170,7 +223,7 @@ def ensure_same_owner(store: ArtifactStore, repository_id: str) -> None:
     owner = store.owner()
     if owner is not None and owner != repository_id:
         raise Conflict(
-            f"The artifact folder {store.root} also holds models of another repository "
+            f"The artifact store {store.root} also holds models of another repository "
             f"(id {owner}; this one is {repository_id}): collecting garbage here would delete "
             "them. Use the database that owns this folder (SPARKSERVE_DATABASE_URL), or give "
             "this repository its own SPARKSERVE_ARTIFACT_ROOT."

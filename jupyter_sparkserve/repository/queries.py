@@ -4,6 +4,7 @@ details, pages of models, the hints an unknown name or alias gets, and a model's
 from __future__ import annotations
 
 import difflib
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ def versions(
             has_input_example=bool(row.has_input_example),
             source=row.source,
             path=artifacts.path(row.artifact_dir),
+            fetcher=partial(artifacts.fetch, row.artifact_dir),
             size_bytes=row.size_bytes,
             mlflow_version=row.mlflow_version,
             created_at=db.as_utc(row.created_at),

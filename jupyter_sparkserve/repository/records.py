@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +30,13 @@ class ModelVersion:
     mlflow_version: str
     created_at: datetime
     created_by: str = ""  # who saved or imported it ('' before schema 5)
+    # The artifact store's fetch of `path` (a bucket's store downloads it into its cache).
+    fetcher: Callable[[], Path] | None = field(default=None, repr=False, compare=False)
+
+    def local_path(self) -> Path:
+        """The model folder on this machine, fetched first when the store is a bucket: the one
+        call every reader of the files goes through (listing versions downloads nothing)."""
+        return self.path if self.fetcher is None else self.fetcher()
 
     @property
     def flavor(self) -> str:

@@ -6,7 +6,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from ..lifecycle import DEPLOYED_STATUSES
 from ..quiet import in_notebook
 from . import database as db
 from . import mlmodels, queries
-from .artifacts import ArtifactStore, ensure_same_owner
+from .artifacts import ensure_same_owner, open_store
 from .flavors import save_python_model
 from .names import validate_alias, validate_metrics, validate_model_name, validate_tags
 from .records import ModelDetails, ModelSummary, ModelVersion, Page
@@ -38,7 +37,7 @@ class ModelRepository:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_env()
-        self.artifacts = ArtifactStore(self.settings.artifact_root)
+        self.artifacts = open_store(self.settings.artifact_root, self.settings.home)
         self._engine = db.create_repository_engine(self.settings.database_url)
         self.schema_version_found = db.ensure_schema(self._engine)
         self.repository_id = db.repository_id(self._engine)
@@ -134,7 +133,7 @@ class ModelRepository:
         with self.artifacts.staging() as folder:
             model_dir = folder / "model"
             if ref.in_repository:
-                shutil.copytree(self.resolve(ref).path, model_dir)
+                shutil.copytree(self.resolve(ref).local_path(), model_dir)
             else:
                 mlmodels.fetch(self.settings, str(ref.uri), model_dir)
             return self._add_version(
@@ -194,7 +193,7 @@ class ModelRepository:
         """Delete one version and the aliases on it. The model keeps its numbering: the next
         save after deleting version 3 is version 4, even if 3 was the last one."""
         target = self.resolve(ref)
-        relative = target.path.relative_to(self.artifacts.root).as_posix()
+        relative = self.artifacts.relative_of(target.path)
         v = db.model_versions
         with db.write_transaction(self._engine) as conn:
             model_id = self.model_id(conn, target.name)
@@ -263,15 +262,13 @@ class ModelRepository:
             )
             conn.execute(update(db.models).where(db.models.c.id == model.id).values(updated_at=now))
         for version in versions:
-            self.artifacts.remove(version.path.relative_to(self.artifacts.root).as_posix())
-        # Safe against a concurrent save of the same name: promote() makes the folder again.
-        with suppress(OSError):
-            (self.artifacts.root / model.name).rmdir()
+            self.artifacts.remove(self.artifacts.relative_of(version.path))
+        self.artifacts.remove_model(model.name)
         return queries.details(model, versions)
 
-    def collect_garbage(self, *, min_age_seconds: float = 3600) -> list[Path]:
-        """Remove artifact folders no version points at (left by processes that died), and
-        staging folders untouched for `min_age_seconds`."""
+    def collect_garbage(self, *, min_age_seconds: float = 3600) -> list[Path | str]:
+        """Remove artifact folders (a bucket's objects) no version points at, left by
+        processes that died, and staging folders untouched for `min_age_seconds`."""
         ensure_same_owner(self.artifacts, self.repository_id)
         versions, staging = self.artifacts.candidates(min_age_seconds)
         # Read the references under the write lock: a save that has renamed its folder into
@@ -376,7 +373,7 @@ class ModelRepository:
         it lives outside the repository)."""
         parsed = ref if isinstance(ref, ModelRef) else ModelRef.parse(ref)
         if parsed.in_repository:
-            return self.resolve(parsed).path
+            return self.resolve(parsed).local_path()
         uri = str(parsed.uri)
         if Path(uri).is_absolute() and Path(uri).exists():
             mlmodels.check_mlflow_model(Path(uri), uri)
