@@ -4,11 +4,12 @@ they come from, and the deploy options each target declares. The sidebar's TypeS
 are generated from the same file (`jlpm build:types`).
 
 A shape error becomes one sentence that names the field: `'port' in the deploy options must
-be an integer: ...; got a string.` A schema's `title` says what the object is in messages
-("deploy request"), `x-noun` what its members are called ("field" unless told), `x-item`
-what an array's items are ("Row 0 of 'data'"), and each property's `description` is the
-hint on what to send. A property marked `x-checked-by: core` is checked by the core with its
-own errors (a body's workflow settings): only its own type is checked with the body.
+be an integer: ...; got a string.`, and that field is its `field` (a dialog shows it there).
+A schema's `title` says what the object is in messages ("deploy request"), `x-noun` what its
+members are called ("field" unless told), `x-item` what an array's items are ("Row 0 of
+'data'"), and each property's `description` is the hint on what to send. A property marked
+`x-checked-by: core` is checked by the core with its own errors (a body's workflow
+settings): only its own type is checked with the body.
 """
 
 from __future__ import annotations
@@ -74,8 +75,18 @@ def _check(
         key=lambda e: (len(e.absolute_path), _PRIORITY.get(str(e.validator), 9)),
     )
     if found:
-        raise error(_message(found[0], dict(declared), value))
+        raise error(_message(found[0], dict(declared), value), field=_field(found[0]))
     return value
+
+
+def _field(found: Any) -> str:
+    """The field at fault, as a dialog names its fields (the innermost property: `port`, not
+    `options`); "" for an unknown field or a wrong body."""
+    if found.validator == "required":
+        return next((name for name in found.validator_value if name not in found.instance), "")
+    if found.validator == "additionalProperties":
+        return ""
+    return next((key for key in reversed(found.absolute_path) if isinstance(key, str)), "")
 
 
 # The largest integer a database column holds (a signed 64-bit BIGINT): ids and counts past it

@@ -55,13 +55,15 @@ export type IKubernetesManifest = Schemas['KubernetesManifest'];
 /** A target's options by name, as its `ITargetOption`s declare them. */
 export type IDeployOptions = Record<string, string | number | boolean>;
 
-/** An error the UI can show as it is: the server's message, or what is wrong with the setup. */
+/** An error the UI can show as it is: the server's message, or what is wrong with the setup;
+ * `field`: the request field at fault when the core names one (a dialog shows it there). */
 export class ApiError extends Error {
   constructor(
     readonly code: string,
     message: string,
     readonly status?: number,
-    readonly remedy?: IRemedy
+    readonly remedy?: IRemedy,
+    readonly field?: string
   ) {
     super(message);
   }
@@ -104,7 +106,13 @@ export async function requestAPI<T>(endPoint: string, init: RequestInit = {}): P
   }
   if (!response.ok) {
     const message = body?.message ?? (response.statusText || `HTTP ${response.status}`);
-    throw new ApiError(body?.error ?? 'HTTP_ERROR', message, response.status, body?.remedy);
+    throw new ApiError(
+      body?.error ?? 'HTTP_ERROR',
+      message,
+      response.status,
+      body?.remedy,
+      body?.field || undefined
+    );
   }
   return body as T;
 }
@@ -171,8 +179,17 @@ export const api = {
   versionSnippets: (name: string, version: number): Promise<ISnippets> =>
     requestAPI<ISnippets>(`${versionPath(name, version)}/snippets`),
 
-  listDeployments: (all = false): Promise<{ items: IDeployment[] }> =>
-    requestAPI<{ items: IDeployment[] }>('deployments' + query({ all: all ? 'true' : undefined })),
+  /** The ones up; `attention`: and the failed ones not dismissed; `all`: every one. */
+  listDeployments: (
+    options: { all?: boolean; attention?: boolean } = {}
+  ): Promise<{ items: IDeployment[] }> =>
+    requestAPI<{ items: IDeployment[] }>(
+      'deployments' +
+        query({
+          all: options.all ? 'true' : undefined,
+          attention: options.attention ? 'true' : undefined
+        })
+    ),
 
   deploy: (ref: string, target: string, options: IDeployOptions): Promise<IDeployment> =>
     post<IDeployment>('deployments', { ref, target, options }),
@@ -182,6 +199,10 @@ export const api = {
 
   undeploy: (id: string): Promise<IDeployment> =>
     requestAPI<IDeployment>(`deployments/${encodeURIComponent(id)}`, { method: 'DELETE' }),
+
+  /** Forget an ended deployment's record; answers it as it was. */
+  dismissDeployment: (id: string): Promise<IDeployment> =>
+    post<IDeployment>(`deployments/${encodeURIComponent(id)}/dismiss`),
 
   deploymentSnippets: (id: string): Promise<ISnippets> =>
     requestAPI<ISnippets>(`deployments/${encodeURIComponent(id)}/snippets`),

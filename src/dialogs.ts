@@ -14,7 +14,7 @@ import {
   ITargetStatus
 } from './api';
 import { button, el } from './dom';
-import { checks, IProblem } from './validate';
+import { checks, IProblem, problemOf } from './validate';
 
 let fieldCount = 0;
 
@@ -190,10 +190,10 @@ class CheckedDialog<T> extends Dialog<T> {
     try {
       value = this._form.getValue();
     } catch (error) {
-      done({ message: errorMessage(error) });
+      done(problemOf(error));
       return;
     }
-    this._check(value).then(done, error => done({ message: errorMessage(error) }));
+    this._check(value).then(done, error => done(problemOf(error)));
   }
 
   private _form: FormBody<T>;
@@ -549,7 +549,7 @@ function acting<T>(act: DialogAction<T>): (value: T) => Promise<IProblem | null>
   return value =>
     act(value).then(
       () => null,
-      error => ({ message: errorMessage(error) })
+      error => problemOf(error) // next to the field the server named
     );
 }
 
@@ -573,9 +573,14 @@ export async function buildImageDialog(
       }
       return settings;
     },
-    field('Tag', tag, 'REGISTRY/NAME:TAG to push it, such as 127.0.0.1:5000/models/churn:3.'),
-    field('Base image', base, 'An image with Python, the same version as this server.'),
-    field('Push', push, 'Push it to the registry the tag names once built.')
+    field(
+      'Tag',
+      tag,
+      'REGISTRY/NAME:TAG to push it, such as 127.0.0.1:5000/models/churn:3.',
+      'tag'
+    ),
+    field('Base image', base, 'An image with Python, the same version as this server.', 'base_image'),
+    field('Push', push, 'Push it to the registry the tag names once built.', 'push')
   );
   return showChecked(`Build an image of ${ref}`, body, 'Start build', acting(start));
 }
@@ -603,12 +608,17 @@ export async function kubernetesDialog(
       autoscale: text(autoscale),
       disruption_budget: budget.checked
     }),
-    field('Image', image, 'What the pods run; push it where the cluster can pull it.'),
-    field('Replicas', replicas),
-    field('Namespace', namespace),
-    field('Token Secret', secret, 'A Secret whose key `token` the endpoint will require.'),
-    field('Autoscale', autoscale, 'A HorizontalPodAutoscaler at 70% CPU.'),
-    field('Disruption budget', budget, 'Keep one pod up during node drains.')
+    field('Image', image, 'What the pods run; push it where the cluster can pull it.', 'image'),
+    field('Replicas', replicas, '', 'replicas'),
+    field('Namespace', namespace, '', 'namespace'),
+    field(
+      'Token Secret',
+      secret,
+      'A Secret whose key `token` the endpoint will require.',
+      'token_secret'
+    ),
+    field('Autoscale', autoscale, 'A HorizontalPodAutoscaler at 70% CPU.', 'autoscale'),
+    field('Disruption budget', budget, 'Keep one pod up during node drains.', 'disruption_budget')
   );
   return showChecked(`Kubernetes manifest for ${ref}`, body, 'Write manifest', acting(make));
 }

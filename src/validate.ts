@@ -1,13 +1,16 @@
-import { URLExt } from '@jupyterlab/coreutils';
-import { ServerConnection } from '@jupyterlab/services';
-
-import { API_NAMESPACE, IDeployOptions, IScoreSettings } from './api';
+import { ApiError, errorMessage, IDeployOptions, IScoreSettings, requestAPI } from './api';
 
 /** What the server refuses in a dialog's values: its message, and the field at fault when
- * the core names one (`output`, a deploy option such as `port`). */
+ * the core names one (`output`, a deploy option such as `port`, a build's `tag`). */
 export interface IProblem {
   message: string;
   field?: string;
+}
+
+/** Anything a call threw, as a dialog shows it: next to the field the server named, if any. */
+export function problemOf(error: unknown): IProblem {
+  const field = error instanceof ApiError ? error.field : undefined;
+  return field ? { message: errorMessage(error), field } : { message: errorMessage(error) };
 }
 
 /**
@@ -16,35 +19,16 @@ export interface IProblem {
  * problem, kept with its `field` so that a dialog shows it next to that field.
  */
 async function check(endPoint: string, body: unknown): Promise<IProblem | null> {
-  const settings = ServerConnection.makeSettings();
-  const url = URLExt.join(settings.baseUrl, API_NAMESPACE, endPoint);
-  let response: Response;
   try {
-    response = await ServerConnection.makeRequest(
-      url,
-      {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify(body)
-      },
-      settings
-    );
-  } catch (error) {
-    return { message: `The Jupyter server could not be reached: ${error}` };
-  }
-  if (response.ok) {
+    await requestAPI(endPoint, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body)
+    });
     return null;
+  } catch (error) {
+    return problemOf(error);
   }
-  let found: { message?: string; field?: string } | null = null;
-  try {
-    found = await response.json();
-  } catch {
-    found = null;
-  }
-  return {
-    message: found?.message ?? (response.statusText || `HTTP ${response.status}`),
-    field: found?.field
-  };
 }
 
 export const checks = {

@@ -126,6 +126,30 @@ async def test_score_check_passes_a_good_run(
     assert not (tmp_path / "o.parquet").exists()
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "field", "says"),
+    [
+        ("kubernetes", {"autoscale": "ten"}, "autoscale", "'autoscale'"),
+        ("kubernetes", {"autoscale": "9-1"}, "autoscale", "minimum replicas <= maximum"),
+        ("kubernetes", {"replicas": 0}, "replicas", "'replicas'"),
+        ("kubernetes", {"namespace": "Risk"}, "namespace", "'namespace'"),
+        ("kubernetes", {"image": "Not An Image"}, "image", "'image'"),
+        ("image", {"tag": "Not/A Tag"}, "tag", "'tag'"),
+        ("image", {"push": True}, "tag", "Pushing needs a tag"),
+        ("image", {"base_image": "x@sha256:1"}, "base_image", "'base_image'"),
+    ],
+)
+async def test_image_and_kubernetes_refusals_name_the_field(
+    api: Api, iris_saved: str, path: str, body: dict, field: str, says: str
+) -> None:
+    """What the Build image and Kubernetes dialogs show next to a field: the shape's errors
+    and the core's own name the field at fault, as the score and deploy checks do."""
+    answer = await api("POST", f"models/iris/versions/1/{path}", body=body)
+    assert answer.status == 400, answer.body
+    assert (answer.body.get("field"), says in answer.message) == (field, True), answer.body
+    assert (await api("GET", "jobs")).body["items"] == []  # no build was started
+
+
 def test_an_output_with_an_unknown_extension_is_refused_not_made_a_folder(
     repo: ModelRepository, iris_saved: str, iris_csv: Path, tmp_path: Path
 ) -> None:
@@ -191,17 +215,41 @@ def test_dialogs_keep_what_was_typed_on_a_refusal(
         dialog.locator(".jp-Dialog-button.jp-mod-reject").click()
         dialog.wait_for(state="detached")
 
-        # Kubernetes manifest with a bad autoscale: said in the dialog, which stays open.
+        # Build image with a bad tag: refused next to the tag, nothing built, all kept.
+        dialog = choose("build_image")
+        tag = dialog.locator('[data-testid="sparkserve-build-tag"]')
+        base = dialog.locator('[data-testid="sparkserve-build-base-image"]')
+        tag.fill("Not A Tag")
+        base.fill("localhost/base:1")
+        dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+        error = dialog.locator('[data-field="tag"] [data-testid="sparkserve-field-error"]')
+        error.wait_for()
+        assert "'tag'" in error.inner_text() and "got 'Not A Tag'" in error.inner_text()
+        assert tag.get_attribute("aria-invalid") == "true"
+        assert dialog.locator('[data-testid="sparkserve-form-problem"]').is_hidden()
+        assert (tag.input_value(), base.input_value()) == ("Not A Tag", "localhost/base:1")
+        assert lab.api("GET", "sparkserve/api/v1/jobs")["items"] == []
+        screenshot(page, "dialog-build-bad-tag.png")
+        dialog.locator(".jp-Dialog-button.jp-mod-reject").click()
+        dialog.wait_for(state="detached")
+
+        # Kubernetes manifest with a bad autoscale, then backwards: each said next to the
+        # field, in the dialog, which stays open with what was typed.
         dialog = choose("kubernetes")
         image = dialog.locator('[data-testid="sparkserve-k8s-image"]')
         autoscale = dialog.locator('[data-testid="sparkserve-k8s-autoscale"]')
         image.fill("registry.example/iris:1")
         autoscale.fill("ten")
         dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
-        problem = dialog.locator('[data-testid="sparkserve-form-problem"]')
-        problem.wait_for()
-        assert "'autoscale'" in problem.inner_text() and "got 'ten'" in problem.inner_text()
+        error = dialog.locator('[data-field="autoscale"] [data-testid="sparkserve-field-error"]')
+        error.wait_for()
+        assert "'autoscale'" in error.inner_text() and "got 'ten'" in error.inner_text()
         assert (image.input_value(), autoscale.input_value()) == ("registry.example/iris:1", "ten")
+        autoscale.fill("9-1")
+        dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+        error.filter(has_text="minimum replicas <= maximum replicas").wait_for()
+        assert autoscale.get_attribute("aria-invalid") == "true"
+        screenshot(page, "dialog-k8s-autoscale.png")
         autoscale.fill("2-10")
         dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
         yaml = page.locator('.jp-Dialog [data-testid="sparkserve-k8s-yaml"]')

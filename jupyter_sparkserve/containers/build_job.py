@@ -52,13 +52,16 @@ class BuildSpec:
             )
         object.__setattr__(self, "model", model)
         if self.tag:
-            object.__setattr__(self, "tag", check_image_reference(self.tag, "The tag"))
+            object.__setattr__(self, "tag", check_image_reference(self.tag, "The tag", name="tag"))
         if self.base_image:  # pinned by digest is good practice
-            base = check_image_reference(self.base_image, "The base image", digest=True)
+            base = check_image_reference(
+                self.base_image, "The base image", digest=True, name="base_image"
+            )
             object.__setattr__(self, "base_image", base)
         if self.push and not self.tag:
             raise InvalidInput(
-                "Pushing needs a tag naming the registry, such as 127.0.0.1:5000/models/churn:3."
+                "Pushing needs a tag naming the registry, such as 127.0.0.1:5000/models/churn:3.",
+                field="tag",
             )
 
     @property

@@ -80,16 +80,17 @@ def image_tag(name: str, version: int) -> str:
     return f"sparkserve/{cleaned.strip('._-') or 'model'}:{version}"
 
 
-def check_image_reference(value: str, field: str, *, digest: bool = False) -> str:
+def check_image_reference(value: str, field: str, *, digest: bool = False, name: str = "") -> str:
     """`value` when it is an image reference as openapi.yaml's ImageReference states it (with
-    a digest only where `digest` allows one)."""
+    a digest only where `digest` allows one); `name`: the request field it came from."""
     value = value.strip()
     rule = shapes.schema("ImageReference")["pattern"]
     if not re.fullmatch(rule, value) or (not digest and "@" in value):
         raise InvalidInput(
             f"{field} {value!r} is not an image reference: write [REGISTRY/]NAME[:TAG] with a "
             "lower-case NAME, such as 127.0.0.1:5000/models/churn:3"
-            + (", or NAME@sha256:DIGEST." if digest else ".")
+            + (", or NAME@sha256:DIGEST." if digest else "."),
+            field=name,
         )
     return value
 

@@ -52,7 +52,9 @@ class KubernetesOptions:
         if autoscale:
             low, _, high = autoscale.partition("-")
             if not (low.strip().isdigit() and high.strip().isdigit()):
-                raise InvalidInput(f"autoscale {autoscale!r}: give MIN-MAX, such as 2-10.")
+                raise InvalidInput(
+                    f"autoscale {autoscale!r}: give MIN-MAX, such as 2-10.", field="autoscale"
+                )
             given.update(min_replicas=int(low), max_replicas=int(high))
         return cls(**given)
 
@@ -101,19 +103,30 @@ def to_yaml(documents: list[dict[str, Any]]) -> str:
 
 def _check(options: KubernetesOptions) -> None:
     if not options.image.strip():
-        raise InvalidInput("A Kubernetes Deployment needs an image: build one, then pass it.")
-    check_image_reference(options.image, "The image", digest=True)
+        raise InvalidInput(
+            "A Kubernetes Deployment needs an image: build one, then pass it.", field="image"
+        )
+    check_image_reference(options.image, "The image", digest=True, name="image")
     if options.replicas < 1:
-        raise InvalidInput("replicas must be 1 or more.")
+        raise InvalidInput("replicas must be 1 or more.", field="replicas")
     if (options.min_replicas is None) != (options.max_replicas is None):
-        raise InvalidInput("Autoscaling needs both the minimum and the maximum replicas.")
+        raise InvalidInput(
+            "Autoscaling needs both the minimum and the maximum replicas.", field="autoscale"
+        )
     low, high = options.min_replicas, options.max_replicas
     if low is not None and high is not None and not 1 <= low <= high:
-        raise InvalidInput("Autoscaling needs 1 <= minimum replicas <= maximum replicas.")
+        raise InvalidInput(
+            "Autoscaling needs 1 <= minimum replicas <= maximum replicas.", field="autoscale"
+        )
     if options.namespace is not None and not _DNS_LABEL.fullmatch(options.namespace):
-        raise InvalidInput(f"Invalid namespace {options.namespace!r}: a DNS-1123 label.")
+        raise InvalidInput(
+            f"Invalid namespace {options.namespace!r}: a DNS-1123 label.", field="namespace"
+        )
     if options.token_secret is not None and not _DNS_LABEL.fullmatch(options.token_secret):
-        raise InvalidInput(f"Invalid Secret name {options.token_secret!r}: a DNS-1123 label.")
+        raise InvalidInput(
+            f"Invalid Secret name {options.token_secret!r}: a DNS-1123 label.",
+            field="token_secret",
+        )
 
 
 def _deployment(
