@@ -21,11 +21,17 @@ export interface IDeploymentsViewOptions {
 }
 
 /** Labels of the actions the core offers a deployment (`lifecycle.deployment_actions`). */
-const LABELS: Record<string, string> = { undeploy: 'Undeploy', snippets: 'Snippets' };
+const LABELS: Record<string, string> = {
+  undeploy: 'Undeploy',
+  snippets: 'Snippets',
+  dismiss: 'Dismiss'
+};
 
 /**
- * The Deployments section: every deployment that is up or starting, with its target, URL (a
- * Copy button), status, and the actions the API gives it; nothing here decides which.
+ * The Deployments section: every deployment that is up or starting, and the failed ones until
+ * they are dismissed (the API's `attention` list: a stopped one was the user's own Undeploy,
+ * already said), with its target, URL (a Copy button), status, a failed one's error, and the
+ * actions the API gives it; nothing here decides which.
  */
 export class DeploymentsView {
   readonly node: HTMLElement;
@@ -73,7 +79,7 @@ export class DeploymentsView {
       return;
     }
     try {
-      const { items } = await api.listDeployments();
+      const { items } = await api.listDeployments({ attention: true });
       await this._noticeChanges(items);
       this._render(items);
       this._options.onError(null);
@@ -171,6 +177,7 @@ export class DeploymentsView {
       .map(([, made]) => made);
     const facts = deployment.shown.map(fact => `${fact.label} ${fact.value}`).join(', ');
     const detail = deployment.status === 'starting' ? deployment.progress : facts;
+    const error = deployment.status === 'failed' ? errorLines(deployment, this._openLogs) : [];
     return el(
       'div',
       {
@@ -192,6 +199,7 @@ export class DeploymentsView {
       ),
       el('div', { className: 'jp-SparkserveDeployment-where' }, url, copy),
       ...(detail ? [el('p', { className: 'jp-SparkserveDeployment-detail', text: detail })] : []),
+      ...error,
       el('div', { className: 'jp-SparkserveDeployment-actions' }, ...actions)
     );
   }
@@ -204,7 +212,56 @@ export class DeploymentsView {
   /** The deployments whose start the sidebar follows with a notification. */
   private _followed = new Set<string>();
   private _baseline = false;
+  /** The failed deployments whose log the user opened. */
+  private _openLogs = new Set<string>();
   private _reads = new Rereader(() => this._read());
   private _timer = 0;
   private _disposed = false;
+}
+
+/**
+ * A failed deployment's error: its first line (what happened) as a line of the row, the rest
+ * (the end of its log) behind a disclosure that keyboards and screen readers open as they do
+ * any other.
+ */
+function errorLines(deployment: IDeployment, openLogs: Set<string>): HTMLElement[] {
+  const [first, ...rest] = deployment.error.trim().split('\n');
+  if (!first) {
+    return [];
+  }
+  const shown: HTMLElement[] = [
+    el('p', {
+      className: 'jp-SparkserveDeployment-error',
+      testId: 'sparkserve-deployment-error',
+      text: first
+    })
+  ];
+  if (rest.length > 0) {
+    const log = el(
+      'details',
+      { className: 'jp-SparkserveDeployment-log', testId: 'sparkserve-deployment-log' },
+      el('summary', { text: 'End of its log' }),
+      // It scrolls: focusable, so a keyboard can scroll it too.
+      el('pre', {
+        className: 'jp-SparkserveDeployment-logText',
+        text: rest.join('\n'),
+        attrs: {
+          tabindex: '0',
+          role: 'region',
+          'aria-label': `End of the log of ${deployment.ref} (${deployment.id})`
+        }
+      })
+    );
+    // Kept open across the section's re-renders (each change read draws the rows anew).
+    log.open = openLogs.has(deployment.id);
+    log.addEventListener('toggle', () => {
+      if (log.open) {
+        openLogs.add(deployment.id);
+      } else {
+        openLogs.delete(deployment.id);
+      }
+    });
+    shown.push(log);
+  }
+  return shown;
 }

@@ -276,6 +276,9 @@ export class SparkservePanel extends Widget {
           `${deployment.ref} is undeployed (${deployment.id} stopped).`
         );
         await this._models.refresh();
+      } else if (action === 'dismiss') {
+        await api.dismissDeployment(deployment.id); // the section reads the change
+        this._notifier.say('info', `Dismissed ${deployment.ref} (${deployment.id}).`);
       } else if (action === 'snippets') {
         const found = await api.deploymentSnippets(deployment.id);
         if (await snippetsDialog(`Snippets for ${deployment.ref}`, found.snippets)) {

@@ -1,10 +1,13 @@
 """The live sidebar in a real JupyterLab and Chromium: what another process saves shows without
-a click, a finished job raises a notification whose action opens its output, and the panel
-comes back after a reload with its commands in the palette."""
+a click, a finished job raises a notification whose action opens its output, a local endpoint
+that dies shows failed with its error and can be dismissed, and the panel comes back after a
+reload with its commands in the palette."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -30,7 +33,7 @@ from _lab import browser as browser  # the fixture, for the tests below
 
 from jupyter_sparkserve.config import Settings
 from jupyter_sparkserve.deploy.deployments import Deployments
-from jupyter_sparkserve.lifecycle import deployment_actions
+from jupyter_sparkserve.lifecycle import DEPLOYMENT_ACTIONS, deployment_actions
 from jupyter_sparkserve.repository import ModelRepository
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
@@ -213,6 +216,10 @@ def test_a_model_saved_in_a_notebook_shows_and_a_deploy_from_another_face_is_fol
         row.locator('[data-testid="sparkserve-deployment-url"]', has_text=live.url).wait_for()
         actions = row.locator(".jp-SparkserveDeployment-action")
         assert [a.get_attribute("data-testid") for a in actions.all()] == [
+            f"sparkserve-deployment-{action.value}" for action in DEPLOYMENT_ACTIONS
+        ]
+        enabled = [a.get_attribute("data-testid") for a in actions.all() if a.is_enabled()]
+        assert enabled == [
             f"sparkserve-deployment-{action.value}" for action in deployment_actions("running")
         ]
         screenshot(page, "live-deployment.png")
@@ -226,6 +233,39 @@ def test_a_model_saved_in_a_notebook_shows_and_a_deploy_from_another_face_is_fol
         # Undeploy from the section: the endpoint stops and the section empties.
         row.locator('[data-testid="sparkserve-deployment-undeploy"]').click()
         toast(page, r"churn:1 is undeployed")
+        row.wait_for(state="detached")
+        assert [d.status for d in Deployments(repository).list()] == ["stopped"]
+
+        # Deployed again, then its endpoint killed outside sparkserve, and nothing read: the
+        # server notices on its own, the row turns failed with its error (the end of its log
+        # behind a disclosure) and offers Dismiss, which forgets it.
+        again = lab.api("POST", "sparkserve/api/v1/deployments", {"ref": "churn:1"})
+        toast(page, rf"churn:1 is deployed at .* \({again['id']}\)")
+        selector = (
+            f'{SIDEBAR} [data-testid="sparkserve-deployment"][data-deployment-id="{again["id"]}"]'
+        )
+        row = page.locator(selector)
+        row.locator('[data-testid="sparkserve-deployment-url"]', has_text="http://").wait_for()
+        pid = Deployments(repository).get(again["id"]).details["pid"]
+        os.killpg(pid, signal.SIGKILL)
+        killed = time.monotonic()
+        # (Each read draws the rows anew: wait for a row, not on the node seen before.)
+        page.locator(f'{selector}[data-status="failed"]').wait_for(timeout=10_000)
+        print(f"the sidebar showed the killed endpoint failed {time.monotonic() - killed:.2f} s on")
+        error = row.locator('[data-testid="sparkserve-deployment-error"]')
+        assert f"its process {pid}" in error.inner_text() and "is not serving" in error.inner_text()
+        log = row.locator('[data-testid="sparkserve-deployment-log"]')
+        assert not log.locator("pre").is_visible()
+        log.locator("summary").click()  # a native disclosure: keyboard and screen readers too
+        assert "Last lines of" in log.locator("pre").inner_text()
+        actions = row.locator(".jp-SparkserveDeployment-action")
+        enabled = [a.get_attribute("data-testid") for a in actions.all() if a.is_enabled()]
+        assert enabled == ["sparkserve-deployment-dismiss"]
+        undeploy = row.locator('[data-testid="sparkserve-deployment-undeploy"]')
+        assert undeploy.get_attribute("title") == "It is failed: there is nothing to undeploy."
+        screenshot(page, "live-deployment-failed.png")
+        row.locator('[data-testid="sparkserve-deployment-dismiss"]').click()
+        toast(page, rf"Dismissed churn:1 \({again['id']}\)")
         row.wait_for(state="detached")
         assert [d.status for d in Deployments(repository).list()] == ["stopped"]
         assert our_errors(errors) == []
