@@ -146,6 +146,13 @@ async def test_the_server_notices_a_dead_endpoint_without_a_read_and_dismiss_for
     assert everything.body["items"] == []
     assert not (repo.settings.home / "deployments" / deployment_id).exists()
 
+    # A stopped one is history: not in the attention list, but `all` (with it or not) has it.
+    stopped = Deployments(repo).undeploy(Deployments(repo).begin(registered).id)
+    assert (await api("GET", "deployments", params={"attention": "true"})).body["items"] == []
+    for params in ({"all": "true"}, {"all": "true", "attention": "true"}):
+        listed = await api("GET", "deployments", params=params)
+        assert [d["id"] for d in listed.body["items"]] == [stopped.id], params
+
 
 def test_a_watch_round_costs_a_select_and_a_read_per_running_local_deployment(
     repo: ModelRepository, registered: str

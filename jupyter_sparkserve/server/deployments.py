@@ -19,7 +19,9 @@ class DeploymentsHandler(SparkserveHandler):
         failed = self.bool_argument("attention")  # and the failed ones not dismissed
         service = Deployments(await self.repository())
         found = await self.run_core(
-            service.list, active_only=not everything and not failed, attention=failed
+            service.list,
+            active_only=not (everything or failed),
+            attention=failed and not everything,
         )
         self.reply({"items": [deployment.to_dict() for deployment in found]})
 
