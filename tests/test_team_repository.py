@@ -28,6 +28,7 @@ from jupyter_sparkserve.deploy.deployments import Deployments
 from jupyter_sparkserve.errors import Conflict, InvalidInput, NotFound
 from jupyter_sparkserve.repository import ModelRepository
 from jupyter_sparkserve.scoring.offline import score
+from jupyter_sparkserve.workflows import JobRunner, WorkflowSpec
 
 WORKER = str(Path(__file__).with_name("_worker.py"))
 FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
@@ -137,6 +138,26 @@ def test_two_users_save_alias_deploy_and_score_each_others_versions(
     assert bob.collect_garbage(min_age_seconds=0) == [cached] and not cached.exists()
     bob.delete_model("iris")
     assert team.objects() == ["team-models/.sparkserve-repository"]
+
+
+def test_a_score_job_of_one_user_runs_on_the_others_version(
+    alice: ModelRepository, bob: ModelRepository, iris, iris_model, tmp_path: Path
+) -> None:
+    """The job's own process fetches the version into Bob's cache; Alice sees Bob's job."""
+    features, _ = iris
+    alice.save(iris_model, "iris", **FAST_SAVE)
+    features.to_csv(tmp_path / "in.csv", index=False)
+    runner = JobRunner(bob)
+    job = runner.submit(
+        WorkflowSpec(model="iris", input=str(tmp_path / "in.csv"), output=str(tmp_path / "o.csv"))
+    )
+    assert not bob.resolve("iris:1").path.exists()  # submitting downloads nothing
+    done = runner.wait(job.id, timeout=240)
+    assert done.status == "succeeded", done.error
+    scored = pd.read_csv(tmp_path / "o.csv")
+    np.testing.assert_array_equal(scored["prediction"], iris_model.predict(features))
+    assert (bob.resolve("iris:1").path / "MLmodel").is_file()
+    assert [j.id for j in JobRunner(alice).list()] == [job.id]
 
 
 def test_readers_fetching_at_once_each_get_the_whole_folder(
