@@ -15,8 +15,11 @@ Endpoint, credentials and region come from boto3's own chain (`AWS_ENDPOINT_URL_
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,7 @@ from .artifacts import _VERSION_FOLDER, MARKER, STALE_STAGING_SECONDS, LocalArti
 
 # A delete_objects call takes at most this many keys.
 _DELETE_BATCH = 1000
+_PARALLEL_FILES = 8
 
 
 class S3ArtifactStore:
@@ -95,10 +99,14 @@ class S3ArtifactStore:
         """Upload `source` under the version's final prefix (the row's commit makes it
         visible), then keep the folder as this machine's cached copy."""
         base = self.key(relative)
+        files = sorted(p for p in source.rglob("*") if p.is_file())
+
+        def upload(file: Path) -> None:
+            key = f"{base}/{file.relative_to(source).as_posix()}"
+            self.client.upload_file(str(file), self.bucket, key)
+
         try:
-            for file in sorted(p for p in source.rglob("*") if p.is_file()):
-                key = f"{base}/{file.relative_to(source).as_posix()}"
-                self.client.upload_file(str(file), self.bucket, key)
+            _each(upload, files)
         except Exception as error:
             raise self._error(error, f"upload {relative}") from error
         return self.cache.promote(source, relative)
@@ -123,10 +131,13 @@ class S3ArtifactStore:
             )
         with self.cache.staging() as folder:
             download = folder / "model"
+
+            def fetch_one(item: tuple[str, str]) -> None:
+                (download / item[1]).parent.mkdir(parents=True, exist_ok=True)
+                self.client.download_file(self.bucket, item[0], str(download / item[1]))
+
             try:
-                for key, name in files.items():
-                    (download / name).parent.mkdir(parents=True, exist_ok=True)
-                    self.client.download_file(self.bucket, key, str(download / name))
+                _each(fetch_one, list(files.items()))
             except Exception as error:
                 raise self._error(error, f"download {relative}") from error
             try:
@@ -240,9 +251,43 @@ class S3ArtifactStore:
         return AwsError(f"S3 could not {action} in {where}: {said(error)}")
 
 
+def _each(action: Callable[[Any], None], items: list[Any]) -> None:
+    """`action` on every item, a few at once (a model folder is a handful of files: the
+    requests' latency, not bandwidth, is what a fetch waits for); the first error raised."""
+    with ThreadPoolExecutor(max_workers=_PARALLEL_FILES) as pool:
+        for _done in pool.map(action, items):
+            pass
+
+
+# What decides the client boto3 makes here: a repository opened again with the same ones
+# reuses it (making one costs about 50 ms), and a forked process makes its own (a client's
+# pooled connections must not be shared across processes).
+_CLIENT_SETTINGS = (
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL",
+    "AWS_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+)
+_clients: dict[tuple[object, ...], Any] = {}
+_clients_lock = threading.Lock()
+
+
 def _client() -> Any:
+    key = (os.getpid(), *(os.environ.get(name) for name in _CLIENT_SETTINGS))
+    with _clients_lock:
+        if key not in _clients:
+            _clients[key] = _new_client()
+        return _clients[key]
+
+
+def _new_client() -> Any:
     """An S3 client from boto3's own chain, with short timeouts; path-style addressing on
     any endpoint but AWS's own (MinIO and moto do not serve BUCKET.HOST names)."""
+    session = boto3.session.Session()
 
     def make(**s3: str) -> Any:
         config = Config(
@@ -251,7 +296,7 @@ def _client() -> Any:
             retries={"mode": "standard", "max_attempts": 3},
             s3=s3 or None,
         )
-        return boto3.session.Session().client("s3", config=config)
+        return session.client("s3", config=config)
 
     found = make()
     host = urlsplit(found.meta.endpoint_url or "").hostname or ""
