@@ -5,17 +5,21 @@ executors run and where files Spark distributes land). `benchmarks/spark.py` use
     with standalone_cluster(folder) as cluster:
         cluster.master_url  # spark://127.0.0.1:PORT
         cluster.state()     # the master's JSON UI: workers, activeapps, completedapps
+
+`hidden=PATH` starts the workers in a mount namespace of their own with an empty tmpfs over
+PATH: executors that do not share that folder with the driver, as on separate machines.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,7 +89,9 @@ class StandaloneCluster:
 
 
 @contextmanager
-def standalone_cluster(folder: Path, *, workers: int = WORKERS) -> Iterator[StandaloneCluster]:
+def standalone_cluster(
+    folder: Path, *, workers: int = WORKERS, hidden: Path | None = None
+) -> Iterator[StandaloneCluster]:
     """Start the master and `workers` workers; stop them all at the end."""
     folder.mkdir(parents=True, exist_ok=True)
     env = cluster_environment(folder)
@@ -98,13 +104,13 @@ def standalone_cluster(folder: Path, *, workers: int = WORKERS) -> Iterator[Stan
         logs=[],
     )
 
-    def start(name: str, arguments: list[str]) -> None:
+    def start(name: str, arguments: list[str], prefix: Sequence[str] = ()) -> None:
         log_path = folder / f"{name}.log"
         cluster.logs.append(log_path)
         with log_path.open("wb") as log:
             cluster.processes.append(
                 subprocess.Popen(
-                    [spark_class, *arguments],
+                    [*prefix, spark_class, *arguments],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     env=env,
@@ -143,6 +149,7 @@ def standalone_cluster(folder: Path, *, workers: int = WORKERS) -> Iterator[Stan
                     "--work-dir",
                     str(work_dir),
                 ],
+                [] if hidden is None else _behind_tmpfs(hidden),
             )
         _wait_for_workers(cluster, workers)
         yield cluster
@@ -157,6 +164,21 @@ def standalone_cluster(folder: Path, *, workers: int = WORKERS) -> Iterator[Stan
                 with suppress(ProcessLookupError):
                     os.killpg(process.pid, 9)
                 process.wait()
+
+
+def private_mounts_available() -> bool:
+    """Whether this user may make a mount namespace (root, or user namespaces allowed)."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return False
+    probe = subprocess.run([unshare, "--mount", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+def _behind_tmpfs(hidden: Path) -> list[str]:
+    """A command prefix: run the rest in a new mount namespace with a tmpfs over `hidden`."""
+    script = 'mount -t tmpfs sparkserve-hidden "$0" && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(hidden)]
 
 
 def _wait_for_workers(cluster: StandaloneCluster, workers: int) -> None:

@@ -5,12 +5,15 @@ with the Sparkflows execute body whose `sparkConfig` names the cluster's master.
 The model must reach the executors through Spark (the zip MLflow's `spark_udf` adds to the
 context lands in an executor's work folder), `libJars` too; the output must equal the local
 engine's row for row; the job's progress and log are there while it runs; the application
-is finished on the master when the job ends, and Cancel stops it on the cluster.
+is finished on the master when the job ends, and Cancel stops it on the cluster. Executors
+that do not share the input's or output's folder with the driver (a worker in its own mount
+namespace) make a run fail with a message that says so.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 import time
 import zipfile
@@ -23,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from _files import wait_until
-from _spark_cluster import StandaloneCluster, standalone_cluster
+from _spark_cluster import StandaloneCluster, private_mounts_available, standalone_cluster
 from conftest import FAST_SAVE, require_component
 from test_server_sparkflows import (  # noqa: F401 (fixtures)
     curl,
@@ -64,6 +67,26 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandaloneClus
     )
     with standalone_cluster(tmp_path_factory.mktemp("spark-cluster")) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def unshared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StandaloneCluster, Path]]:
+    """A one-worker cluster whose executors see an empty folder where the driver has the
+    folder yielded beside it."""
+    require_component(
+        "Spark",
+        spark_engine.spark_available(),
+        "pip install 'jupyter_sparkserve[spark]' and a Java 17 runtime (.ci/run installs both)",
+    )
+    require_component(
+        "A private mount namespace",
+        private_mounts_available(),
+        "run the tests as root, or where `unshare --mount` is allowed",
+    )
+    hidden = tmp_path_factory.mktemp("driver-only")
+    folder = tmp_path_factory.mktemp("unshared-cluster")
+    with standalone_cluster(folder, workers=1, hidden=hidden) as running:
+        yield running, hidden
 
 
 def execute(server: str, workflow_id: int, variables: dict[str, Path], body: dict) -> str:
@@ -213,3 +236,37 @@ def test_cancel_stops_the_application_on_the_cluster(
     wait_until(lambda: finished_on_master(cluster, app_id), timeout=60)
     assert cluster.state()["activeapps"] == []
     assert not output.exists()
+
+
+def test_paths_the_executors_cannot_reach_are_said_plainly(
+    unshared: tuple[StandaloneCluster, Path], iris_saved: str, iris, tmp_path: Path
+) -> None:
+    cluster, hidden = unshared
+    reachable = tmp_path / "customers.csv"
+    iris[0].to_csv(reachable, index=False)
+    driver_only = hidden / "customers.csv"
+    iris[0].to_csv(driver_only, index=False)
+
+    def sparkserve_score(source: Path, output: Path) -> str:
+        ran = subprocess.run(
+            [
+                *(sys.executable, "-m", "jupyter_sparkserve", "score", iris_saved),
+                *(str(source), str(output), "--engine", "spark"),
+                *("--spark-config", f"spark.master={cluster.master_url}"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert ran.returncode != 0, ran.stdout
+        return ran.stderr
+
+    said = sparkserve_score(driver_only, tmp_path / "scored.parquet")
+    assert "An executor cannot find a file" in said and str(driver_only) in said, said
+    assert "put them on a file system the driver and every executor share" in said, said
+    assert not (tmp_path / "scored.parquet").exists()
+
+    said = sparkserve_score(reachable, hidden / "scored.parquet")
+    assert f"Spark scored {len(iris[0]):,} rows but this machine sees none of" in said, said
+    assert "put them on a file system the driver and every executor share" in said, said
+    assert not (hidden / "scored.parquet").exists()

@@ -386,9 +386,12 @@ def _translate_errors(cancel: threading.Event, cluster: bool) -> Iterator[None]:
         if cancel.is_set():
             raise Cancelled("The run was cancelled; no output was written.") from None
         message = _short(error)
+        # The driver found the files when it planned the run: on a cluster, an executor that
+        # cannot is one on another file system.
+        if cluster and "FileNotFoundException" in message:
+            missing = f"An executor cannot find a file: {message} ({_SHARED_FILES})"
+            raise InvalidInput(missing) from None
         if isinstance(error, AnalysisException) or message.startswith(_INPUT_ERRORS):
-            # The driver found the files when it planned the run: on a cluster, an executor
-            # that cannot is one on another file system.
             hint = f" ({_SHARED_FILES})" if cluster and "FAILED_READ_FILE" in message else ""
             raise InvalidInput(f"Spark cannot read the input: {message}{hint}") from None
         if cluster and "Cannot run program" in message:
