@@ -94,7 +94,8 @@ export class DeploymentsView {
   /** Starts that moved on a step or ended since the last read. */
   private async _noticeChanges(items: IDeployment[]): Promise<void> {
     const listed = new Set(items.map(item => item.id));
-    // One that was starting and is no longer listed stopped or failed: read how it ended.
+    // One that was starting and is no longer listed was stopped (a failed one stays listed
+    // until dismissed): read how it ended.
     for (const [id, status] of [...this._seen]) {
       if (status === 'starting' && !listed.has(id)) {
         try {
