@@ -1,7 +1,8 @@
 """A team's shared repository: two real Jupyter servers, each its user's (its own
-SPARKSERVE_HOME, token and user name), on one PostgreSQL database and one artifact root. What
-one saves is in the other's REST API and sidebar within a second, recorded as its user's; the
-change counters the sidebars poll move across the two processes."""
+SPARKSERVE_HOME, token and user name), on one PostgreSQL database and one bucket on moto's S3
+server, with no folder in common. What one saves is in the other's REST API and sidebar within
+a second, recorded as its user's; the change counters the sidebars poll move across the two
+processes; a job one submits on the other's version fetches it from the bucket."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Any
 import _named_users
 import _postgres as postgres
 import pytest
+from _aws import Aws
 from _endpoint_helpers import TESTS_DIR
 from _lab import (
     SIDEBAR,
@@ -34,6 +36,7 @@ from _lab import (
     version_row,
 )
 from _lab import browser as browser  # the fixture, for the browser test
+from _s3 import new_bucket
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -61,20 +64,34 @@ class Member:
 class Team:
     alice: Member
     bob: Member
-    shared_env: dict[str, str]  # the one database and artifact root
+    shared_env: dict[str, str]  # the one database and bucket
+    s3: Any  # a boto3 client on moto, to look at the bucket
+
+    def objects(self, model: str) -> list[str]:
+        """The keys of `model`'s files in the bucket."""
+        bucket, _, prefix = self.shared_env["SPARKSERVE_ARTIFACT_ROOT"][5:].partition("/")
+        found = self.s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/{model}/")
+        return [item["Key"] for item in found.get("Contents", [])]
 
 
 @pytest.fixture(scope="module")
 def team(
-    postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory, mlflow_model_dir: Path
+    aws: Aws,
+    postgres_server_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    mlflow_model_dir: Path,
 ) -> Iterator[Team]:
-    """alice's and bob's servers on one fresh PostgreSQL database and one artifact folder;
-    each has an MLflow model folder and a CSV file in its root, to import and score."""
+    """alice's and bob's servers on one fresh PostgreSQL database and one fresh bucket; each
+    has an MLflow model folder and a CSV file in its root, to import and score."""
     base = tmp_path_factory.mktemp("team")
+    s3 = aws.client("s3")
     with postgres.fresh_database(postgres_server_url) as database_url:
         shared = {
             "SPARKSERVE_DATABASE_URL": database_url,
-            "SPARKSERVE_ARTIFACT_ROOT": str(base / "artifacts"),
+            "SPARKSERVE_ARTIFACT_ROOT": f"s3://{new_bucket(s3)}/team-models",
+            # boto3's S3-only variable, straight to moto (the session's AWS_ENDPOINT_URL,
+            # which the servers inherit, is a proxy).
+            "AWS_ENDPOINT_URL_S3": aws.moto_url,
             "PYTHONPATH": str(TESTS_DIR),  # the identity provider that names the users
         }
         members: list[Member] = []
@@ -87,7 +104,7 @@ def team(
                 home = base / f"{user}-home"
                 lab = start_lab(root, home, *_named_users.command_line(user), env=shared)
                 members.append(Member(user, lab, root, home))
-            yield Team(members[0], members[1], shared)
+            yield Team(members[0], members[1], shared, s3)
         finally:
             for member in members:
                 stop_lab(member.lab)
@@ -120,8 +137,11 @@ def test_what_one_server_saves_is_in_the_others_api_within_a_second(team: Team) 
     assert delay < WITHIN_SECONDS
     assert (model["latest_version"], model["created_by"]) == (1, "alice")
     version = bob.api("GET", "models/churn/versions/1")
-    assert (version["created_by"], version["path"]) == ("alice", imported["path"])
-    assert Path(version["path"], "MLmodel").is_file()  # the one artifact root
+    assert version["created_by"] == "alice"
+    # Its files are in the bucket; bob's copy will be in his own cache, fetched when needed.
+    assert any(key.endswith("/MLmodel") for key in team.objects("churn"))
+    assert Path(version["path"]).is_relative_to(bob.home)
+    assert not Path(version["path"]).exists()
 
     # The counters bob's sidebar polls moved with alice's write: they live in the database.
     after = bob.api("GET", "changes")
@@ -147,15 +167,18 @@ def test_what_one_server_saves_is_in_the_others_api_within_a_second(team: Team) 
     (model,), delay = seen_within(lambda: [m for m in listed_by_bob() if m["latest_version"] == 2])
     assert delay < WITHIN_SECONDS and model["created_by"] == "alice-cli"
 
-    # A job alice submits is in bob's jobs list with her name.
+    # A job bob submits on alice's version is in her jobs list with his name; it scores
+    # with the files fetched from the bucket into bob's cache.
     spec = {"model": "churn@champion", "input": "in.csv", "output": "scored.csv"}
-    job = alice.api("POST", "jobs", {"spec": spec})
+    job = bob.api("POST", "jobs", {"spec": spec})
     (listed,), delay = seen_within(
-        lambda: [j for j in bob.api("GET", "jobs")["items"] if j["id"] == job["id"]]
+        lambda: [j for j in alice.api("GET", "jobs")["items"] if j["id"] == job["id"]]
     )
-    assert delay < WITHIN_SECONDS and listed["created_by"] == "alice"
-    ended, _ = seen_within(lambda: ended_job(bob, job["id"]), limit=240)
+    assert delay < WITHIN_SECONDS and listed["created_by"] == "bob"
+    assert listed["spec"]["model"] == "churn:1"  # pinned when submitted
+    ended, _ = seen_within(lambda: ended_job(alice, job["id"]), limit=240)
     assert ended["status"] == "succeeded", ended["error"]
+    assert (bob.root / "scored.csv").is_file() and Path(version["path"], "MLmodel").is_file()
 
 
 def ended_job(member: Member, job_id: str) -> dict[str, Any] | None:
