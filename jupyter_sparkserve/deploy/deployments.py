@@ -333,7 +333,7 @@ class Deployments:
         target: str,
         uri: str,
         log_file: str,
-        by: str | None,
+        by: str | None = None,
     ) -> None:
         now = db.utcnow()
         with db.write_transaction(self.repository.engine) as conn:
