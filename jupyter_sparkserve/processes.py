@@ -18,6 +18,7 @@ import contextlib
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -30,6 +31,10 @@ POLL_SECONDS = 0.05
 # Two readings of one process's start time may differ by the rounding of the boot time the
 # kernel reports; a recycled pid starts later than this by far.
 START_TOLERANCE_SECONDS = 1.0
+
+# The machine a pid means something on. A shared repository (PostgreSQL) holds jobs and
+# endpoints of several machines: only their own machine may judge or signal their processes.
+MACHINE = socket.gethostname()
 
 # Children this process started: (pid, start) -> how it ended, filled in by a waiter thread.
 _EXITS: dict[tuple[int, float | None], str] = {}

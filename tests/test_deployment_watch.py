@@ -25,6 +25,7 @@ from jupyter_sparkserve.cli import main
 from jupyter_sparkserve.deploy import tables
 from jupyter_sparkserve.deploy.deployments import Deployments
 from jupyter_sparkserve.deploy.mlflow import MlflowRegistry
+from jupyter_sparkserve.deploy.targets import targets
 from jupyter_sparkserve.deploy.watch import DeploymentWatcher, check_running
 from jupyter_sparkserve.errors import Conflict, NotFound
 from jupyter_sparkserve.lifecycle import Action, deployment_actions
@@ -208,3 +209,36 @@ async def test_the_server_starts_the_watcher_and_stops_it_with_itself(
     assert len(watch_threads()) == 1  # started with the extension
     await jp_serverapp.cleanup_extensions()  # what a stopping server does
     assert watch_threads() == []
+
+
+def test_an_endpoint_of_another_machine_is_left_to_that_machine(
+    repo: ModelRepository, registered: str
+) -> None:
+    """A shared repository holds other machines' local endpoints: their pids mean nothing
+    here, so reads and watch rounds leave them as recorded, and Undeploy says where to go."""
+    from jupyter_sparkserve import processes
+
+    service = Deployments(repo)
+    deployment = service.deploy(registered, "local")
+    assert deployment.details["machine"] == processes.MACHINE
+    shown = targets()["local"].details(deployment.details)
+    assert ("machine", processes.MACHINE) in shown
+    table = tables.deployments
+
+    def recorded_on(machine: str) -> None:
+        with repo.engine.begin() as conn:
+            conn.execute(
+                table.update()
+                .where(table.c.id == deployment.id)
+                .values(details={**deployment.details, "machine": machine})
+            )
+
+    recorded_on("another-machine")
+    os.kill(deployment.details["pid"], signal.SIGKILL)
+    time.sleep(0.5)
+    assert service.get(deployment.id).status == "running"  # not this machine's to judge
+    assert check_running(repo) == []
+    with pytest.raises(Conflict, match="a process on another-machine, not on this machine"):
+        service.undeploy(deployment.id)
+    recorded_on(processes.MACHINE)  # back on its own machine, the death is seen
+    assert service.get(deployment.id).status == "failed"

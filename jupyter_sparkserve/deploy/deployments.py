@@ -285,7 +285,7 @@ class Deployments:
         if deployment.status == "running" and deployment.target in targets():
             # (A target uninstalled since cannot be asked: the record stands as it is.)
             state = targets()[deployment.target].state(deployment.details)
-            if not state.serving:
+            if state is not None and not state.serving:
                 deployment = self._update(
                     deployment_id, status="failed", error=state.message, where_status="running"
                 )

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .. import processes
 from ..config import ENDPOINT_TOKEN_ENV
+from ..errors import Conflict
 from ..options import Option
 from ..snippets import Snippet, endpoint_curl, endpoint_python
 from . import local
@@ -52,12 +54,21 @@ class LocalTarget(DeploymentTarget):
             port=request.options["port"],
             token=token,
         )
-        return Started(endpoint.url, {**endpoint.to_details(), "token_required": bool(token)})
+        details = {**endpoint.to_details(), "token_required": bool(token)}
+        return Started(endpoint.url, {**details, "machine": processes.MACHINE})
 
     def stop(self, details: dict[str, Any]) -> None:
+        machine = _machine(details)
+        if machine != processes.MACHINE:
+            raise Conflict(
+                f"This endpoint is a process on {machine}, not on this machine "
+                f"({processes.MACHINE}): stop it from a server or a notebook there."
+            )
         local.stop_endpoint(local.LocalEndpoint.from_details(details))
 
-    def state(self, details: dict[str, Any]) -> TargetState:
+    def state(self, details: dict[str, Any]) -> TargetState | None:
+        if _machine(details) != processes.MACHINE:
+            return None  # its pid means nothing here: its own machine watches it
         found = local.endpoint_state(local.LocalEndpoint.from_details(details))
         return TargetState(found.status == "running", found.message)
 
@@ -65,7 +76,16 @@ class LocalTarget(DeploymentTarget):
         return endpoint_snippets(version, url, details)
 
     def details(self, details: dict[str, Any]) -> list[tuple[str, str]]:
-        shown = [("process", str(details.get("pid", "-"))), ("log", str(details.get("log_file")))]
+        shown = [
+            ("machine", _machine(details)),
+            ("process", str(details.get("pid", "-"))),
+            ("log", str(details.get("log_file"))),
+        ]
         if details.get("token_required"):
             shown.append(("token", f"required (${ENDPOINT_TOKEN_ENV})"))
         return shown
+
+
+def _machine(details: dict[str, Any]) -> str:
+    # (Details recorded before machines were could only come from this one.)
+    return str(details.get("machine") or processes.MACHINE)

@@ -89,8 +89,9 @@ class DeploymentTarget(ABC):
         """Stop serving; stopping what is already gone does nothing."""
 
     @abstractmethod
-    def state(self, details: dict[str, Any]) -> TargetState:
-        """Whether it still serves, and if not why."""
+    def state(self, details: dict[str, Any]) -> TargetState | None:
+        """Whether it still serves, and if not why; None when this machine cannot tell (an
+        endpoint of another machine sharing the repository): the record stands."""
 
     @abstractmethod
     def snippets(self, version: ModelVersion, url: str, details: dict[str, Any]) -> list[Snippet]:

@@ -28,7 +28,6 @@ import dataclasses
 import os
 import shlex
 import signal
-import socket
 import sys
 import threading
 import time
@@ -65,7 +64,7 @@ CANCEL_GRACE_SECONDS = 10.0
 SPAWN_LIMIT_SECONDS = 120.0
 POLL_SECONDS = 0.25
 JOB_MODULE = "jupyter_sparkserve.workflows.job_process"
-HOST = socket.gethostname()
+HOST = processes.MACHINE
 Who = str | None  # who submits a job: a Jupyter user's name, None for this process's user
 
 
