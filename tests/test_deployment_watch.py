@@ -242,3 +242,20 @@ def test_an_endpoint_of_another_machine_is_left_to_that_machine(
         service.undeploy(deployment.id)
     recorded_on(processes.MACHINE)  # back on its own machine, the death is seen
     assert service.get(deployment.id).status == "failed"
+
+
+def test_a_container_on_another_machines_local_engine_is_left_to_that_machine() -> None:
+    """A container deployment records its engine and machine: another machine's local socket
+    cannot be asked (no state, Undeploy says where), a TCP engine can from anywhere."""
+    container = targets()["container"]
+    elsewhere = {"container_id": "c0ffee", "engine": "unix:///run/podman/podman.sock"}
+    assert container.state({**elsewhere, "machine": "another-machine"}) is None
+    with pytest.raises(Conflict, match="engine of another-machine, which this machine"):
+        container.stop({**elsewhere, "machine": "another-machine"})
+    shown = dict(container.details({**elsewhere, "machine": "another-machine"}))
+    assert shown["engine"] == "unix:///run/podman/podman.sock"
+    # A TCP engine nobody listens on is asked, and says so: the record is judged from here.
+    remote = {"container_id": "c0ffee", "engine": "tcp://127.0.0.1:9", "machine": "another"}
+    state = container.state(remote)
+    assert state is not None and not state.serving
+    assert "does not answer" in state.message

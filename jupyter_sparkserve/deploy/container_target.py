@@ -9,18 +9,20 @@ removes the container; the image stays for the next deploy (every layer cached).
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config import BASE_IMAGE_ENV, ENDPOINT_TOKEN_ENV
+from .. import processes
+from ..config import BASE_IMAGE_ENV, DOCKER_HOST_ENV, ENDPOINT_TOKEN_ENV
 from ..containers import engine
 from ..containers.context import DEFAULT_BASE_IMAGE, ImageSpec, base_image, image_tag
 from ..containers.environment import cache_folder as environment_cache
 from ..containers.layout import PORT
-from ..errors import InvalidInput
+from ..errors import Conflict, InvalidInput
 from ..options import Option
 from ..snippets import Snippet
 from .local import EndpointFailed, free_port, ping_problem, require_free_port, url_host
@@ -84,6 +86,8 @@ class ContainerTarget(DeploymentTarget):
             "port": port,
             "log_file": str(log_file),
             "token_required": bool(options["token"]),
+            "engine": engine.where(),
+            "machine": processes.MACHINE,
         }
         problem = self._wait_ready(details)
         if problem is not None:
@@ -93,7 +97,13 @@ class ContainerTarget(DeploymentTarget):
         return Started(f"http://{url_host(host)}:{port}", details)
 
     def stop(self, details: dict[str, Any]) -> None:
-        client = engine.client()
+        environ = _engine_environ(details)
+        if environ is None:
+            raise Conflict(
+                f"This container runs on the engine of {details['machine']}, which this machine "
+                f"({processes.MACHINE}) cannot reach: stop it from a server or a notebook there."
+            )
+        client = engine.client(environ)
         try:
             container = client.containers.get(details["container_id"])
             container.stop(timeout=STOP_TIMEOUT_SECONDS)
@@ -104,9 +114,12 @@ class ContainerTarget(DeploymentTarget):
         finally:
             client.close()
 
-    def state(self, details: dict[str, Any]) -> TargetState:
+    def state(self, details: dict[str, Any]) -> TargetState | None:
+        environ = _engine_environ(details)
+        if environ is None:
+            return None  # another machine's local engine: that machine watches it
         try:
-            client = engine.client(timeout=10)
+            client = engine.client(environ, timeout=10)
             try:
                 container = client.containers.get(details["container_id"])
             finally:
@@ -133,7 +146,7 @@ class ContainerTarget(DeploymentTarget):
         shown = [
             ("image", str(details.get("image"))),
             ("container", str(details.get("container_id", ""))[:12]),
-            ("engine", engine.where()),
+            ("engine", str(details.get("engine") or engine.where())),
         ]
         if details.get("token_required"):
             shown.append(("token", f"required (${ENDPOINT_TOKEN_ENV})"))
@@ -223,3 +236,14 @@ def _not_found(error: Exception) -> bool:
     except ImportError:
         return False
     return isinstance(error, docker.errors.NotFound)
+
+
+def _engine_environ(details: dict[str, Any]) -> dict[str, str] | None:
+    """The environment that reaches the engine running the deployment's container; None when
+    it is a local socket of another machine (a shared repository). Deployments recorded
+    before engines were ran on this machine's current one."""
+    where = str(details.get("engine") or engine.where())
+    machine = details.get("machine") or processes.MACHINE
+    if where.startswith("unix://") and machine != processes.MACHINE:
+        return None
+    return {**os.environ, DOCKER_HOST_ENV: where}
