@@ -181,6 +181,13 @@ class Settings:
             },
         )
 
+    @property
+    def mlflow_registry(self) -> str:
+        """Which MLflow registry Register writes to, as a registration records it (no
+        credentials): users of one repository may each have their own, where `models:/NAME/N`
+        means a different model."""
+        return safe_uri(self.mlflow_registry_uri or self.mlflow_tracking_uri)
+
     def repository_env(self) -> dict[str, str]:
         """The environment that makes a child process open the same repository."""
         env = {

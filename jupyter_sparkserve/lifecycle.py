@@ -134,6 +134,7 @@ def version_states(
 
     from .deploy import tables
     from .deploy.deployments import Deployments
+    from .deploy.mlflow import in_this_registry
     from .repository import database as db
 
     if not versions:
@@ -145,7 +146,7 @@ def version_states(
             conn.execute(
                 select(m.c.name, r.c.version)
                 .join(r, r.c.model_id == m.c.id)
-                .where(m.c.name.in_(names))
+                .where(m.c.name.in_(names), in_this_registry(r, repository.settings))
             ).tuples()
         )
         live = conn.execute(

@@ -291,3 +291,38 @@ def test_a_missing_bucket_or_an_unreachable_endpoint_says_what_to_fix(
     monkeypatch.delitem(sys.modules, "jupyter_sparkserve.repository.s3_artifacts")
     with pytest.raises(InvalidInput, match=r"pip install 'jupyter_sparkserve\[s3\]'"):
         ModelRepository(team.settings(tmp_path / "erin"))
+
+
+def test_a_registration_counts_only_in_the_registry_it_was_made_in(
+    alice: ModelRepository, bob: ModelRepository, iris, iris_model
+) -> None:
+    """Each user has their own MLflow store here, where `models:/iris/1` names different
+    models: Bob's deploy of Alice's registered version must register it in his own store and
+    serve her model, not whatever his store calls iris version 1."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    from jupyter_sparkserve.deploy.mlflow import MlflowRegistry
+    from jupyter_sparkserve.lifecycle import version_states
+
+    features, target = iris
+    tree = DecisionTreeClassifier(max_depth=1, random_state=0).fit(features, target)
+    assert (tree.predict(features) != iris_model.predict(features)).any()
+    alice.save(iris_model, "iris", **FAST_SAVE)
+    bob.save(tree, "iris", **FAST_SAVE)
+    assert MlflowRegistry(bob).register("iris:2").mlflow_version == 1  # his store's iris 1
+    assert MlflowRegistry(alice).register("iris:1").mlflow_version == 1  # hers
+
+    assert [s.registered for s in version_states(bob, [("iris", 1), ("iris", 2)])] == [
+        False,
+        True,
+    ]
+    with pytest.raises(Conflict, match="not registered in MLflow"):
+        Deployments(bob).deploy("iris:1", "local")
+    deployment = Deployments(bob).deploy("iris:1", "local", register=True)
+    try:
+        assert deployment.status == "running", deployment.error
+        assert deployment.model_uri == "models:/iris/2"  # registered again, in Bob's store
+        assert _answer(deployment.url, features) == iris_model.predict(features).tolist()
+    finally:
+        Deployments(bob).undeploy(deployment.id)
+    assert [r.mlflow_version for r in MlflowRegistry(alice).registrations("iris:1")] == [1]

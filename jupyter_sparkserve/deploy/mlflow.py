@@ -114,6 +114,7 @@ class MlflowRegistry:
             rows = conn.execute(
                 select(r)
                 .where(r.c.model_id == model_id, r.c.version == version.version)
+                .where(in_this_registry(r, self.repository.settings))
                 .order_by(r.c.id.desc())
             ).all()
         return [_registration(version, row) for row in rows]
@@ -180,6 +181,7 @@ class MlflowRegistry:
                     source=source,
                     run_id=run.info.run_id,
                     created_at=now,
+                    registry=self.repository.settings.mlflow_registry,
                 )
             )
         return self.registrations(version.ref)[0]
@@ -197,6 +199,13 @@ class MlflowRegistry:
             return str(client.create_experiment(EXPERIMENT, artifact_location=location))
         except Exception:  # created meanwhile by another process
             return str(client.get_experiment_by_name(EXPERIMENT).experiment_id)
+
+
+def in_this_registry(registrations: Any, settings: Settings) -> Any:
+    """Registrations made in the registry these settings write to: on a shared repository,
+    one made in another user's registry does not count here (its `models:/` URI names a
+    model only there). Those from before registries were recorded count everywhere."""
+    return registrations.c.registry.in_((settings.mlflow_registry, ""))
 
 
 def _registration(version: ModelVersion, row: Any) -> Registration:

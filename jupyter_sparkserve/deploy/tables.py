@@ -19,6 +19,9 @@ mlflow_registrations = Table(
     Column("source", Text, nullable=False),
     Column("run_id", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The registry it was made in (its URI without credentials): `models:/NAME/N` means a
+    # model only there. '' for registrations from before schema 5.
+    Column("registry", Text, nullable=False, server_default=""),
 )
 
 # A model version served somewhere: a local endpoint process, a container, a cloud endpoint.

@@ -48,7 +48,8 @@ from ..errors import InvalidInput, RepositoryTooNew
 #   2: mlflow_registrations, deployments, the case-folded name index
 #   3: workflows, jobs
 #   4: sparkserve_changes (the change counters, repository/changes.py)
-#   5: created_by on model_versions, deployments and jobs (who did it)
+#   5: created_by on model_versions, deployments and jobs (who did it); the MLflow
+#      registry each registration was made in (mlflow_registrations.registry)
 SCHEMA_VERSION = 5
 
 metadata = MetaData()
@@ -171,12 +172,14 @@ def _schema_4(connection: Connection) -> None:
 
 
 def _schema_5(connection: Connection) -> None:
-    for table in _tables("model_versions", "deployments", "jobs"):
-        present = {column["name"] for column in inspect(connection).get_columns(table.name)}
-        if "created_by" not in present:  # a database written between two releases has it
-            kind = table.c.created_by.type.compile(dialect=connection.dialect)
+    added = [(name, "created_by") for name in ("model_versions", "deployments", "jobs")]
+    for name, column in [*added, ("mlflow_registrations", "registry")]:
+        table = _tables(name)[0]
+        present = {found["name"] for found in inspect(connection).get_columns(table.name)}
+        if column not in present:  # a database written between two releases has it
+            kind = table.c[column].type.compile(dialect=connection.dialect)
             connection.execute(
-                text(f"ALTER TABLE {table.name} ADD COLUMN created_by {kind} NOT NULL DEFAULT ''")
+                text(f"ALTER TABLE {table.name} ADD COLUMN {column} {kind} NOT NULL DEFAULT ''")
             )
 
 
