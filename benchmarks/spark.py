@@ -15,7 +15,10 @@ parallel; a single output file is one task on Spark), in a fresh process. For Sp
 session (JVM, and on the cluster the executors) is started first and timed apart: the score
 time is the run itself. Prints rows/s for each and the ratios against the local engine.
 
-    python benchmarks/spark.py [--rows 10000000] [--files 8] [--workdir DIR]
+    python benchmarks/spark.py [--rows 10000000] [--files 8] [--output folder|file] [--workdir DIR]
+
+`--output file` scores into one Parquet file instead (every row in input order, so on
+Spark one task writes it).
 """
 
 from __future__ import annotations
@@ -109,6 +112,7 @@ def make_model(home: Path) -> None:
 
 def run(home: Path, source: Path, target: Path, engine: str, master: str = "") -> dict:
     shutil.rmtree(target, ignore_errors=True)
+    target.unlink(missing_ok=True)
     ran = subprocess.run(
         [sys.executable, "-c", RUN, str(home), str(source), str(target), engine, master],
         capture_output=True,
@@ -118,6 +122,7 @@ def run(home: Path, source: Path, target: Path, engine: str, master: str = "") -
         raise SystemExit(f"{engine} {master} failed:\n{ran.stderr[-3000:]}")
     result = json.loads(ran.stdout.strip().splitlines()[-1])
     shutil.rmtree(target, ignore_errors=True)
+    target.unlink(missing_ok=True)
     return result
 
 
@@ -125,6 +130,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--files", type=int, default=8, help="input Parquet files")
+    parser.add_argument("--output", choices=["folder", "file"], default="folder")
     parser.add_argument("--workdir", type=Path, help="keep generated data here between runs")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="sparkserve-spark-bench-"))
@@ -136,21 +142,21 @@ def main() -> None:
     size = sum(path.stat().st_size for path in source.iterdir()) / 1e6
     print(f"{args.rows:,} rows x {len(FEATURES)} floats, {args.files} Parquet files, {size:.0f} MB")
 
+    out = workdir / ("out" if args.output == "folder" else "out.parquet")
+    print(f"output: one {args.output}")
     sys.path.insert(0, str(TESTS))
     from _spark_cluster import standalone_cluster
 
-    results = {"local engine": run(home, source, workdir / "out", "local")}
-    results["spark local[2]"] = run(home, source, workdir / "out", "spark", "local[2]")
+    results = {"local engine": run(home, source, out, "local")}
+    results["spark local[2]"] = run(home, source, out, "spark", "local[2]")
     # What Spark costs without the model, on the same rows: its JVM reading and writing them,
     # then also every row sent to a Python worker and back as Arrow.
     for kind, name in (("jvm", "read + write"), ("arrow", "+ Arrow to Python and back")):
-        results[f"  local[2] floor: {name}"] = run(
-            home, source, workdir / "out", f"floor:{kind}", "local[2]"
-        )
+        results[f"  local[2] floor: {name}"] = run(home, source, out, f"floor:{kind}", "local[2]")
     with standalone_cluster(workdir / "cluster") as cluster:
         started = time.perf_counter()
         results["spark standalone (2 workers x 1 core)"] = run(
-            home, source, workdir / "out", "spark", cluster.master_url
+            home, source, out, "spark", cluster.master_url
         )
         print(f"(cluster up; the run took {time.perf_counter() - started:.1f} s in all)")
     shutil.rmtree(workdir / "cluster", ignore_errors=True)
