@@ -23,6 +23,8 @@ class Option:
     default: Any = None  # None: the plug-in decides (a free port, ...)
     secret: bool = False  # typed in a password field, never stored, shown or logged
     env: str | None = None  # where the CLI and the magics read it when it is not given
+    minimum: int | None = None  # an integer's bounds, checked with every other shape
+    maximum: int | None = None
 
     @property
     def flag(self) -> str:
@@ -36,7 +38,14 @@ class Option:
             "default": self.default,
             "secret": self.secret,
             "env": self.env,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
         }
+
+    def schema(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"type": [self.type, "null"], "description": self.help}
+        bounds = {"minimum": self.minimum, "maximum": self.maximum}
+        return found | {key: bound for key, bound in bounds.items() if bound is not None}
 
 
 def options_schema(options: Sequence[Option], what: str) -> dict[str, Any]:
@@ -45,10 +54,7 @@ def options_schema(options: Sequence[Option], what: str) -> dict[str, Any]:
         "type": "object",
         "title": what,
         "additionalProperties": False,
-        "properties": {
-            option.name: {"type": [option.type, "null"], "description": option.help}
-            for option in options
-        },
+        "properties": {option.name: option.schema() for option in options},
     }
 
 

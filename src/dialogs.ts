@@ -239,6 +239,13 @@ function optionField(target: string, option: ITargetOption): [HTMLElement, () =>
   const placeholder = option.default === null ? '' : String(option.default);
   const control = input(name, placeholder, kind);
   control.dataset.target = target;
+  // The browser's hint only: the core checks the bounds (`checks/deploy`) and names the field.
+  if (option.minimum !== null) {
+    control.min = String(option.minimum);
+  }
+  if (option.maximum !== null) {
+    control.max = String(option.maximum);
+  }
   const read = (): unknown => {
     const text = control.value.trim();
     if (text === '') {

@@ -1033,6 +1033,10 @@ export interface components {
             secret: boolean;
             /** @description The variable the CLI and magics read it from. */
             env: string | null;
+            /** @description An integer's lowest accepted value. */
+            minimum: number | null;
+            /** @description An integer's highest accepted value. */
+            maximum: number | null;
         };
         Status: {
             version: string;

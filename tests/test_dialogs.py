@@ -67,6 +67,18 @@ async def test_deploy_check_refuses_a_port_in_use_and_records_nothing(
     assert Deployments(repo).list() == []
 
 
+@pytest.mark.parametrize(("port", "says"), [(0, "at least 1"), (70000, "at most 65535")])
+async def test_deploy_check_refuses_a_port_out_of_range(
+    api: Api, repo: ModelRepository, registered: str, port: int, says: str
+) -> None:
+    body = {"ref": registered, "target": "local", "options": {"port": port}}
+    answer = await api("POST", "checks/deploy", body=body)
+    assert answer.status == 400, answer.body
+    assert answer.body["field"] == "port"
+    assert f"'port' in the deploy options must be {says}" in answer.message
+    assert Deployments(repo).list() == []
+
+
 async def test_deploy_check_passes_what_deploy_would_start(
     api: Api, repo: ModelRepository, registered: str
 ) -> None:

@@ -60,7 +60,7 @@ class AzureMLTarget(DeploymentTarget):
             default="Standard_DS3_v2",
             env=INSTANCE_TYPE_ENV,
         ),
-        Option("instance_count", "integer", "How many instances serve it.", default=1),
+        Option("instance_count", "integer", "How many instances serve it.", default=1, minimum=1),
         Option("endpoint_name", "string", "The endpoint (default: sparkserve-NAME-VERSION)."),
         Option("image", "string", "An image in the workspace's registry (default: build, push)."),
         BASE_IMAGE_OPTION,

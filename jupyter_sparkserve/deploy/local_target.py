@@ -16,7 +16,9 @@ from .targets import Availability, DeploymentTarget, Started, StartRequest, Targ
 # Every target serving an HTTP endpoint on this machine takes these (the container target too).
 ENDPOINT_OPTIONS = (
     Option("host", "string", "The address the endpoint is reached at.", default="127.0.0.1"),
-    Option("port", "integer", "The endpoint's port (default: a free one)."),
+    Option(
+        "port", "integer", "The endpoint's port (default: a free one).", minimum=1, maximum=65535
+    ),
     Option(
         "token",
         "string",

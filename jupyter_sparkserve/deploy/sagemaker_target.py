@@ -73,7 +73,7 @@ class SageMakerTarget(DeploymentTarget):
             default=DEFAULT_INSTANCE_TYPE,
             env=INSTANCE_TYPE_ENV,
         ),
-        Option("instance_count", "integer", "How many instances serve it.", default=1),
+        Option("instance_count", "integer", "How many instances serve it.", default=1, minimum=1),
         Option(
             "endpoint_name", "string", "The endpoint's name (default: sparkserve-NAME-VERSION)."
         ),
@@ -81,7 +81,7 @@ class SageMakerTarget(DeploymentTarget):
             "image", "string", "An image already in ECR to serve (default: build and push one)."
         ),
         BASE_IMAGE_OPTION,
-        Option("wait_minutes", "integer", "How long to wait for InService.", default=30),
+        Option("wait_minutes", "integer", "How long to wait for InService.", default=30, minimum=1),
     )
 
     def check(self) -> Availability:
