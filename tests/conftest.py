@@ -144,6 +144,24 @@ def mlflow_model_dir(tmp_path_factory: pytest.TempPathFactory, iris, iris_model)
 
 
 @pytest.fixture
+def registered(repo: ModelRepository, mlflow_model_dir: Path) -> Iterator[str]:
+    """iris:1, registered in MLflow; afterwards no endpoint is left running."""
+    from jupyter_sparkserve.deploy.deployments import Deployments
+    from jupyter_sparkserve.deploy.mlflow import MlflowRegistry
+
+    repo.import_model(mlflow_model_dir, "iris")
+    MlflowRegistry(repo).register("iris:1")
+    yield "iris:1"
+    service = Deployments(repo)
+    deadline = time.monotonic() + 180
+    while any(d.status == "starting" for d in service.list(active_only=True)):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)  # a server's background deploy (a thread) must finish first
+    for deployment in service.list(active_only=True):
+        service.undeploy(deployment.id)
+
+
+@pytest.fixture
 def iris_csv(tmp_path: Path, iris) -> Path:
     """The iris features as a CSV file."""
     path = tmp_path / "iris.csv"

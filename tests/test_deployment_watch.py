@@ -13,8 +13,6 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from _api import Api, api_fixture, server_config  # noqa: F401 (fixtures)
@@ -24,7 +22,6 @@ from sqlalchemy import select
 from jupyter_sparkserve.cli import main
 from jupyter_sparkserve.deploy import tables
 from jupyter_sparkserve.deploy.deployments import Deployments
-from jupyter_sparkserve.deploy.mlflow import MlflowRegistry
 from jupyter_sparkserve.deploy.targets import targets
 from jupyter_sparkserve.deploy.watch import DeploymentWatcher, check_running
 from jupyter_sparkserve.errors import Conflict, NotFound
@@ -32,21 +29,6 @@ from jupyter_sparkserve.lifecycle import Action, deployment_actions
 from jupyter_sparkserve.repository import ModelRepository
 
 pytestmark = pytest.mark.timeout(400)
-
-
-@pytest.fixture
-def registered(repo: ModelRepository, mlflow_model_dir: Path) -> Iterator[str]:
-    """iris:1, registered in MLflow; afterwards no endpoint is left running."""
-    repo.import_model(mlflow_model_dir, "iris")
-    MlflowRegistry(repo).register("iris:1")
-    yield "iris:1"
-    service = Deployments(repo)
-    deadline = time.monotonic() + 180
-    while any(d.status == "starting" for d in service.list(active_only=True)):
-        assert time.monotonic() < deadline
-        time.sleep(0.2)  # a server's background deploy (a thread) must finish first
-    for deployment in service.list(active_only=True):
-        service.undeploy(deployment.id)
 
 
 def recorded_status(repo: ModelRepository, deployment_id: str) -> str:

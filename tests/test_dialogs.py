@@ -44,13 +44,6 @@ def listening() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
-@pytest.fixture
-def registered(repo: ModelRepository, mlflow_model_dir: Path) -> str:
-    repo.import_model(mlflow_model_dir, "iris")
-    MlflowRegistry(repo).register("iris:1")
-    return "iris:1"
-
-
 async def test_deploy_check_refuses_a_port_in_use_and_records_nothing(
     api: Api, repo: ModelRepository, registered: str, listening: int
 ) -> None:

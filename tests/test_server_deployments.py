@@ -8,14 +8,12 @@ import json
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from _api import Answer, Api, api_fixture, server_config  # noqa: F401 (fixtures)
 
 from jupyter_sparkserve.deploy.deployments import Deployments
-from jupyter_sparkserve.deploy.mlflow import MlflowRegistry
 from jupyter_sparkserve.errors import Conflict
 from jupyter_sparkserve.repository import ModelRepository
 
@@ -31,21 +29,6 @@ async def settled(api: Api, deployment_id: str, timeout: float = 180.0) -> Answe
             return answer
         assert time.monotonic() < deadline, "the deployment is still starting"
         await asyncio.sleep(0.2)
-
-
-@pytest.fixture
-def registered(repo: ModelRepository, mlflow_model_dir: Path) -> Iterator[str]:
-    """iris:1, registered in MLflow; afterwards no endpoint is left running."""
-    repo.import_model(mlflow_model_dir, "iris")
-    MlflowRegistry(repo).register("iris:1")
-    yield "iris:1"
-    service = Deployments(repo)
-    deadline = time.monotonic() + 180
-    while any(d.status == "starting" for d in service.list(active_only=True)):
-        assert time.monotonic() < deadline
-        time.sleep(0.2)  # the server's background deploy (a thread) must finish first
-    for deployment in service.list(active_only=True):
-        service.undeploy(deployment.id)
 
 
 async def test_deploy_score_and_undeploy(api: Api, registered: str, iris, iris_model) -> None:
