@@ -16,6 +16,8 @@ export interface IDeploymentsViewOptions {
   /** A deployment seen starting (or first seen after the view began watching) came up or
    * failed. */
   onEnded: (deployment: IDeployment) => void;
+  /** A deployment seen serving stopped on its own (the server's watcher marked it failed). */
+  onDied: (deployment: IDeployment) => void;
   /** Run one of a deployment's actions, as the API offers them. */
   onAction: (action: string, deployment: IDeployment) => Promise<void>;
 }
@@ -116,6 +118,8 @@ export class DeploymentsView {
         }
       } else if (before === undefined ? this._baseline : before === 'starting') {
         this._ended(item);
+      } else if (before === 'running' && item.status === 'failed') {
+        this._options.onDied(item);
       }
       this._seen.set(item.id, item.status);
     }

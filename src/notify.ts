@@ -93,6 +93,16 @@ export class Notifier {
     }
   }
 
+  /** A deployment that served stopped on its own: said until the user hides it (its row
+   * keeps the whole error and the end of its log, and offers Dismiss). */
+  deploymentDied(deployment: IDeployment): void {
+    const why = (deployment.error || '').split('\n')[0];
+    const where = `${deployment.ref}'s endpoint (${deployment.id})`;
+    this._show(null, `${where} stopped serving${why ? `: ${why}` : '.'}`, 'error', {
+      autoClose: false
+    });
+  }
+
   /** A job (a score run, an image build) ended: succeeded, failed or cancelled. */
   jobEnded(job: IJob): void {
     const actions: Notification.IAction[] = [];

@@ -106,6 +106,10 @@ export class SparkservePanel extends Widget {
         this._notifier.deploymentEnded(deployment);
         void this._models.refresh(); // its version's badge and actions
       },
+      onDied: deployment => {
+        this._notifier.deploymentDied(deployment);
+        void this._models.refresh();
+      },
       onAction: (action, deployment) => this._deploymentAction(action, deployment)
     });
     this._jobs = new JobsView({

@@ -252,6 +252,15 @@ def test_a_model_saved_in_a_notebook_shows_and_a_deploy_from_another_face_is_fol
         # (Each read draws the rows anew: wait for a row, not on the node seen before.)
         page.locator(f'{selector}[data-status="failed"]').wait_for(timeout=10_000)
         print(f"the sidebar showed the killed endpoint failed {time.monotonic() - killed:.2f} s on")
+        # A death nobody asked for is said as an error notification, kept until hidden.
+        died = page.locator(
+            ".Toastify__toast", has_text=f"churn:1's endpoint ({again['id']}) stopped serving"
+        )
+        died.wait_for(timeout=10_000)
+        assert "jp-Notification-Toast-error" in (died.get_attribute("class") or "")
+        assert f"its process {pid}" in died.inner_text()
+        died.locator('[title="Hide notification"]').click()
+        died.wait_for(state="detached")
         error = row.locator('[data-testid="sparkserve-deployment-error"]')
         assert f"its process {pid}" in error.inner_text() and "is not serving" in error.inner_text()
         log = row.locator('[data-testid="sparkserve-deployment-log"]')

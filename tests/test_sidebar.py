@@ -40,7 +40,12 @@ from conftest import ARTIFACTS_DIR, FAST_SAVE, TESTS_DIR
 
 from jupyter_sparkserve.config import Settings
 from jupyter_sparkserve.deploy.deployments import Deployments
-from jupyter_sparkserve.lifecycle import deployment_actions, version_actions
+from jupyter_sparkserve.lifecycle import (
+    DEPLOYMENT_ACTIONS,
+    deployment_actions,
+    deployment_unavailable,
+    version_actions,
+)
 from jupyter_sparkserve.repository import ModelRepository
 
 ROOT = TESTS_DIR.parent
@@ -173,10 +178,17 @@ def test_actions_menu_register_deploy_snippets_undeploy_and_score(
         assert (
             listed.locator('[data-testid="sparkserve-deployment-target"]').inner_text() == "local"
         )
+        # Every action shown; those the core does not offer now greyed, with its reason.
         buttons = listed.locator(".jp-SparkserveDeployment-action")
         assert [b.get_attribute("data-testid") for b in buttons.all()] == [
+            f"sparkserve-deployment-{action.value}" for action in DEPLOYMENT_ACTIONS
+        ]
+        assert [b.get_attribute("data-testid") for b in buttons.all() if b.is_enabled()] == [
             f"sparkserve-deployment-{action.value}" for action in deployment_actions(live.status)
         ]
+        for action, why in deployment_unavailable(live.status):
+            greyed = listed.locator(f'[data-testid="sparkserve-deployment-{action.value}"]')
+            assert greyed.get_attribute("title") == why
         assert iris_row.locator('.jp-SparkserveModel-row [data-badge="deployed"]').count() == 1
 
         # Snippets: python and curl, inserted below the notebook's active cell.
