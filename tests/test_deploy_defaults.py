@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from _api import Api, api_fixture  # noqa: F401 (fixtures)
 from _endpoint_helpers import free_port
-from test_server_deployments import registered as registered
 from test_server_deployments import settled
 
 from jupyter_sparkserve.deploy.targets import check_defaults, with_defaults
