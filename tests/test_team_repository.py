@@ -6,10 +6,8 @@ deletes its objects."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +20,7 @@ import requests
 from _aws import SECRET_KEY, Aws
 from _s3 import Team, mlflow_server, new_bucket
 from conftest import FAST_SAVE
+from test_concurrency import _kill_when
 
 from jupyter_sparkserve.config import Settings
 from jupyter_sparkserve.deploy.deployments import Deployments
@@ -206,16 +205,6 @@ def test_a_shared_mlflow_server_keeps_registered_models_in_the_same_bucket(
     logged = team.s3.list_objects_v2(Bucket=team.bucket, Prefix="mlflow/")["Contents"]
     assert any(item["Key"].endswith("/model/MLmodel") for item in logged)
     assert not any((tmp_path / who / "mlartifacts").exists() for who in ("alice", "bob"))
-
-
-def _kill_when(worker: subprocess.Popen[str], marker: Path) -> None:
-    deadline = time.monotonic() + 120
-    while not marker.exists():
-        assert worker.poll() is None, worker.communicate()[1]
-        assert time.monotonic() < deadline, f"the worker never wrote {marker.name}"
-        time.sleep(0.05)
-    os.kill(worker.pid, signal.SIGKILL)
-    worker.wait(timeout=30)
 
 
 def test_a_save_killed_between_upload_and_commit_leaves_no_version_and_gc_deletes_its_objects(
