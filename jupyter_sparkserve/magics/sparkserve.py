@@ -28,13 +28,13 @@ from ..deploy.deployments import Deployments
 from ..quiet import in_notebook
 from ..repository.names import parse_key_values
 from ..scoring.batch import BatchProgress
+from ..scoring.client import score_at_endpoint
 from ..scoring.engines import engines
 from ..scoring.offline import score_dataframe
 from ..workflows import JobRunner, WorkflowSpec
 from ..workflows.definitions import split_list
 from ..workflows.preflight import check_score
 from .common import RepositoryMagics, follow_job, parse, token, usage_errors
-from .endpoint import score_at_endpoint
 from .output import Show, progress_bar
 
 PROGRESS_ROWS = 100_000  # a DataFrame larger than this gets a progress bar

@@ -1,8 +1,6 @@
 """Score a DataFrame through a live endpoint: `dataframe_split` POSTs to `URL/invocations`,
-in chunks so that a progress bar can follow a large frame.
-
-It needs no IPython; it lives beside the magics until another face needs it (then it belongs
-in `scoring/`). The answer becomes columns the same way the offline engines make them.
+in chunks so that a progress bar can follow a large frame (and `compare` can time each
+request). The answer becomes columns the same way the offline engines make them.
 """
 
 from __future__ import annotations
@@ -14,8 +12,8 @@ import pandas as pd
 import requests
 
 from ..errors import InvalidInput, SparkserveError
-from ..scoring.batch import prediction_frame
-from ..scoring.offline import kept_columns
+from .batch import prediction_frame
+from .offline import kept_columns
 
 CHUNK_ROWS = 10_000  # rows per request: far below an endpoint's body limit
 TIMEOUT_SECONDS = 300.0
@@ -44,9 +42,10 @@ def score_at_endpoint(
     prediction_column: str = "prediction",
     token: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> pd.DataFrame:
     """The frame's kept columns (default all) plus the endpoint's prediction column(s).
-    `progress(rows_done, rows_total)` follows the chunks."""
+    `progress(rows_done, rows_total)` follows the chunks (one request each)."""
     target = invocations_url(url)
     kept = kept_columns(frame, keep_columns, prediction_column)
     headers = {"Content-Type": "application/json"}
@@ -55,8 +54,8 @@ def score_at_endpoint(
     parts = []
     total = len(frame)
     with requests.Session() as session:
-        for start in range(0, max(total, 1), CHUNK_ROWS):
-            chunk = frame.iloc[start : start + CHUNK_ROWS]
+        for start in range(0, max(total, 1), chunk_rows):
+            chunk = frame.iloc[start : start + chunk_rows]
             predictions = _post(session, target, chunk, headers)
             parts.append(prediction_frame(predictions, len(chunk), prediction_column))
             if progress is not None:
