@@ -12,7 +12,7 @@ from typing import Any, Literal
 from . import shapes
 from .errors import InvalidInput
 
-OptionType = Literal["string", "integer", "boolean"]
+OptionType = Literal["string", "integer", "number", "boolean"]
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,8 @@ class Option:
     default: Any = None  # None: the plug-in decides (a free port, ...)
     secret: bool = False  # typed in a password field, never stored, shown or logged
     env: str | None = None  # where the CLI and the magics read it when it is not given
-    minimum: int | None = None  # an integer's bounds, checked with every other shape
-    maximum: int | None = None
+    minimum: float | None = None  # a number's bounds, checked with every other shape
+    maximum: float | None = None
 
     @property
     def flag(self) -> str:
@@ -85,9 +85,10 @@ def _from_env(option: Option, text: str | None) -> Any:
         return None
     if option.type == "string":
         return text
-    if option.type == "integer":
+    if option.type in ("integer", "number"):
+        kind, wanted = (int, "a whole number") if option.type == "integer" else (float, "a number")
         try:
-            return int(text)
+            return kind(text)
         except ValueError:
-            raise InvalidInput(f"{option.env} must be a whole number, got {text!r}.") from None
+            raise InvalidInput(f"{option.env} must be {wanted}, got {text!r}.") from None
     return text.strip().lower() in ("1", "true", "yes", "on")

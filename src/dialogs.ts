@@ -235,7 +235,8 @@ function optionField(target: string, option: ITargetOption): [HTMLElement, () =>
     box.checked = option.default === true;
     return [field(option.name, box, option.help, option.name), () => box.checked];
   }
-  const kind = option.secret ? 'password' : option.type === 'integer' ? 'number' : 'text';
+  const numeric = option.type === 'integer' || option.type === 'number';
+  const kind = option.secret ? 'password' : numeric ? 'number' : 'text';
   const placeholder = option.default === null ? '' : String(option.default);
   const control = input(name, placeholder, kind);
   control.dataset.target = target;
@@ -246,12 +247,15 @@ function optionField(target: string, option: ITargetOption): [HTMLElement, () =>
   if (option.maximum !== null) {
     control.max = String(option.maximum);
   }
+  if (option.type === 'number') {
+    control.step = 'any'; // a fraction (0.25) is a valid number, not just a step of 1
+  }
   const read = (): unknown => {
     const text = control.value.trim();
     if (text === '') {
       return undefined; // the target's default
     }
-    return option.type === 'integer' ? Number(text) : option.secret ? control.value : text;
+    return numeric ? Number(text) : option.secret ? control.value : text;
   };
   return [field(option.name, control, option.help, option.name), read];
 }

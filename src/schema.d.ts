@@ -1026,16 +1026,16 @@ export interface components {
         TargetOption: {
             name: string;
             /** @enum {string} */
-            type: "string" | "integer" | "boolean";
+            type: "string" | "integer" | "number" | "boolean";
             help: string;
             default: string | number | boolean | null;
             /** @description A password field; never stored or shown. */
             secret: boolean;
             /** @description The variable the CLI and magics read it from. */
             env: string | null;
-            /** @description An integer's lowest accepted value. */
+            /** @description A number's lowest accepted value. */
             minimum: number | null;
-            /** @description An integer's highest accepted value. */
+            /** @description A number's highest accepted value. */
             maximum: number | null;
         };
         Status: {

@@ -438,4 +438,5 @@ def test_status_lists_the_container_engine_and_target(
     assert targets["container"]["usable"]
     assert [o["name"] for o in targets["container"]["options"]] == [
         "host", "port", "token", "image", "base_image",
+        "max_batch_rows", "max_wait_ms", "capture", "capture_sample", "capture_max_mb",
     ]  # fmt: skip

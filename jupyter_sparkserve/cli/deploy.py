@@ -21,7 +21,12 @@ from .output import as_json, counted, emit, fields, json_command, repository, ta
 from .root import main
 
 F = TypeVar("F", bound=Callable[..., Any])
-CLICK_TYPES = {"string": click.STRING, "integer": click.INT, "boolean": click.BOOL}
+CLICK_TYPES = {
+    "string": click.STRING,
+    "integer": click.INT,
+    "number": click.FLOAT,
+    "boolean": click.BOOL,
+}
 
 
 def _register(ref: str, *, again: bool) -> None:
@@ -231,7 +236,7 @@ def serve(
     head_timeout: float,
 ) -> None:
     """Serve model REF over MLflow's REST scoring protocol, in the foreground."""
-    from ..scoring.server import EndpointConfig
+    from ..scoring.endpoint_config import EndpointConfig
     from ..scoring.server import serve as run_endpoint
 
     try:
@@ -249,7 +254,7 @@ def serve(
         timeout_seconds=timeout,
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         head_timeout_seconds=head_timeout,
-    )
+    ).with_environment(os.environ)  # what a deployment's options set (`endpoint_settings`)
     auth = "with a bearer token" if token else "without authentication"
     served = f"{counted(workers, 'worker')}, {auth}"
     click.echo(f"Serving {ref} on http://{host}:{port} ({served})", err=True)

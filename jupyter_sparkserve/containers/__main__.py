@@ -54,15 +54,18 @@ def _port() -> int:
 
 
 def _serve(model_dir: Path) -> int:
-    from ..scoring.server import EndpointConfig, serve
+    from ..scoring.endpoint_config import EndpointConfig
+    from ..scoring.server import serve
     from ..scoring.transform import TRANSFORM_ENV
 
     workers = int(os.environ.get(WORKERS_ENV) or 1)
     token = os.environ.get(ENDPOINT_TOKEN_ENV) or None
     print(f"Serving {model_dir} on 0.0.0.0:{_port()} ({workers} worker(s))", file=sys.stderr)
     transform = os.environ.get(TRANSFORM_ENV, "").lower() in ("1", "true", "yes")
+    # A deployment's settings (`deploy.local_target.endpoint_settings`) come as JSON.
+    config = EndpointConfig(model_path=str(model_dir), transform=transform, workers=workers)
     serve(
-        EndpointConfig(model_path=str(model_dir), transform=transform, workers=workers),
+        config.with_environment(os.environ),
         host="0.0.0.0",  # inside a container: only the published port reaches it
         port=_port(),
         workers=workers,

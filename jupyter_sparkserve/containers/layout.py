@@ -5,3 +5,4 @@ MODEL_DIR = "/opt/ml/model"  # SageMaker's layout; AzureML's custom containers t
 APP_DIR = "/opt/sparkserve"
 USER_ID = 10001
 PORT = 8080
+CAPTURE_DIR = "/opt/ml/capture"  # a deployment's capture folder, mounted when capture is on

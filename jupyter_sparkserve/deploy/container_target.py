@@ -9,6 +9,7 @@ removes the container; the image stays for the next deploy (every layer cached).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -17,16 +18,22 @@ from pathlib import Path
 from typing import Any
 
 from .. import processes
-from ..config import BASE_IMAGE_ENV, DOCKER_HOST_ENV, ENDPOINT_TOKEN_ENV
+from ..config import BASE_IMAGE_ENV, DOCKER_HOST_ENV, ENDPOINT_CONFIG_ENV, ENDPOINT_TOKEN_ENV
 from ..containers import engine
 from ..containers.context import DEFAULT_BASE_IMAGE, ImageSpec, base_image, image_tag
 from ..containers.environment import cache_folder as environment_cache
-from ..containers.layout import PORT
+from ..containers.layout import CAPTURE_DIR, PORT
 from ..errors import Conflict, InvalidInput
 from ..options import Option
 from ..snippets import Snippet
 from .local import EndpointFailed, free_port, ping_problem, require_free_port, url_host
-from .local_target import ENDPOINT_OPTIONS, endpoint_snippets
+from .local_target import (
+    CAPTURE_FOLDER,
+    ENDPOINT_CONFIG_OPTIONS,
+    ENDPOINT_OPTIONS,
+    endpoint_settings,
+    endpoint_snippets,
+)
 from .targets import Availability, DeploymentTarget, Started, StartRequest, TargetState
 
 READY_TIMEOUT_SECONDS = 120.0
@@ -48,6 +55,7 @@ class ContainerTarget(DeploymentTarget):
         *ENDPOINT_OPTIONS,
         Option("image", "string", "An image to run (default: build one for this version)."),
         BASE_IMAGE_OPTION,
+        *ENDPOINT_CONFIG_OPTIONS,
     )
 
     def check(self) -> Availability:
@@ -64,6 +72,9 @@ class ContainerTarget(DeploymentTarget):
         log_file = request.workdir / "log"
         image = options["image"] or build_deployment_image(request, log_file)
         environment = {ENDPOINT_TOKEN_ENV: options["token"]} if options["token"] else {}
+        settings = endpoint_settings(options, CAPTURE_DIR)
+        if settings:
+            environment[ENDPOINT_CONFIG_ENV] = json.dumps(settings)
         client = engine.client()
         try:
             container = client.containers.run(
@@ -74,6 +85,7 @@ class ContainerTarget(DeploymentTarget):
                 labels={DEPLOYMENT_LABEL: request.deployment_id},
                 ports={f"{PORT}/tcp": (host, port)},
                 environment=environment,
+                **_capture_mount(request.workdir / CAPTURE_FOLDER, bool(settings.get("capture"))),
             )
         except Exception as error:
             raise EndpointFailed(f"The container engine could not run {image}: {error}") from error
@@ -186,6 +198,18 @@ def build_deployment_image(request: StartRequest, log_file: Path) -> str:
 
         built = engine.build_image(spec, environment_cache=environment_cache(), log=write)
     return built.tag
+
+
+def _capture_mount(folder: Path, capture: bool) -> dict[str, Any]:
+    """The deployment's capture folder mounted read-write, the endpoint running as this
+    user (as the `container` batch engine does), so that its files are this user's."""
+    if not capture:
+        return {}
+    folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "volumes": {str(folder): {"bind": CAPTURE_DIR, "mode": "rw"}},
+        "user": f"{os.getuid()}:{os.getgid()}",
+    }
 
 
 def _log_tail(container_id: str) -> str:

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import errno
 import http.client
+import json
 import shlex
 import socket
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -95,12 +97,14 @@ def start_endpoint(
     host: str = "127.0.0.1",
     port: int | None = None,
     token: str | None = None,
+    settings: Mapping[str, Any] | None = None,
     workers: int = 1,
     ready_timeout: float = 120.0,
     python: str = sys.executable,
 ) -> LocalEndpoint:
     """Serve the MLflow model folder `model_path` in a detached process; return once it
-    answers GET /ping. On failure nothing is left running and EndpointFailed carries the log."""
+    answers GET /ping. On failure nothing is left running and EndpointFailed carries the log.
+    `settings`: `EndpointConfig` fields to set (`local_target.endpoint_settings`)."""
     model_path = Path(model_path).expanduser().resolve()
     if not model_path.exists():
         raise NotFound(f"No such file or folder: {model_path}.")
@@ -123,6 +127,8 @@ def start_endpoint(
     env = without_secrets()
     if token is not None:
         env[ENDPOINT_TOKEN_ENV] = token  # the environment, unlike the command line, is private
+    if settings:
+        env[ENDPOINT_CONFIG_ENV] = json.dumps(dict(settings))
     log_file = Path(log_file)
     pid, forked = _launch(command, env, log_file)
     endpoint = LocalEndpoint(

@@ -9,6 +9,7 @@ from .. import processes
 from ..config import ENDPOINT_TOKEN_ENV
 from ..errors import Conflict
 from ..options import Option
+from ..scoring.endpoint_config import default
 from ..snippets import Snippet, endpoint_curl, endpoint_python
 from . import local
 from .targets import Availability, DeploymentTarget, Started, StartRequest, TargetState
@@ -28,6 +29,59 @@ ENDPOINT_OPTIONS = (
     ),
 )
 
+# The endpoint's own settings a deployment may set: each option sets the `EndpointConfig`
+# field of its name (`endpoint_settings`); the endpoint process reads them from
+# ENDPOINT_CONFIG_ENV. Declared once here for every target that runs `scoring.server`.
+ENDPOINT_CONFIG_OPTIONS = (
+    Option(
+        "max_batch_rows",
+        "integer",
+        "Most rows the endpoint merges into one model call "
+        f"(default: the settings `sparkserve tune` chose, else {default('max_batch_rows')}).",
+        minimum=1,
+    ),
+    Option(
+        "max_wait_ms",
+        "number",
+        "Milliseconds a request may wait for others to share its model call "
+        f"(default: the settings `sparkserve tune` chose, else {default('max_wait_ms'):g}).",
+        minimum=0,
+    ),
+    Option(
+        "capture",
+        "boolean",
+        "Record requests and answers as Parquet in the deployment's folder "
+        "(`sparkserve capture ID` exports them).",
+        default=default("capture"),
+    ),
+    Option(
+        "capture_sample",
+        "number",
+        "The share of requests captured, 0 to 1.",
+        default=default("capture_sample"),
+        minimum=0,
+        maximum=1,
+    ),
+    Option(
+        "capture_max_mb",
+        "integer",
+        "Megabytes of capture kept; the oldest files are removed beyond it.",
+        default=default("capture_max_mb"),
+        minimum=1,
+    ),
+)
+CAPTURE_FOLDER = "capture"  # in the deployment's folder
+
+
+def endpoint_settings(options: Mapping[str, Any], capture_folder: str) -> dict[str, Any]:
+    """The `EndpointConfig` fields a deployment's options set (None: the endpoint's default),
+    capture going to `capture_folder` as the endpoint process sees it."""
+    names = [option.name for option in ENDPOINT_CONFIG_OPTIONS]
+    settings = {name: options[name] for name in names if options.get(name) is not None}
+    if settings.get("capture"):
+        settings["capture_folder"] = capture_folder
+    return settings
+
 
 def endpoint_snippets(version: Any, url: str, details: dict[str, Any]) -> list[Snippet]:
     """python and curl scoring the version's input example at an MLflow-protocol endpoint."""
@@ -38,7 +92,7 @@ def endpoint_snippets(version: Any, url: str, details: dict[str, Any]) -> list[S
 class LocalTarget(DeploymentTarget):
     name = "local"
     title = "This machine"
-    options = ENDPOINT_OPTIONS
+    options = (*ENDPOINT_OPTIONS, *ENDPOINT_CONFIG_OPTIONS)
     watched = True  # state: a pid check and a GET /ping on loopback
 
     def check(self) -> Availability:
@@ -55,6 +109,7 @@ class LocalTarget(DeploymentTarget):
             host=request.options["host"],
             port=request.options["port"],
             token=token,
+            settings=endpoint_settings(request.options, str(request.workdir / CAPTURE_FOLDER)),
         )
         details = {**endpoint.to_details(), "token_required": bool(token)}
         return Started(endpoint.url, {**details, "machine": processes.MACHINE})

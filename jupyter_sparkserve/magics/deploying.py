@@ -34,7 +34,12 @@ from .common import (
 )
 from .output import StatusLine, show_fields
 
-ARGPARSE_TYPES = {"string": str, "integer": int, "boolean": lambda text: text.lower() == "true"}
+ARGPARSE_TYPES = {
+    "string": str,
+    "integer": int,
+    "number": float,
+    "boolean": lambda text: text.lower() == "true",
+}
 
 
 def _target_flags(function: Any) -> Any:

@@ -10,20 +10,18 @@ from __future__ import annotations
 import asyncio
 import gc
 import hmac
-import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..config import (
-    DEFAULT_HEAD_TIMEOUT_SECONDS,
     ENDPOINT_CONFIG_ENV,
     ENDPOINT_HEAD_TIMEOUT_ENV,
     ENDPOINT_TOKEN_ENV,
 )
 from .batcher import MicroBatcher
+from .endpoint_config import EndpointConfig
 from .invariance import MergeVerdict, probe
 from .metrics import ROUTES, EndpointMetrics
 from .protocol import ModelInput, ScoringError, mime_type, parse_request
@@ -38,29 +36,6 @@ from .transform import (
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 OPEN_PATHS = ("/ping", "/health")  # liveness probes (SageMaker, Kubernetes) carry no token
-
-
-@dataclass(frozen=True)
-class EndpointConfig:
-    model_path: str
-    model_ref: str = ""
-    max_body_bytes: int = 50 * 1024 * 1024
-    timeout_seconds: float = 60.0
-    batching: bool = True
-    max_batch_rows: int = 256
-    max_wait_ms: float = 1.0
-    # Seconds a connection may take to send a request's line and headers (slowloris).
-    head_timeout_seconds: float = DEFAULT_HEAD_TIMEOUT_SECONDS
-    # Started for a SageMaker transform job: CSV and JSON Lines mini-batches (`transform`).
-    transform: bool = False
-    workers: int = 1
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> EndpointConfig:
-        return cls(**json.loads(text))
 
 
 class ScoringApp:
