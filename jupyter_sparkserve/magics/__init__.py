@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from .compare import CompareMagics
 from .deploying import DeployMagics
 from .images import ImageMagics
 from .sparkserve import SparkserveMagics
 
-__all__ = ["DeployMagics", "ImageMagics", "SparkserveMagics", "load"]
+__all__ = ["CompareMagics", "DeployMagics", "ImageMagics", "SparkserveMagics", "load"]
 
 
 def load(ipython: Any) -> None:
     """Register the magics and say, on one line, which there are."""
     names: list[str] = []
-    for magics in (SparkserveMagics, DeployMagics, ImageMagics):
+    for magics in (SparkserveMagics, DeployMagics, ImageMagics, CompareMagics):
         ipython.register_magics(magics)
         names += [f"%{name}" for name in magics.magics["line"]]
     print(f"sparkserve magics: {' '.join(names)} (%sfsave? shows one's help)")
