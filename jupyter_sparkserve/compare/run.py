@@ -55,7 +55,7 @@ def compare_shadow(repository: ModelRepository, deployment_id: str) -> CompareRe
     pairs = read_pairs(folder)
     if pairs.inputs.empty:
         raise InvalidInput(f"Deployment {deployment_id}'s shadow has recorded no rows yet.")
-    shadow_ref = _shadow_ref(deployment.details)
+    shadow_ref = _shadow_ref(repository, deployment.details)
     primary = Predictions(
         f"{deployment.ref} (primary)",
         pairs.primary,
@@ -87,10 +87,19 @@ def compare_shadow(repository: ModelRepository, deployment_id: str) -> CompareRe
     )
 
 
-def _shadow_ref(details: dict[str, object]) -> str | None:
-    """The shadow's ref, as the deployment's details record it (None if they do not)."""
-    for key in ("shadow", "shadow_ref"):
-        value = details.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return None
+def _shadow_ref(repository: ModelRepository, details: dict[str, object]) -> str | None:
+    """The shadow's version when the deployment's details name it: a ref, or the URL of a
+    deployment of this repository (None when they do not say, or name something else)."""
+    from ..deploy.deployments import Deployments
+
+    value = details.get("shadow")
+    if not isinstance(value, str) or not value:
+        return None
+    if value.startswith(("http://", "https://")):
+        wanted = value.rstrip("/").removesuffix("/invocations")
+        found = Deployments(repository).list(active_only=True)
+        return next((d.ref for d in found if d.url and d.url.rstrip("/") == wanted), None)
+    try:
+        return version(repository, value).ref
+    except InvalidInput:
+        return None
