@@ -53,6 +53,8 @@ SMTP_ENVS = (
 
 # ------------------------------------------------------------------------------- endpoints
 ENDPOINT_TOKEN_ENV = "SPARKSERVE_ENDPOINT_TOKEN"
+# The bearer token an endpoint sends to its shadow (scoring/shadow.py), when that needs one.
+SHADOW_TOKEN_ENV = "SPARKSERVE_SHADOW_TOKEN"
 # Set in every uvicorn worker of a `serve --workers N` endpoint: how it finds its model.
 ENDPOINT_CONFIG_ENV = "SPARKSERVE_ENDPOINT_CONFIG"
 # Set by `serve` for its uvicorn protocol (scoring/connections.py), in every worker too.
@@ -75,7 +77,7 @@ AZUREML_ENVS = ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZUREML_WORKSP
 
 # Secrets: never logged, never in a message or snippet, and handed only to the processes
 # that use them (job processes send mail; an endpoint gets the token it was deployed with).
-SECRET_ENVS = (ENDPOINT_TOKEN_ENV, SMTP_USER_ENV, SMTP_PASSWORD_ENV)
+SECRET_ENVS = (ENDPOINT_TOKEN_ENV, SHADOW_TOKEN_ENV, SMTP_USER_ENV, SMTP_PASSWORD_ENV)
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")

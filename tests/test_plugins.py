@@ -96,12 +96,14 @@ def test_status_and_the_cli_deploy_with_the_plugins_options(
     assert [o["name"] for o in targets["local"]["options"]] == [
         "host", "port", "token",
         "max_batch_rows", "max_wait_ms", "capture", "capture_sample", "capture_max_mb",
+        "shadow", "shadow_sample",
     ]  # fmt: skip
 
     helped = sparkserve(plugin_env, "deploy", "--help")
     words = " ".join(helped.stdout.split())  # click wraps the help column
     assert "--workers INTEGER" in words and "(target workers)" in words
     assert "--capture-sample FLOAT" in words and "--capture BOOLEAN" in words
+    assert "--shadow TEXT" in words and "--shadow-sample FLOAT" in words
     foreign = sparkserve(plugin_env, "deploy", registered, "--target", "workers", "--port", "1")
     assert foreign.returncode == 1 and "--port: not an option of target workers" in foreign.stderr
 

@@ -12,6 +12,7 @@ cheap targets every second). Dismiss forgets an ended deployment's record.
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Mapping
@@ -22,7 +23,8 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
-from ..errors import Conflict, NotFound, remedy
+from ..config import SHADOW_TOKEN_ENV
+from ..errors import Conflict, InvalidInput, NotFound, remedy
 from ..lifecycle import (
     ATTENTION_STATUSES,
     DEPLOYED_STATUSES,
@@ -139,6 +141,7 @@ class Deployments:
         `register`), a live deployment of it, and the target's own `preflight`."""
         chosen = get_target(target)
         parsed = chosen.parse_options(options, environ)
+        self._with_shadow_url(parsed)
         version = self.repository.resolve(ref)
         if not register:
             self._registration(version)
@@ -199,6 +202,7 @@ class Deployments:
         served = folder / "model"
         try:
             parsed = target.parse_options(options, environ)
+            parsed, shadow_of = self._with_shadow_url(parsed, deployment_id)
             # Fetched from the MLflow store: the deployment serves what MLflow registered.
             wait_for_preload()  # MLflow imported once, not on two threads at a time
             self.repository.fetch_model(deployment.model_uri, served)
@@ -210,6 +214,8 @@ class Deployments:
             message = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
             self._update(deployment_id, status="failed", error=message)
             raise
+        if shadow_of:  # the deployment it mirrors to, beside the URL the target recorded
+            started.details["shadow_deployment"] = shadow_of
         # Only a row still 'starting' becomes running: one undeployed (or marked failed)
         # meanwhile stays as it is, and the endpoint just started for it is stopped again.
         with db.write_transaction(self.repository.engine) as conn:
@@ -227,6 +233,40 @@ class Deployments:
             target.stop(started.details)
             shutil.rmtree(served, ignore_errors=True)
         return self._read(deployment_id)
+
+    def _with_shadow_url(
+        self, options: dict[str, Any], own_id: str = ""
+    ) -> tuple[dict[str, Any], str]:
+        """The options with their `shadow` (a running deployment's id, or an endpoint URL) as
+        the URL the endpoint mirrors to; and that deployment's id ('' for a URL)."""
+        shadow = (options.get("shadow") or "").strip()
+        if not shadow:
+            return options, ""
+        if shadow.startswith(("http://", "https://")):
+            return {**options, "shadow": shadow.rstrip("/")}, ""
+        if shadow == own_id:
+            raise InvalidInput("A deployment cannot be its own shadow.", field="shadow")
+        try:
+            found = self.get(shadow)
+        except NotFound:
+            raise InvalidInput(
+                f"No deployment {shadow!r} to mirror to: give a running deployment's id "
+                "(sparkserve deployments list) or an endpoint URL such as http://host:port.",
+                field="shadow",
+            ) from None
+        if found.status != "running" or not found.url:
+            raise Conflict(
+                f"Deployment {shadow} of {found.ref} is {found.status}, not running: deploy the "
+                "shadow version first, then mirror to it.",
+                field="shadow",
+            )
+        if found.details.get("token_required") and not os.environ.get(SHADOW_TOKEN_ENV):
+            raise Conflict(
+                f"Deployment {shadow} requires a bearer token: set {SHADOW_TOKEN_ENV} to it "
+                "where the endpoint is started (it is never recorded).",
+                field="shadow",
+            )
+        return {**options, "shadow": found.url}, shadow
 
     def undeploy(self, deployment_id: str) -> Deployment:
         """Stop a deployment that is up; one still starting is stopped as it comes up."""

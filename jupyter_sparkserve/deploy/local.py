@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import http.client
 import json
+import os
 import shlex
 import socket
 import sys
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .. import processes
-from ..config import ENDPOINT_CONFIG_ENV, ENDPOINT_TOKEN_ENV, without_secrets
+from ..config import ENDPOINT_CONFIG_ENV, ENDPOINT_TOKEN_ENV, SHADOW_TOKEN_ENV, without_secrets
 from ..errors import Conflict, InvalidInput, NotFound, SparkserveError
 from ..processes import with_log_tail
 from ..warm import client as warm_client
@@ -129,6 +130,8 @@ def start_endpoint(
         env[ENDPOINT_TOKEN_ENV] = token  # the environment, unlike the command line, is private
     if settings:
         env[ENDPOINT_CONFIG_ENV] = json.dumps(dict(settings))
+    if settings and settings.get("shadow") and os.environ.get(SHADOW_TOKEN_ENV):
+        env[SHADOW_TOKEN_ENV] = os.environ[SHADOW_TOKEN_ENV]  # what the shadow asks for
     log_file = Path(log_file)
     pid, forked = _launch(command, env, log_file)
     endpoint = LocalEndpoint(

@@ -71,15 +71,39 @@ ENDPOINT_CONFIG_OPTIONS = (
     ),
 )
 CAPTURE_FOLDER = "capture"  # in the deployment's folder
+# Shadow traffic (scoring/shadow.py), for local endpoints only (a container cannot reach a
+# shadow on this machine's loopback). `deployments.py` turns a deployment id into its URL.
+SHADOW_OPTIONS = (
+    Option(
+        "shadow",
+        "string",
+        "Mirror answered requests to this running deployment (its id) or endpoint URL; "
+        "clients get only this deployment's answers (`sparkserve compare --shadow ID`).",
+    ),
+    Option(
+        "shadow_sample",
+        "number",
+        "The share of requests mirrored to the shadow, 0 to 1.",
+        default=default("shadow_sample"),
+        minimum=0,
+        maximum=1,
+    ),
+)
+SHADOW_FOLDER = "shadow"  # in the deployment's folder
 
 
-def endpoint_settings(options: Mapping[str, Any], capture_folder: str) -> dict[str, Any]:
+def endpoint_settings(
+    options: Mapping[str, Any], capture_folder: str, shadow_folder: str = ""
+) -> dict[str, Any]:
     """The `EndpointConfig` fields a deployment's options set (None: the endpoint's default),
-    capture going to `capture_folder` as the endpoint process sees it."""
-    names = [option.name for option in ENDPOINT_CONFIG_OPTIONS]
+    capture going to `capture_folder` (and shadow pairs to `shadow_folder`) as the endpoint
+    process sees it."""
+    names = [option.name for option in (*ENDPOINT_CONFIG_OPTIONS, *SHADOW_OPTIONS)]
     settings = {name: options[name] for name in names if options.get(name) is not None}
     if settings.get("capture"):
         settings["capture_folder"] = capture_folder
+    if settings.get("shadow"):
+        settings["shadow_folder"] = shadow_folder
     return settings
 
 
@@ -92,7 +116,7 @@ def endpoint_snippets(version: Any, url: str, details: dict[str, Any]) -> list[S
 class LocalTarget(DeploymentTarget):
     name = "local"
     title = "This machine"
-    options = (*ENDPOINT_OPTIONS, *ENDPOINT_CONFIG_OPTIONS)
+    options = (*ENDPOINT_OPTIONS, *ENDPOINT_CONFIG_OPTIONS, *SHADOW_OPTIONS)
     watched = True  # state: a pid check and a GET /ping on loopback
 
     def check(self) -> Availability:
@@ -109,9 +133,15 @@ class LocalTarget(DeploymentTarget):
             host=request.options["host"],
             port=request.options["port"],
             token=token,
-            settings=endpoint_settings(request.options, str(request.workdir / CAPTURE_FOLDER)),
+            settings=endpoint_settings(
+                request.options,
+                str(request.workdir / CAPTURE_FOLDER),
+                str(request.workdir / SHADOW_FOLDER),
+            ),
         )
         details = {**endpoint.to_details(), "token_required": bool(token)}
+        if request.options.get("shadow"):
+            details.update(shadow=request.options["shadow"], shadow_sample=_sample(request))
         return Started(endpoint.url, {**details, "machine": processes.MACHINE})
 
     def stop(self, details: dict[str, Any]) -> None:
@@ -140,7 +170,18 @@ class LocalTarget(DeploymentTarget):
         ]
         if details.get("token_required"):
             shown.append(("token", f"required (${ENDPOINT_TOKEN_ENV})"))
+        if details.get("shadow"):
+            share = float(details.get("shadow_sample", 1.0))
+            mirrored = f"mirrors {share:.0%} of requests to {details['shadow']}"
+            if details.get("shadow_deployment"):
+                mirrored += f" (deployment {details['shadow_deployment']})"
+            shown.append(("shadow", mirrored))
         return shown
+
+
+def _sample(request: StartRequest) -> float:
+    sample = request.options.get("shadow_sample")
+    return float(default("shadow_sample") if sample is None else sample)
 
 
 def _machine(details: dict[str, Any]) -> str:

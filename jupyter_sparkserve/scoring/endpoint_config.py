@@ -37,6 +37,12 @@ class EndpointConfig:
     capture_sample: float = 1.0
     capture_max_mb: int = 100
     capture_folder: str = ""
+    # Shadow traffic (`shadow.py`): a share of answered requests mirrored to the endpoint at
+    # the URL `shadow`, the pairs kept as Parquet files in `shadow_folder` (size-capped).
+    shadow: str = ""
+    shadow_sample: float = 1.0
+    shadow_max_mb: int = 100
+    shadow_folder: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

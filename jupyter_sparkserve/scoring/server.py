@@ -26,6 +26,7 @@ from .invariance import MergeVerdict, probe
 from .metrics import ROUTES, EndpointMetrics
 from .protocol import ModelInput, ScoringError, mime_type, parse_request
 from .scorer import Scorer
+from .shadow import MIRROR_HEADER, mirror_from_config
 from .transform import (
     EXECUTION_PARAMETERS_PATH,
     answer_lines,
@@ -36,6 +37,7 @@ from .transform import (
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 OPEN_PATHS = ("/ping", "/health")  # liveness probes (SageMaker, Kubernetes) carry no token
+MIRRORED = "sparkserve.mirrored"  # in a request's scope: (body, content type) for the shadow
 
 
 class ScoringApp:
@@ -68,6 +70,7 @@ class ScoringApp:
             flush=True,
         )
         self._batcher: MicroBatcher | None = None
+        self.shadow = mirror_from_config(config)  # None without a shadow
         self._version = mlflow.__version__.encode()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -81,7 +84,11 @@ class ScoringApp:
         status, headers, body = await self._route(scope, receive, path)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        self.metrics.record_request(path, status, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self.metrics.record_request(path, status, elapsed)
+        mirrored = scope.get(MIRRORED)  # set only when the shadow is to get this request
+        if mirrored is not None and status == 200:
+            self.shadow.offer(*mirrored, body, elapsed * 1000)  # type: ignore[union-attr]
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -99,10 +106,14 @@ class ScoringApp:
                         on_batch=self.metrics.record_batch,
                     )
                     self._batcher.start()
+                if self.shadow is not None:
+                    self.shadow.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._batcher is not None:
                     await self._batcher.stop()
+                if self.shadow is not None:
+                    await asyncio.to_thread(self.shadow.stop)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -149,11 +160,14 @@ class ScoringApp:
     async def _invocation(self, scope: dict[str, Any], receive: Any):
         content_type = None
         declared_length = None
+        mirror = self.shadow is not None
         for name, value in scope["headers"]:
             if name == b"content-type":
                 content_type = value.decode("latin-1")
             elif name == b"content-length" and value.isdigit():
                 declared_length = int(value)
+            elif name == MIRROR_HEADER:
+                mirror = False  # a request mirrored to us is not passed on again: no loops
         limit = self.config.max_body_bytes
         if declared_length is not None and declared_length > limit:
             return _too_large(limit)
@@ -168,6 +182,8 @@ class ScoringApp:
             if not message.get("more_body"):
                 break
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if mirror:
+            scope[MIRRORED] = (body, content_type)
         lines = self.config.transform and is_transform_body(mime_type(content_type or ""))
         try:
             if lines:
