@@ -13,7 +13,6 @@ from ..errors import InvalidInput, NotFound
 from ..repository import ModelRepository
 
 CAPTURE_FOLDER = "capture"  # SPARKSERVE_HOME/deployments/ID/capture (scoring.capture's files)
-SHADOW_FOLDER = "shadow"  # SPARKSERVE_HOME/deployments/ID/shadow (scoring.shadow's files)
 
 
 @dataclass(frozen=True)

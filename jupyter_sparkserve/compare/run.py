@@ -10,7 +10,7 @@ from ..repository import ModelRepository
 from .drift import drift_against_example
 from .predict import BATCH_ROWS, Predictions, input_types, score, version
 from .report import CompareReport, build_report
-from .rows import SHADOW_FOLDER, Rows, deployment_folder, rows_on
+from .rows import Rows, deployment_folder, rows_on
 
 
 def compare_versions(
@@ -40,6 +40,7 @@ def compare_versions(
 def compare_shadow(repository: ModelRepository, deployment_id: str) -> CompareReport:
     """The answers a deployment's primary and its shadow gave to the same mirrored rows."""
     from ..deploy.deployments import Deployments
+    from ..deploy.local_target import SHADOW_FOLDER
     from ..scoring.shadow import read_pairs
 
     try:
@@ -88,18 +89,20 @@ def compare_shadow(repository: ModelRepository, deployment_id: str) -> CompareRe
 
 
 def _shadow_ref(repository: ModelRepository, details: dict[str, object]) -> str | None:
-    """The shadow's version when the deployment's details name it: a ref, or the URL of a
-    deployment of this repository (None when they do not say, or name something else)."""
+    """The shadow's version when the deployment's details name it: the deployment it mirrors
+    to, or an endpoint URL of one (None when they do not say, or name something else)."""
     from ..deploy.deployments import Deployments
 
-    value = details.get("shadow")
-    if not isinstance(value, str) or not value:
-        return None
-    if value.startswith(("http://", "https://")):
-        wanted = value.rstrip("/").removesuffix("/invocations")
-        found = Deployments(repository).list(active_only=True)
+    service = Deployments(repository)
+    mirrored = details.get("shadow_deployment")
+    if isinstance(mirrored, str) and mirrored:
+        try:
+            return service.get(mirrored).ref
+        except NotFound:  # dismissed since: its version is not known any more
+            return None
+    url = details.get("shadow")
+    if isinstance(url, str) and url.startswith(("http://", "https://")):
+        wanted = url.rstrip("/").removesuffix("/invocations")
+        found = service.list(active_only=True)
         return next((d.ref for d in found if d.url and d.url.rstrip("/") == wanted), None)
-    try:
-        return version(repository, value).ref
-    except InvalidInput:
-        return None
+    return None
