@@ -42,11 +42,12 @@ class Action(str, Enum):
     SNIPPETS = "snippets"
     DELETE = "delete"
     DISMISS = "dismiss"  # a deployment's only: forget an ended deployment's record
+    MONITOR = "monitor"  # a deployment's only: its endpoint's live figures (`monitor/`)
 
 
 # What a deployment may offer, in the order a face shows them; the ones a version never does.
-DEPLOYMENT_ACTIONS = (Action.UNDEPLOY, Action.SNIPPETS, Action.DISMISS)
-DEPLOYMENT_ONLY = (Action.DISMISS,)
+DEPLOYMENT_ACTIONS = (Action.UNDEPLOY, Action.SNIPPETS, Action.MONITOR, Action.DISMISS)
+DEPLOYMENT_ONLY = (Action.DISMISS, Action.MONITOR)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,9 @@ def deployment_unavailable(status: str) -> list[tuple[Action, str]]:
         Action.SNIPPETS: "Its endpoint does not answer yet."
         if status == "starting"
         else f"It is {status}: no endpoint answers.",
+        Action.MONITOR: "Its endpoint does not answer yet."
+        if status == "starting"
+        else f"It is {status}: no endpoint answers, so there is nothing to monitor.",
         Action.DISMISS: f"It is {status}: undeploy it first; only an ended deployment's "
         "record can be dismissed.",
     }
@@ -111,11 +115,13 @@ def deployment_unavailable(status: str) -> list[tuple[Action, str]]:
 
 
 def deployment_actions(status: str) -> list[Action]:
-    """What a deployment in `status` offers: Undeploy while it is deployed, snippets while
-    its endpoint answers, Dismiss (forget its record) once it has ended."""
+    """What a deployment in `status` offers: Undeploy while it is deployed, snippets and the
+    live monitor while its endpoint answers, Dismiss (forget its record) once it has ended."""
     if status not in DEPLOYED_STATUSES:
         return [Action.DISMISS]
-    return [Action.UNDEPLOY, Action.SNIPPETS] if status == "running" else [Action.UNDEPLOY]
+    if status == "running":
+        return [Action.UNDEPLOY, Action.SNIPPETS, Action.MONITOR]
+    return [Action.UNDEPLOY]
 
 
 def version_actions(repository: ModelRepository, ref: str) -> list[Action]:

@@ -93,7 +93,7 @@ async def test_the_server_notices_a_dead_endpoint_without_a_read_and_dismiss_for
         await asyncio.sleep(0.2)
     running = await api("GET", f"deployments/{deployment_id}")
     assert running.body["status"] == "running", running.body["error"]
-    assert running.body["actions"] == ["undeploy", "snippets"]
+    assert running.body["actions"] == ["undeploy", "snippets", "monitor"]
     assert [u["action"] for u in running.body["unavailable"]] == ["dismiss"]
     busy = await api("POST", f"deployments/{deployment_id}/dismiss")
     assert (busy.status, busy.error) == (409, "CONFLICT"), busy.body

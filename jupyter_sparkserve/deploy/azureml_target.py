@@ -42,6 +42,11 @@ _NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]")  # AzureML's endpoi
 class AzureMLTarget(DeploymentTarget):
     name = "azureml"
     title = "Azure Machine Learning"
+    metrics_unreachable = (
+        "a managed online endpoint passes only scoring requests to the container, so its "
+        "/metrics cannot be read from here; its figures are in Azure Monitor "
+        "(RequestsPerMinute, RequestLatency), which this monitor does not read."
+    )
     menu_label = "Deploy to AzureML…"
     start_limit_seconds = 3 * 3600.0
     options = (

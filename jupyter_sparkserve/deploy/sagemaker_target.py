@@ -55,6 +55,12 @@ SERVING_STATUSES = ("InService", "Updating", "SystemUpdating", "RollingBack")
 class SageMakerTarget(DeploymentTarget):
     name = "sagemaker"
     title = "Amazon SageMaker"
+    metrics_unreachable = (
+        "a SageMaker endpoint's URL is the runtime API, which passes only /invocations to the "
+        "container, so its /metrics cannot be read from here; its figures are in CloudWatch "
+        "(namespace AWS/SageMaker: Invocations, ModelLatency, Invocation4XXErrors), which "
+        "this monitor does not read."
+    )
     menu_label = "Deploy to SageMaker…"
     start_limit_seconds = 3 * 3600.0  # an endpoint takes minutes; the wait is an option
     options = (

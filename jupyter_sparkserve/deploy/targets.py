@@ -73,6 +73,8 @@ class DeploymentTarget(ABC):
     # Whether `state` is cheap (this machine only, milliseconds): a long-running server then
     # asks it every second (`watch.py`), so a death shows without a read. Cloud ones: no.
     watched: ClassVar[bool] = False
+    # Why the monitor cannot read the endpoint's `/metrics` at its URL ("": it can).
+    metrics_unreachable: ClassVar[str] = ""
 
     @abstractmethod
     def check(self) -> Availability:

@@ -1,5 +1,5 @@
 """Deployments: create (answered at once, started in the background), list, show, undeploy,
-dismiss, snippets."""
+dismiss, snippets, live metrics."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from tornado import web
 from ..deploy.deployments import Deployments
 from ..deploy.targets import with_defaults
 from ..lifecycle import deployment_snippets
+from ..monitor import Monitor, MonitorPool, source_for
 from .base import SparkserveHandler
 from .bodies import DeployRequest
 
@@ -74,3 +75,24 @@ class DeploymentSnippetsHandler(SparkserveHandler):
     async def get(self, deployment_id: str) -> None:
         found = await self.run_core(deployment_snippets, await self.repository(), deployment_id)
         self.reply(found.to_dict())
+
+
+# One pool for the server process: a deployment's monitor lives while someone reads it.
+MONITORS = MonitorPool()
+
+
+class DeploymentMetricsHandler(SparkserveHandler):
+    @web.authenticated
+    async def get(self, deployment_id: str) -> None:
+        """The endpoint's figures over the window, read with the server's token."""
+        window = self.int_argument("window", 5, minimum=1, maximum=60) or 5
+        repository = await self.repository()
+
+        def read() -> dict:
+            def make() -> Monitor:
+                return Monitor(source_for(repository, deployment_id), window * 60.0)
+
+            figures = MONITORS.read(deployment_id, make, window_seconds=window * 60.0)
+            return {"deployment_id": deployment_id, "figures": figures.to_dict()}
+
+        self.reply(await self.run_core(read))

@@ -11,6 +11,7 @@ from .checks import DeployCheckHandler, ScoreCheckHandler
 from .deployments import (
     DeploymentDismissHandler,
     DeploymentHandler,
+    DeploymentMetricsHandler,
     DeploymentsHandler,
     DeploymentSnippetsHandler,
 )
@@ -61,6 +62,7 @@ ROUTES: list[tuple[str, Any]] = [
     (DEPLOYMENT, DeploymentHandler),
     (f"{DEPLOYMENT}/snippets", DeploymentSnippetsHandler),
     (f"{DEPLOYMENT}/dismiss", DeploymentDismissHandler),
+    (f"{DEPLOYMENT}/metrics", DeploymentMetricsHandler),
     ("workflows", WorkflowsHandler),
     (rf"workflows/(?P<workflow_id>{SEGMENT})", WorkflowHandler),
     ("workflow/execute", ExecuteHandler),
