@@ -175,9 +175,6 @@ def kept_columns(
 
 
 def _input_schema(model_path: Path) -> Any:
-    from .skops_types import prepare_loading
+    from .batch.model import input_schema
 
-    prepare_loading(model_path)  # before MLflow: see there
-    from mlflow.models import Model
-
-    return Model.load(str(model_path)).get_input_schema()
+    return input_schema(model_path)
