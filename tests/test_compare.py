@@ -5,6 +5,7 @@ the magic giving the same figures."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -245,3 +246,64 @@ def test_bad_input_is_said_clearly(repository: ModelRepository, tmp_path: Path) 
     shell.run_line_magic("load_ext", "jupyter_sparkserve")
     with pytest.raises(UsageError, match=r"which rule:1 needs"):
         shell.run_line_magic("sfcompare", f"rule:1 rule:2 --on {tmp_path / 'short.csv'}")
+
+
+def test_compare_on_a_deployments_shadow(repository: ModelRepository, tmp_path: Path) -> None:
+    """rule:1 deployed with rule:2's deployment as its shadow, sent rows: compare on the
+    rows through both endpoints, and --shadow reading the pairs the shadow recorded, both
+    find the flipped rows."""
+    import requests
+    from _endpoint_helpers import free_port
+
+    from jupyter_sparkserve.compare import compare_shadow
+    from jupyter_sparkserve.deploy.deployments import Deployments
+    from jupyter_sparkserve.deploy.mlflow import MlflowRegistry
+    from jupyter_sparkserve.scoring.shadow import read_pairs
+
+    registry = MlflowRegistry(repository)
+    service = Deployments(repository)
+    started = []
+    try:
+        registry.register("rule:2")
+        started.append(service.deploy("rule:2", "local", {"port": free_port()}))
+        registry.register("rule:1")
+        options = {"port": free_port(), "shadow": started[0].id}
+        started.append(service.deploy("rule:1", "local", options))
+        deployment = started[1]
+        rows = features(200, seed=9)
+        for start in range(0, 200, 50):
+            part = rows.iloc[start : start + 50]
+            body = {"dataframe_split": json.loads(part.to_json(orient="split", index=False))}
+            answer = requests.post(f"{deployment.url}/invocations", json=body, timeout=60)
+            assert answer.status_code == 200, answer.text
+        folder = repository.settings.home / "deployments" / deployment.id
+        deadline = time.monotonic() + 30
+        while not (
+            (folder / "shadow").is_dir() and len(read_pairs(folder / "shadow").inputs) == 200
+        ):
+            assert time.monotonic() < deadline, "the shadow never held the rows"
+            time.sleep(0.2)
+        flipped = set(np.flatnonzero(rows["x2"] > THRESHOLD).tolist())
+
+        rows.to_csv(tmp_path / "rows.csv", index=False)
+        on = str(tmp_path / "rows.csv")
+        report = compare_versions(repository, "rule:1", "rule:2", on, batch_rows=40)
+        assert set(report.outputs[0].changed_index) == flipped
+        first, second = report.latency  # both deployed and running: through their endpoints
+        assert first.via.startswith(f"endpoint {deployment.url}") and first.calls == 5
+        assert second.via.startswith(f"endpoint {started[0].url}") and second.calls == 5
+
+        mirrored = compare_shadow(repository, deployment.id)
+        assert (mirrored.a, mirrored.b) == ("rule:1 (primary)", "rule:2 (shadow)")
+        assert mirrored.rows == 200 and set(mirrored.outputs[0].changed_index) == flipped
+        assert [side.calls for side in mirrored.latency] == [4, 4]
+        assert [d.ref for d in mirrored.drift] == ["rule:1", "rule:2"]
+        result = CliRunner().invoke(
+            main, ["compare", "--shadow", deployment.id, "--html", str(tmp_path / "s.html")]
+        )
+        assert result.exit_code == 0, result.output
+        assert f"prediction: {len(flipped)} of 200 rows changed" in result.output
+        assert (tmp_path / "s.html").is_file()
+    finally:
+        for deployment in reversed(started):
+            service.undeploy(deployment.id)
