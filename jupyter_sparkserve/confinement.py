@@ -14,12 +14,18 @@ import glob
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from .errors import InvalidInput, remedy
+from .errors import Conflict, InvalidInput, remedy
 from .files import uri_scheme
 from .repository import ModelRef
 from .workflows.definitions import WorkflowSpec, template_variables
+
+
+class FileExists(Conflict):
+    """The file a user named to write exists: a face asks before it is replaced."""
+
+    code = "FILE_EXISTS"
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,75 @@ class Confinement:
             return None
         return real.relative_to(root).as_posix() if real != root else ""
 
+    def file_to_write(
+        self, text: str, what: str, *, suffixes: tuple[str, ...], overwrite: bool = False
+    ) -> str:
+        """The file `text` names for the server to write, as the Jupyter file browser names
+        files: from the root folder (a leading `/` is the root too), never outside it (`..`,
+        a link; the allowed folders are not the file browser's). Its name ends in one of
+        `suffixes`, its folder exists, it is no folder; an existing file is refused
+        (`FileExists`, for the face to ask) unless `overwrite`. Returns the path from the root,
+        `/`-separated, as the contents API takes it."""
+        kinds = " or ".join(suffixes)
+        given = text.strip()
+        if "\0" in given:
+            raise InvalidInput(f"The {what} holds a NUL character: {text!r}.", field=what)
+        relative = PurePosixPath(given.lstrip("/"))
+        if not relative.name:
+            raise InvalidInput(f"Give the {what}: a file name ending in {kinds}.", field=what)
+        try:
+            return self._writable(relative, what, suffixes, overwrite)
+        except OSError as error:  # a name too long for the file system, a folder not readable
+            raise InvalidInput(
+                f"The {what} {given!r} cannot be written: {error.strerror}.", field=what
+            ) from None
+
+    def _writable(
+        self, relative: PurePosixPath, what: str, suffixes: tuple[str, ...], overwrite: bool
+    ) -> str:
+        """`file_to_write`'s checks of the file system."""
+        kinds = " or ".join(suffixes)
+        given = relative.as_posix()  # as the contents API names it
+        root = self.roots[0]
+        target = root.joinpath(*relative.parts)
+        if ".." in relative.parts or not _inside(target.parent.resolve(), root):
+            raise InvalidInput(
+                f"The {what} {given!r} leads outside the folder the file browser shows "
+                f"({root}): choose a path inside it.",
+                field=what,
+            )
+        if target.is_dir():
+            raise InvalidInput(
+                f"{given!r} is a folder: add the file's name, such as {given}/NAME{suffixes[0]}.",
+                field=what,
+            )
+        if relative.suffix.lower() not in suffixes:
+            raise InvalidInput(
+                f"{relative.name!r} does not end in {kinds}: name the file such as "
+                f"{relative.stem}{suffixes[0]}.",
+                field=what,
+            )
+        folder = relative.parent.as_posix()
+        if not target.parent.is_dir():
+            kind = "is a file, not a folder" if target.parent.exists() else "does not exist"
+            raise InvalidInput(
+                f"The folder {folder!r} {kind}: choose a folder that exists, or create it in "
+                "the file browser first.",
+                field=what,
+            )
+        if target.is_symlink() and not _inside(target.resolve(), root):
+            raise InvalidInput(
+                f"{given!r} is a link to a file outside the folder the file "
+                f"browser shows ({root}): choose another name.",
+                field=what,
+            )
+        if target.exists() and not overwrite:
+            raise FileExists(
+                f"{given} exists already: replace it, or choose another name.",
+                field=what,
+            )
+        return given
+
     def _check(self, path: Path, what: str, text: str) -> None:
         real = path.resolve()  # symbolic links followed: a link out of the root is outside
         if not any(real == root or root in real.parents for root in self.roots):
@@ -114,6 +189,10 @@ class Confinement:
             "SparkserveApp.allowed_dirs.",
             field=what,
         )
+
+
+def _inside(real: Path, root: Path) -> bool:
+    return real == root or root in real.parents
 
 
 def _static_parts(path: Path) -> list[str]:

@@ -16,7 +16,6 @@ import {
 import {
   buildImageDialog,
   confirmDelete,
-  confirmOverwrite,
   deployDialog,
   kubernetesDialog,
   scoreDialog
@@ -123,7 +122,9 @@ async function kubernetes(target: IActionTarget, context: IActionContext) {
   if (settings === null || manifest === undefined) {
     return;
   }
-  const choice = await manifestDialog(manifest);
+  // The dialog checks the path with the server and writes the file itself: a bad path is
+  // said next to it, with the YAML and the path kept.
+  const choice = await manifestDialog(manifest, context.contents);
   if (choice === null) {
     return;
   }
@@ -131,39 +132,7 @@ async function kubernetes(target: IActionTarget, context: IActionContext) {
     insertCells(manifest.snippets, context);
     return;
   }
-  if (context.contents === null) {
-    throw new Error('This JupyterLab gives the sidebar no file access: copy the YAML instead.');
-  }
-  if ((await exists(context.contents, choice.path)) && !(await confirmOverwrite(choice.path))) {
-    return;
-  }
-  await makeFolders(context.contents, choice.path);
-  await context.contents.save(choice.path, {
-    type: 'file',
-    format: 'text',
-    content: manifest.yaml
-  });
   context.say('success', `Wrote the manifests of ${target.ref} to ${choice.path}.`);
-}
-
-async function exists(contents: Contents.IManager, path: string): Promise<boolean> {
-  try {
-    await contents.get(path, { content: false });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Create the folders of `path` that do not exist yet (the file browser's root is ''). */
-async function makeFolders(contents: Contents.IManager, path: string): Promise<void> {
-  const parts = path.split('/').slice(0, -1);
-  for (let depth = 1; depth <= parts.length; depth++) {
-    const folder = parts.slice(0, depth).join('/');
-    if (!(await exists(contents, folder))) {
-      await contents.save(folder, { type: 'directory' });
-    }
-  }
 }
 
 async function snippets(target: IActionTarget, context: IActionContext) {

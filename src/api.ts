@@ -52,6 +52,8 @@ export type IImageBuildRequest = Schemas['ImageBuildRequest'];
 /** What the Kubernetes manifest dialog sends. */
 export type IKubernetesSettings = Schemas['KubernetesSettings'];
 export type IKubernetesManifest = Schemas['KubernetesManifest'];
+/** Where the Kubernetes dialog may save its manifests (`POST checks/manifest-file`). */
+export type IFileCheckPassed = Schemas['FileCheckPassed'];
 /** A target's options by name, as its `ITargetOption`s declare them. */
 export type IDeployOptions = Record<string, string | number | boolean>;
 
@@ -174,6 +176,11 @@ export const api = {
     settings: IKubernetesSettings
   ): Promise<IKubernetesManifest> =>
     post<IKubernetesManifest>(`${versionPath(name, version)}/kubernetes`, settings),
+
+  /** May the manifests be saved at `path`, from the file browser's root? Its contents path;
+   * else the core's refusal (`FILE_EXISTS` when the file exists and `overwrite` is false). */
+  checkManifestFile: (path: string, overwrite = false): Promise<IFileCheckPassed> =>
+    post<IFileCheckPassed>('checks/manifest-file', { path, overwrite }),
 
   /** A serving version's endpoint snippets, else a registered one's offline snippet. */
   versionSnippets: (name: string, version: number): Promise<ISnippets> =>

@@ -23,7 +23,7 @@ let fieldCount = 0;
  * a deploy option such as `port`): a problem with it is shown here. `shown`: what holds the
  * control, when more than the control (an input with its Browse button).
  */
-function field(
+export function field(
   label: string,
   control: HTMLElement,
   hint = '',
@@ -48,7 +48,7 @@ function field(
   return wrapper;
 }
 
-function input(name: string, placeholder: string, type = 'text'): HTMLInputElement {
+export function input(name: string, placeholder: string, type = 'text'): HTMLInputElement {
   return el('input', {
     className: 'jp-mod-styled jp-SparkserveForm-input',
     testId: `sparkserve-${name}`,
@@ -68,7 +68,7 @@ function select(name: string): HTMLSelectElement {
  * A dialog body holding a form; `getValue` reads it when the dialog is accepted. A problem
  * the server finds is shown next to its field (or below the form when it names none).
  */
-class FormBody<T> extends Widget implements Dialog.IBodyWidget<T> {
+export class FormBody<T> extends Widget implements Dialog.IBodyWidget<T> {
   constructor(
     readonly read: () => T,
     ...fields: HTMLElement[]
@@ -147,15 +147,19 @@ class FormBody<T> extends Widget implements Dialog.IBodyWidget<T> {
   private _busy: HTMLElement;
 }
 
+/** What an accept button does first, inside the dialog: the problem that keeps it open, or
+ * null to close it. `button`: which accept button (a dialog may have more than one). */
+export type DialogCheck<T> = (value: T, button: Dialog.IButton) => Promise<IProblem | null>;
+
 /**
- * A dialog whose accept button first asks the server whether what the form holds would be
+ * A dialog whose accept buttons first ask the server whether what the form holds would be
  * accepted (`check`, the core's own checks). On a problem it stays open, with the message
  * next to the field at fault and everything typed still there; Cancel and Escape close it.
  */
-class CheckedDialog<T> extends Dialog<T> {
+export class CheckedDialog<T> extends Dialog<T> {
   constructor(
     options: Partial<Dialog.IOptions<T>> & { body: FormBody<T> },
-    check: (value: T) => Promise<IProblem | null>
+    check: DialogCheck<T>
   ) {
     super(options);
     this._form = options.body;
@@ -193,12 +197,12 @@ class CheckedDialog<T> extends Dialog<T> {
       done(problemOf(error));
       return;
     }
-    this._check(value).then(done, error => done(problemOf(error)));
+    this._check(value, chosen).then(done, error => done(problemOf(error)));
   }
 
   private _form: FormBody<T>;
   private _buttonList: readonly Dialog.IButton[];
-  private _check: (value: T) => Promise<IProblem | null>;
+  private _check: DialogCheck<T>;
   private _checking = false;
   private _passed = false;
 }
@@ -632,16 +636,6 @@ export async function kubernetesDialog(
     field('Disruption budget', budget, 'Keep one pod up during node drains.', 'disruption_budget')
   );
   return showChecked(`Kubernetes manifest for ${ref}`, body, 'Write manifest', acting(make));
-}
-
-/** Ask before replacing the file at `path`. */
-export async function confirmOverwrite(path: string): Promise<boolean> {
-  const result = await showDialog({
-    title: `Replace ${path}?`,
-    body: `${path} exists already. Its content will be replaced by the manifests.`,
-    buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Replace' })]
-  });
-  return result.button.accept;
 }
 
 /** Ask before deleting `ref`. */

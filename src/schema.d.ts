@@ -514,6 +514,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/checks/manifest-file": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** May the Kubernetes dialog save its manifests at this path? A path from the root of the Jupyter file browser, inside it, ending in .yaml or .yml, in a folder that exists, not a folder; an existing file only with `overwrite` (else 409 FILE_EXISTS, for the dialog to ask). Nothing is written: the dialog writes through the contents API. Every refusal's `field` is `path`. */
+        post: operations["checkManifestFile"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -529,6 +546,22 @@ export interface components {
         CheckPassed: {
             /** @enum {boolean} */
             ok: true;
+        };
+        /** manifest file check */
+        ManifestFileCheck: {
+            /** @description where to save the manifests, from the root of the Jupyter file browser, such as k8s/iris-1.yaml */
+            path: string;
+            /**
+             * @description the user agreed to replace an existing file
+             * @default false
+             */
+            overwrite: boolean | null;
+        };
+        FileCheckPassed: {
+            /** @enum {boolean} */
+            ok: true;
+            /** @description the file as the contents API names it: from the root, with no leading / */
+            path: string;
         };
         /** @description What the user can do about the error, as data: the CLI words it as a command, the magics as a magic, the sidebar as a button. */
         Remedy: {
@@ -2043,6 +2076,33 @@ export interface operations {
             };
             400: components["responses"]["Error"];
             404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
+    checkManifestFile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ManifestFileCheck"];
+            };
+        };
+        responses: {
+            /** @description The file may be written there. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileCheckPassed"];
+                };
+            };
+            400: components["responses"]["Error"];
             409: components["responses"]["Error"];
             default: components["responses"]["Error"];
         };

@@ -1,6 +1,7 @@
 """Dialogs that validate before they close: the REST checks they call (`checks/deploy`,
-`checks/score`) refuse what the real calls refuse, name the field at fault and leave nothing
-behind; in a real JupyterLab the dialog stays open with the message and what was typed."""
+`checks/score`, `checks/manifest-file`) refuse what the real calls refuse, name the field at
+fault and leave nothing behind; in a real JupyterLab the dialog stays open with the message
+and what was typed."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from _lab import (
     screenshot,
     start_lab,
     stop_lab,
+    wait_for_message,
 )
 from _lab import browser as browser  # the fixture, for the browser test below
 from conftest import FAST_SAVE
@@ -155,6 +157,55 @@ async def test_image_and_kubernetes_refusals_name_the_field(
     assert (await api("GET", "jobs")).body["items"] == []  # no build was started
 
 
+async def test_manifest_file_check_refuses_a_bad_save_path_and_names_the_field(
+    api: Api, jp_root_dir: Path, tmp_path: Path
+) -> None:
+    """The core's rule of where the Kubernetes dialog may save its manifests, through the
+    route the dialog asks: every refusal names `path`, and nothing is written."""
+    (jp_root_dir / "k8s").mkdir()
+    (jp_root_dir / "k8s" / "old.yml").write_text("kept")
+    (jp_root_dir / "notes.txt").write_text("a file, not a folder")
+    elsewhere = tmp_path / "elsewhere"  # outside the root, though an allowed folder of jobs
+    elsewhere.mkdir()
+    (jp_root_dir / "out").symlink_to(elsewhere)
+    refusals = [
+        ("", 400, "Give the path: a file name ending in .yaml or .yml."),
+        ("k8s/iris-1.yaml.txt", 400, "'iris-1.yaml.txt' does not end in .yaml or .yml"),
+        ("k8s/iris-1", 400, "name the file such as iris-1.yaml"),
+        ("missing/iris-1.yaml", 400, "The folder 'missing' does not exist"),
+        ("notes.txt/iris-1.yaml", 400, "The folder 'notes.txt' is a file, not a folder"),
+        ("k8s", 400, "'k8s' is a folder"),
+        ("../iris-1.yaml", 400, "leads outside the folder the file browser shows"),
+        ("out/iris-1.yaml", 400, "leads outside the folder the file browser shows"),
+        (f"{'x' * 300}.yaml", 400, "cannot be written: File name too long"),
+        ("/k8s/old.yml", 409, "k8s/old.yml exists already: replace it, or choose another name."),
+    ]
+    for path, status, says in refusals:
+        answer = await api("POST", "checks/manifest-file", body={"path": path})
+        assert (answer.status, answer.body.get("field")) == (status, "path"), (path, answer.body)
+        assert says in answer.message, (path, answer.message)
+    assert answer.error == "FILE_EXISTS"
+    assert sorted(p.name for p in jp_root_dir.rglob("*")) == ["k8s", "notes.txt", "old.yml", "out"]
+    assert list(elsewhere.iterdir()) == []
+    assert (jp_root_dir / "k8s" / "old.yml").read_text() == "kept"
+
+
+async def test_manifest_file_check_passes_a_good_path_as_the_contents_api_names_it(
+    api: Api, jp_root_dir: Path
+) -> None:
+    (jp_root_dir / "k8s").mkdir()
+    (jp_root_dir / "k8s" / "old.yml").write_text("kept")
+    passes = [
+        ({"path": "iris-1.yaml"}, "iris-1.yaml"),
+        ({"path": " /k8s//iris-1.YML "}, "k8s/iris-1.YML"),  # as the file browser shows it
+        ({"path": "k8s/old.yml", "overwrite": True}, "k8s/old.yml"),  # the user said Replace
+    ]
+    for body, path in passes:
+        answer = await api("POST", "checks/manifest-file", body=body)
+        assert (answer.status, answer.body) == (200, {"ok": True, "path": path}), body
+    assert sorted(p.name for p in jp_root_dir.rglob("*")) == ["k8s", "old.yml"]  # none written
+
+
 def test_an_output_with_an_unknown_extension_is_refused_not_made_a_folder(
     repo: ModelRepository, iris_saved: str, iris_csv: Path, tmp_path: Path
 ) -> None:
@@ -261,8 +312,47 @@ def test_dialogs_keep_what_was_typed_on_a_refusal(
         yaml.wait_for()
         assert "registry.example/iris:1" in yaml.inner_text()
         assert "HorizontalPodAutoscaler" in yaml.inner_text()
-        page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-reject").click()
+
+        # Save as a bad path: the core's refusal next to the path, in the dialog, which
+        # stays open with the path typed and the YAML; nothing is written.
+        path = page.locator('.jp-Dialog [data-testid="sparkserve-k8s-path"]')
+        assert path.input_value() == "iris-v1.yaml"
+        save = page.locator(".jp-Dialog .jp-Dialog-button", has_text="Save")
+        path_error = page.locator(
+            '.jp-Dialog [data-field="path"] [data-testid="sparkserve-field-error"]'
+        )
+        for typed, says in (
+            ("missing/iris.yaml", "The folder 'missing' does not exist"),
+            ("iris.txt", "'iris.txt' does not end in .yaml or .yml"),
+            ("../iris.yaml", "leads outside the folder the file browser shows"),
+        ):
+            path.fill(typed)
+            save.click()
+            path_error.filter(has_text=says).wait_for()
+            assert path.input_value() == typed
+            assert path.get_attribute("aria-invalid") == "true"
+            assert yaml.is_visible()
+        assert not (tmp_path / "missing").exists() and not (tmp_path / "iris.txt").exists()
+        # A file that exists is not replaced unasked: said next to the path, and Save becomes
+        # Replace until the path is edited.
+        (tmp_path / "k8s").mkdir()
+        (tmp_path / "k8s" / "iris.yaml").write_text("old")
+        replace = page.locator('.jp-Dialog .jp-Dialog-button[data-replace="true"]')
+        path.fill("k8s/iris.yaml")
+        save.click()
+        path_error.filter(has_text="k8s/iris.yaml exists already").wait_for()
+        assert replace.inner_text() == "Replace"
+        screenshot(page, "dialog-k8s-save-exists.png")
+        path.fill("k8s/iris.yaml")  # edited: Save again, which asks again
+        assert replace.count() == 0
+        save.click()
+        replace.wait_for()
+        assert (tmp_path / "k8s" / "iris.yaml").read_text() == "old"
+        replace.click()
         page.locator(".jp-Dialog").wait_for(state="detached")
+        wait_for_message(page, r"Wrote the manifests of iris:1 to k8s/iris\.yaml\.")
+        written = (tmp_path / "k8s" / "iris.yaml").read_text()
+        assert "registry.example/iris:1" in written and "HorizontalPodAutoscaler" in written
 
         # Score into out.xlsx: refused in the dialog, the input and the columns kept.
         dialog = choose("score")

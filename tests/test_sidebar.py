@@ -379,6 +379,7 @@ def test_build_image_and_kubernetes_manifest_from_the_actions_menu(
         shown = page.locator('.jp-Dialog [data-testid="sparkserve-k8s-yaml"]').inner_text()
         assert "kind: Deployment" in shown and f"image: {tag}" in shown
         screenshot(page, "sidebar-k8s-manifest.png")
+        (tmp_path / "deploy").mkdir()  # Save as, as JupyterLab's own, makes no folder
         page.locator('.jp-Dialog [data-testid="sparkserve-k8s-path"]').fill("deploy/iris.yaml")
         page.locator(".jp-Dialog .jp-Dialog-button", has_text="Save").click()
         wait_for_message(page, r"Wrote the manifests of iris:1 to deploy/iris\.yaml")

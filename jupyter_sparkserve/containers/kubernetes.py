@@ -24,6 +24,7 @@ from .context import check_image_reference
 from .layout import PORT, USER_ID
 
 PRE_STOP_SECONDS = 5
+MANIFEST_SUFFIXES = (".yaml", ".yml")  # what kubectl apply -f takes as a YAML file
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 

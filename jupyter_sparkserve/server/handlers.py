@@ -7,7 +7,7 @@ from typing import Any
 from jupyter_server.utils import url_path_join
 
 from .base import API_PREFIX
-from .checks import DeployCheckHandler, ScoreCheckHandler
+from .checks import DeployCheckHandler, ManifestFileCheckHandler, ScoreCheckHandler
 from .deployments import (
     DeploymentDismissHandler,
     DeploymentHandler,
@@ -73,6 +73,7 @@ ROUTES: list[tuple[str, Any]] = [
     (f"{JOB}/cancel", JobCancelHandler),
     ("checks/deploy", DeployCheckHandler),
     ("checks/score", ScoreCheckHandler),
+    ("checks/manifest-file", ManifestFileCheckHandler),
 ]
 
 
