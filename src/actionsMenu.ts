@@ -19,9 +19,16 @@ export const ACTION_LABELS: Readonly<Record<string, string>> = {
   delete: 'Delete…'
 };
 
-/** Lumino's menu items, with their caption as a tooltip: a greyed item says why. A separator
- * is a `separator` and not focusable (Lumino's `presentation` item breaks the menu's ARIA
- * structure: a menu may hold only items, groups and separators). */
+/** The id of a greyed item's reason, which is its accessible description. */
+function reasonId(item: Menu.IItem): string {
+  return `jp-SparkserveActionsMenu-reason-${item.command.replace(/[^\w-]/g, '-')}`;
+}
+
+/** Lumino's menu items, with their caption as a tooltip: a greyed item says why, to the
+ * mouse as a tooltip, and to the keyboard and screen readers as its description
+ * (`aria-describedby`), shown under its label while it has the focus (see `stepFocus`). A
+ * separator is a `separator` and not focusable (Lumino's `presentation` item breaks the
+ * menu's ARIA structure: a menu may hold only items, groups and separators). */
 class CaptionedItems extends Menu.Renderer {
   renderItem(data: Menu.IRenderData): VirtualElement {
     const item = super.renderItem(data);
@@ -30,7 +37,56 @@ class CaptionedItems extends Menu.Renderer {
       return h.li({ className, dataset, role: 'separator' }, ...item.children);
     }
     const caption = data.item.caption;
-    return caption ? h.li({ ...item.attrs, title: caption }, ...item.children) : item;
+    if (!caption) {
+      return item;
+    }
+    const described = data.item.isEnabled ? {} : { 'aria-describedby': reasonId(data.item) };
+    return h.li({ ...item.attrs, title: caption, ...described }, ...item.children);
+  }
+
+  renderLabel(data: Menu.IRenderData): VirtualElement {
+    if (data.item.isEnabled || !data.item.caption) {
+      return super.renderLabel(data);
+    }
+    // aria-hidden: the reason is the item's description, not a part of its name.
+    const reason = h.span(
+      {
+        className: 'jp-SparkserveActionsMenu-reason',
+        id: reasonId(data.item),
+        'aria-hidden': 'true'
+      },
+      data.item.caption
+    );
+    return h.div({ className: 'lm-Menu-itemLabel' }, this.formatLabel(data), reason);
+  }
+}
+
+/**
+ * Move the focus to the next (`step` 1) or previous (-1) item, greyed ones included. Lumino's
+ * own arrow keys skip a disabled item, so a keyboard or screen-reader user would never reach
+ * its reason. A greyed item takes the focus as it is, still `aria-disabled` (announced dimmed,
+ * its reason as its description and shown under its label), and Enter on it does nothing, as
+ * the ARIA menu pattern has it; an enabled one becomes Lumino's active item as before.
+ */
+function stepFocus(menu: Menu, step: 1 | -1): void {
+  const nodes = Array.from(menu.contentNode.children) as HTMLElement[];
+  const stops = menu.items.flatMap((item, index) =>
+    item.type !== 'separator' && item.isVisible ? [index] : []
+  );
+  if (stops.length === 0) {
+    return;
+  }
+  const focused = nodes.findIndex(node => node === document.activeElement);
+  const from = stops.indexOf(focused >= 0 ? focused : menu.activeIndex);
+  const next =
+    from < 0
+      ? stops[step > 0 ? 0 : stops.length - 1]
+      : stops[(from + step + stops.length) % stops.length];
+  if (menu.items[next].isEnabled) {
+    menu.activeIndex = next;
+  } else {
+    menu.activeIndex = -1;
+    nodes[next]?.focus();
   }
 }
 
@@ -108,12 +164,18 @@ export class ActionsMenu {
     if (shown.length === 0) {
       menu.addItem({ command: this._ensureCommand('none'), args });
     }
-    // Escape (or a choice that opens nothing) gives the focus back to the Actions button.
+    // Escape (or a choice that opens nothing) gives the focus back to the Actions button;
+    // the arrow keys stop at greyed items too.
     let escaped = false;
     menu.node.addEventListener(
       'keydown',
       event => {
         escaped = escaped || event.key === 'Escape';
+        if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+          event.preventDefault();
+          event.stopImmediatePropagation(); // Lumino's own listener is on this node too
+          stepFocus(menu, event.key === 'ArrowDown' ? 1 : -1);
+        }
       },
       true
     );
@@ -146,9 +208,11 @@ export class ActionsMenu {
       this._commands.addCommand(id, {
         label: action === 'none' ? 'No action available' : (ACTION_LABELS[action] ?? action),
         caption: () =>
-          known
-            ? (this._unavailable.get(action) ?? '')
-            : 'This sidebar does not know this action: upgrade it.',
+          action === 'none'
+            ? 'This version offers no action now.'
+            : known
+              ? (this._unavailable.get(action) ?? '')
+              : 'This sidebar does not know this action: upgrade it.',
         isEnabled: args => isTarget(args) && known && !this._unavailable.has(action),
         dataset: { action },
         execute: args => this._handler(action, args as unknown as IActionTarget)

@@ -26,11 +26,13 @@ from _lab import (
 )
 from _lab import browser as browser  # the fixture, for the tests below
 from conftest import FAST_SAVE
+from playwright.sync_api import expect
 
 from jupyter_sparkserve.config import Settings
 from jupyter_sparkserve.deploy.deployments import Deployments
 from jupyter_sparkserve.deploy.mlflow import MlflowRegistry
 from jupyter_sparkserve.lifecycle import (
+    Action,
     deployment_actions,
     deployment_unavailable,
     unavailable_actions,
@@ -124,7 +126,6 @@ def test_unavailable_actions_complete_the_enabled_ones(
     from jupyter_sparkserve.lifecycle import (
         DEPLOYMENT_ACTIONS,
         DEPLOYMENT_ONLY,
-        Action,
         VersionState,
         enabled_actions,
     )
@@ -268,6 +269,26 @@ def test_sidebar_menu_and_dialog_pass_axe_in_both_themes(
         deploy = menu.locator('li[data-command="sparkserve:deploy"]')
         assert "lm-mod-disabled" in (deploy.get_attribute("class") or "")
         assert (deploy.get_attribute("title") or "").startswith("Register it first")
+        # Without a mouse: the arrow keys stop at the greyed Deploy too (Lumino's own skip
+        # it), which is announced disabled with the core's reason as its description, and
+        # shows the reason under its label; Enter on it does nothing.
+        [plain] = version_states(repository, [("plain", 1)])
+        why = dict(unavailable_actions(plain))[Action.DEPLOY]
+        reason = deploy.locator(".jp-SparkserveActionsMenu-reason")
+        assert reason.is_hidden()
+        focused = "node => document.activeElement === node"
+        for _ in range(menu.locator("li.lm-Menu-item").count()):
+            page.keyboard.press("ArrowDown")
+            if deploy.evaluate(focused):
+                break
+        assert deploy.evaluate(focused), "the arrow keys never reach the greyed Deploy"
+        expect(deploy).to_have_attribute("aria-disabled", "true")
+        expect(deploy).to_have_accessible_name("Deploy…")
+        expect(deploy).to_have_accessible_description(why)
+        assert reason.is_visible() and reason.inner_text() == why
+        page.keyboard.press("Enter")
+        assert menu.is_visible() and page.locator(".jp-Dialog").count() == 0
+        assert deploy.evaluate(focused)
         items = menu.locator("li.lm-Menu-item").all()
         kinds = [item.get_attribute("data-type") for item in items]
         last = items[-1]
