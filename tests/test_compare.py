@@ -48,9 +48,9 @@ def rule_v2(frame: pd.DataFrame) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A repository holding rule:1 and rule:2 (decision trees learning the two rules) and
-    sum:1 and sum:2 (linear regressions whose answers differ by x3), each with a 500-row
-    input example; yields its home."""
+    """A repository holding rule:1 and rule:2 (decision trees learning the two rules), rule:3
+    (rule:1 saved without an input example), sum:1 and sum:2 (linear regressions whose
+    answers differ by x3), the others with the same 500-row input example; yields its home."""
     home = tmp_path_factory.mktemp("compare") / "home"
     repository = ModelRepository(Settings.from_env(home=str(home)))
     train = features(4000, seed=1)
@@ -58,6 +58,8 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     for rule in (rule_v1, rule_v2):
         tree = DecisionTreeClassifier(random_state=0).fit(train, rule(train))
         repository.save(tree, "rule", input_example=example, **FAST_SAVE)
+    tree = DecisionTreeClassifier(random_state=0).fit(train, rule_v1(train))
+    repository.save(tree, "rule", **FAST_SAVE)  # rule:3: rule:1 again, with no input example
     target = 2 * train["x1"] + train["x2"]
     for extra in (0.0, 1.0):
         linear = LinearRegression().fit(train, target + extra * train["x3"])
@@ -99,11 +101,11 @@ def test_changed_labels_are_exactly_the_flipped_rows(
     # Latency of each: one timed batch per 100 rows.
     assert [side.calls for side in report.latency] == [10, 10]
     assert all(0 < side.p50_ms <= side.p99_ms for side in report.latency)
-    # The rows are drawn like the input example: no drift on any column.
-    for drift in report.drift:
-        assert drift.example_rows == 500 and not drift.note
-        assert {c.column for c in drift.columns} == {"x1", "x2", "x3"}
-        assert all(c.psi < 0.1 and c.level == "stable" for c in drift.columns)
+    # The rows are drawn like the input example (both versions'): no drift on any column.
+    [drift] = report.drift
+    assert drift.refs == ("rule:1", "rule:2") and drift.example_rows == 500 and not drift.note
+    assert {c.column for c in drift.columns} == {"x1", "x2", "x3"}
+    assert all(c.psi < 0.1 and c.level == "stable" for c in drift.columns)
 
 
 def test_numeric_largest_differences_are_the_planted_ones(
@@ -136,9 +138,23 @@ def test_psi_is_large_for_shifted_rows(repository: ModelRepository, tmp_path: Pa
     report = compare_versions(
         repository, "rule:1", "rule:2", str(tmp_path / "shifted.jsonl"), via="process"
     )
-    psi = {c.column: c for c in report.drift[1].columns}
+    psi = {c.column: c for c in report.drift[0].columns}
     assert psi["x1"].psi > 2 and psi["x1"].level == "major"
     assert psi["x2"].psi < 0.1 and psi["x3"].psi < 0.1
+
+
+def test_a_version_without_input_example_is_named(
+    repository: ModelRepository, tmp_path: Path
+) -> None:
+    rows = features(200, seed=10)
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    report = compare_versions(repository, "rule:1", "rule:3", str(tmp_path / "rows.csv"))
+    assert report.outputs[0].changed == 0
+    with_example, without = report.drift
+    assert with_example.refs == ("rule:1",) and len(with_example.columns) == 3
+    assert without.refs == ("rule:3",) and without.columns == []
+    assert without.note == "rule:3 has no input example (save it with input_example=...)."
+    assert without.note in report.summary()
 
 
 def test_html_report_opens_in_chromium(
@@ -162,13 +178,13 @@ def test_html_report_opens_in_chromium(
     changed = page.locator('[data-figure="changed-rows"]').inner_text()
     assert changed == f"{len(report.changed_rows):,}" and int(changed) > 0
     assert page.locator('[data-figure="changed-prediction"]').inner_text() == changed
-    # A bar chart of label changes, one of latency, one of PSI per version: all drawn.
+    # A bar chart of label changes, one of latency, one of PSI (one example): all drawn.
     plots = page.locator("svg.sparkserve-plot")
-    assert plots.count() == 4
-    for index in range(4):
+    assert plots.count() == 3
+    for index in range(3):
         box = plots.nth(index).bounding_box()
         assert box is not None and box["width"] > 100 and box["height"] > 40
-    assert page.locator("svg.sparkserve-plot rect").count() >= 4 + 6
+    assert page.locator("svg.sparkserve-plot rect").count() == 2 + 4 + 3
     assert "rule:1 vs rule:2" in page.title()
     assert errors == []
     assert requested == [path.as_uri()]  # nothing else fetched
@@ -208,7 +224,7 @@ def test_cli_and_magic_give_the_same_figures(
     [display] = shown.outputs
     html = display.data["text/html"]
     assert f'data-figure="changed-rows">{from_cli["changed_rows"]}<' in html
-    assert html.count("<svg") == 4
+    assert html.count("<svg") == 3
 
     frame = rows.copy()
     shell.user_ns["frame"] = frame
@@ -297,7 +313,7 @@ def test_compare_on_a_deployments_shadow(repository: ModelRepository, tmp_path: 
         assert (mirrored.a, mirrored.b) == ("rule:1 (primary)", "rule:2 (shadow)")
         assert mirrored.rows == 200 and set(mirrored.outputs[0].changed_index) == flipped
         assert [side.calls for side in mirrored.latency] == [4, 4]
-        assert [d.ref for d in mirrored.drift] == ["rule:1", "rule:2"]
+        assert [d.refs for d in mirrored.drift] == [("rule:1", "rule:2")]
         result = CliRunner().invoke(
             main, ["compare", "--shadow", deployment.id, "--html", str(tmp_path / "s.html")]
         )

@@ -5,6 +5,7 @@ numbers and over the example's categories for the rest."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,16 +49,22 @@ class ColumnDrift:
 
 @dataclass(frozen=True)
 class Drift:
-    """One version's drift report; `note` says why there is none, or why it is rough."""
+    """The drift from one input example (the versions in `refs` were all saved with it);
+    `note` says why there is none, or why it is rough."""
 
-    ref: str
+    refs: tuple[str, ...]
     example_rows: int
     columns: list[ColumnDrift]
     note: str = ""
 
+    @property
+    def of(self) -> str:
+        """`iris:1`, or `iris:1 and iris:2`: whose input example it is."""
+        return " and ".join(self.refs)
+
     def to_dict(self) -> dict[str, Any]:
         return {
-            "ref": self.ref,
+            "refs": list(self.refs),
             "example_rows": self.example_rows,
             "columns": [column.to_dict() for column in self.columns],
             "note": self.note,
@@ -83,25 +90,41 @@ def input_example(model_path: Path) -> pd.DataFrame | None:
     return None
 
 
-def drift_against_example(ref: str, model_path: Path, rows: pd.DataFrame) -> Drift:
-    example = input_example(model_path)
+def drift_against_examples(versions: Sequence[tuple[str, Path]], rows: pd.DataFrame) -> list[Drift]:
+    """The rows' drift from each version's input example (ref, model folder), once per
+    distinct example: versions saved with the same one share a report."""
+    groups: list[tuple[list[str], pd.DataFrame | None]] = []
+    for ref, path in versions:
+        example = input_example(path)
+        same = next(
+            (refs for refs, seen in groups if example is not None and _same(seen, example)), None
+        )
+        if same is None:
+            groups.append(([ref], example))
+        else:
+            same.append(ref)
+    return [_drift_from(tuple(refs), example, rows) for refs, example in groups]
+
+
+def _same(seen: pd.DataFrame | None, example: pd.DataFrame) -> bool:
+    return seen is not None and seen.shape == example.shape and seen.equals(example)
+
+
+def _drift_from(refs: tuple[str, ...], example: pd.DataFrame | None, rows: pd.DataFrame) -> Drift:
+    of = " and ".join(refs)
     if example is None:
-        return Drift(ref, 0, [], f"{ref} has no input example (save it with input_example=...).")
-    return drift(ref, example, rows)
-
-
-def drift(ref: str, example: pd.DataFrame, rows: pd.DataFrame) -> Drift:
+        return Drift(refs, 0, [], f"{of} has no input example (save it with input_example=...).")
     shared = [name for name in example.columns if name in rows.columns]
     columns = [_column(str(name), example[name], rows[name]) for name in shared]
     notes = []
     if not shared:
-        notes.append(f"The rows share no column with {ref}'s input example.")
+        notes.append(f"The rows share no column with the input example of {of}.")
     if len(example) < SMALL_EXAMPLE_ROWS:
         notes.append(
-            f"{ref}'s input example has only {len(example)} rows: its bins are rough, read "
-            "the PSI as a hint."
+            f"The input example of {of} has only {len(example)} rows: its bins are rough, "
+            "read the PSI as a hint."
         )
-    return Drift(ref, len(example), columns, " ".join(notes))
+    return Drift(refs, len(example), columns, " ".join(notes))
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:

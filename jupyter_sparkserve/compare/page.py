@@ -130,7 +130,7 @@ def _latency(report: CompareReport) -> list[str]:
 
 
 def _drift(drift: Drift) -> list[str]:
-    parts = [f"<h3>Input drift against {escape(drift.ref)}'s input example</h3>"]
+    parts = [f"<h3>Input drift from the input example of {escape(drift.of)}</h3>"]
     if drift.note:
         parts.append(f'<p class="note">{escape(drift.note)}</p>')
     if not drift.columns:

@@ -58,7 +58,7 @@ class CompareReport:
     rows: int
     outputs: list[OutputChanges]
     latency: list[Latency]  # A's, then B's
-    drift: list[Drift]  # one per version with an input example to read (or why not)
+    drift: list[Drift]  # one per distinct input example of the versions (or why none)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -105,7 +105,7 @@ class CompareReport:
             worst = max(report.columns, key=lambda c: c.psi, default=None)
             if worst is not None:
                 lines.append(
-                    f"  drift against {report.ref}'s input example: largest PSI "
+                    f"  drift from the input example of {report.of}: largest PSI "
                     f"{worst.psi:.3f} ({worst.column}, {worst.level})"
                 )
             if report.note:

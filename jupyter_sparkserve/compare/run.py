@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import InvalidInput, NotFound
 from ..repository import ModelRepository
-from .drift import drift_against_example
+from .drift import drift_against_examples
 from .predict import BATCH_ROWS, Predictions, input_types, score, version
 from .report import CompareReport, build_report
 from .rows import Rows, deployment_folder, rows_on
@@ -33,7 +33,7 @@ def compare_versions(
         score(repository, model, rows.frame, via=via, batch_rows=batch_rows, token=token)
         for model in (first, second)
     ]
-    drift = [drift_against_example(model.ref, model.path, rows.frame) for model in (first, second)]
+    drift = drift_against_examples([(m.ref, m.path) for m in (first, second)], rows.frame)
     return build_report(*answers, source=rows.source, drift=drift)
 
 
@@ -76,9 +76,7 @@ def compare_shadow(repository: ModelRepository, deployment_id: str) -> CompareRe
     if pairs.shadow_failures:
         notes.append(f"The shadow failed or timed out on {pairs.shadow_failures:,} requests.")
     refs = [deployment.ref, *([shadow_ref] if shadow_ref else [])]
-    drift = [
-        drift_against_example(ref, version(repository, ref).path, pairs.inputs) for ref in refs
-    ]
+    drift = drift_against_examples([(r, version(repository, r).path) for r in refs], pairs.inputs)
     return build_report(
         primary,
         shadow,
