@@ -12,8 +12,6 @@ import pandas as pd
 from ..errors import InvalidInput, NotFound
 from ..repository import ModelRepository
 
-CAPTURE_FOLDER = "capture"  # SPARKSERVE_HOME/deployments/ID/capture (scoring.capture's files)
-
 
 @dataclass(frozen=True)
 class Rows:
@@ -54,6 +52,7 @@ def read_file_rows(input: str, column_types: dict[str, Any]) -> Rows:
 def captured_rows(repository: ModelRepository, deployment_id: str) -> Rows:
     """The input columns of the rows a deployment captured (its other columns, the ones
     named `__...`, say how it answered)."""
+    from ..deploy.local_target import CAPTURE_FOLDER
     from ..scoring.capture import read_captured
 
     folder = deployment_folder(repository, deployment_id) / CAPTURE_FOLDER
@@ -65,7 +64,7 @@ def captured_rows(repository: ModelRepository, deployment_id: str) -> Rows:
     captured = read_captured(folder)
     inputs = [name for name in captured.columns if not str(name).startswith("__")]
     if captured.empty or not inputs:
-        raise InvalidInput(f"Deployment {deployment_id} has captured no rows yet.")
+        raise InvalidInput(f"Deployment {deployment_id} has captured no table rows to replay yet.")
     return Rows(captured[inputs].reset_index(drop=True), f"requests captured by {deployment_id}")
 
 
