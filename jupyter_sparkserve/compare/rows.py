@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import InvalidInput, NotFound
+from ..errors import InvalidInput, NotFound, remedy
 from ..repository import ModelRepository
 
 
@@ -82,6 +82,7 @@ def rows_on(repository: ModelRepository, on: str, column_types: dict[str, Any]) 
     except NotFound:
         raise InvalidInput(
             f"{on!r} is neither a file nor a deployment: give a CSV, Parquet or JSON file, or "
-            "a deployment id whose captured requests to replay (sparkserve deployments list)."
+            "the id of a deployment whose captured requests to replay.",
+            remedy=remedy("list_deployments"),
         ) from None
     return captured_rows(repository, on)

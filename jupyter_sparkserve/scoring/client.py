@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import requests
 
-from ..errors import InvalidInput, SparkserveError
+from ..errors import InvalidInput, SparkserveError, remedy
 from .batch import prediction_frame
 from .offline import kept_columns
 
@@ -73,8 +73,8 @@ def _post(session: requests.Session, url: str, chunk: pd.DataFrame, headers: dic
         response = session.post(url, data=body, headers=headers, timeout=TIMEOUT_SECONDS)
     except requests.ConnectionError:
         raise EndpointRefused(
-            f"Nothing answers at {url}: check the URL, or that the deployment is running "
-            "(%sfdeploy REF starts one)."
+            f"Nothing answers at {url}: check the URL, or that the deployment is running.",
+            remedy=remedy("list_deployments"),
         ) from None
     except requests.RequestException as error:
         raise EndpointRefused(f"The request to {url} failed: {error}") from None
