@@ -1,5 +1,5 @@
 import { Clipboard } from '@jupyterlab/apputils';
-import { copyIcon } from '@jupyterlab/ui-components';
+import { copyIcon, inspectorIcon } from '@jupyterlab/ui-components';
 
 import { api, DeploymentStatus, errorMessage, IDeployment } from './api';
 import { button, el } from './dom';
@@ -26,6 +26,7 @@ export interface IDeploymentsViewOptions {
 const LABELS: Record<string, string> = {
   undeploy: 'Undeploy',
   snippets: 'Snippets',
+  monitor: 'Monitor',
   dismiss: 'Dismiss'
 };
 
@@ -171,6 +172,10 @@ export class DeploymentsView {
         }
       );
       made.disabled = reason !== ''; // not offered now: greyed with the core's reason
+      if (action === 'monitor') {
+        made.prepend(inspectorIcon.element({ tag: 'span', className: 'jp-SparkserveButton-icon' }));
+        made.setAttribute('aria-label', `Monitor ${deployment.ref}`);
+      }
       return [action, made];
     };
     const order = Object.keys(LABELS);

@@ -22,6 +22,7 @@ import {
 import { DeploymentsView } from './deploymentsView';
 import { button, el } from './dom';
 import { JobsView } from './jobsView';
+import { openMonitor, reportShownMonitors } from './monitorView';
 import { ChangeWatcher } from './live';
 import { IActionTarget, ModelList } from './modelList';
 import { insertIntoNotebook } from './notebookInsert';
@@ -59,6 +60,7 @@ export class SparkservePanel extends Widget {
     this.addClass('jp-SparkservePanel');
     this.title.caption = 'Model serving (jupyter_sparkserve)';
     this._options = options;
+    reportShownMonitors(options.notebooks); // %sfmonitor widgets stop once not shown
 
     // An icon toolbar, as JupyterLab's own panels have.
     this._refreshButton = button('', () => void this.refresh(), {
@@ -283,6 +285,8 @@ export class SparkservePanel extends Widget {
       } else if (action === 'dismiss') {
         await api.dismissDeployment(deployment.id); // the section reads the change
         this._notifier.say('info', `Dismissed ${deployment.ref} (${deployment.id}).`);
+      } else if (action === 'monitor') {
+        openMonitor(deployment, this._options.addToMain, this._options.activate);
       } else if (action === 'snippets') {
         const found = await api.deploymentSnippets(deployment.id);
         if (await snippetsDialog(`Snippets for ${deployment.ref}`, found.snippets)) {

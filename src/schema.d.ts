@@ -331,6 +331,25 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/deployments/{deployment_id}/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                deployment_id: components["parameters"]["deployment_id"];
+            };
+            cookie?: never;
+        };
+        /** The endpoint's live figures over the last minutes, from its /metrics (monitor/): the server keeps one monitor per deployment read, and drops it when nobody reads it for two minutes. A token-protected endpoint is read with the server's SPARKSERVE_ENDPOINT_TOKEN; SageMaker and AzureML endpoints answer 409, saying why. */
+        get: operations["deploymentMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/workflows": {
         parameters: {
             query?: never;
@@ -732,6 +751,35 @@ export interface components {
             /** @description The code as a notebook code cell, under a one-line comment saying what it does (a shell command as a `%%bash` cell, exactly as a terminal takes it). */
             cell: string;
         };
+        MetricsBar: {
+            /** @description The sizes it counts: "1", "3-4", ">512". */
+            label: string;
+            count: number;
+        };
+        /** @description monitor.Figures: only /invocations counts as traffic; null where the window holds no request yet. */
+        DeploymentMetrics: {
+            deployment_id: string;
+            figures: {
+                /** @description The span covered so far. */
+                window_seconds: number;
+                requests: number;
+                requests_per_second: number | null;
+                p50_ms: number | null;
+                p99_ms: number | null;
+                errors: number;
+                error_rate: number | null;
+                /** @description Predict calls. */
+                batches: number;
+                mean_batch_rows: number | null;
+                /** @description Predict calls by rows scored. */
+                batch_rows: components["schemas"]["MetricsBar"][];
+                /** @description Predict calls by requests merged. */
+                batch_requests: components["schemas"]["MetricsBar"][];
+                /** @description Requests per second between successive reads, oldest first. */
+                history: number[];
+                merging: boolean;
+            };
+        };
         Snippets: {
             snippets: components["schemas"]["Snippet"][];
             /** @description One line saying what they do. */
@@ -787,11 +835,11 @@ export interface components {
                 value: string;
             }[];
             /** @description What it offers now (lifecycle.deployment_actions); exactly what a face shows. */
-            actions: ("undeploy" | "snippets" | "dismiss")[];
+            actions: ("undeploy" | "snippets" | "monitor" | "dismiss")[];
             /** @description The other ones, each with why it is not offered now (a face greys them). */
             unavailable: {
                 /** @enum {string} */
-                action: "undeploy" | "snippets" | "dismiss";
+                action: "undeploy" | "snippets" | "monitor" | "dismiss";
                 reason: string;
             }[];
             /** @description While it is starting, the last step its target logged ("Endpoint sparkserve-churn-3: Creating (95 s)"); empty otherwise. */
@@ -1711,6 +1759,36 @@ export interface operations {
             };
             404: components["responses"]["Error"];
             409: components["responses"]["Error"];
+            default: components["responses"]["Error"];
+        };
+    };
+    deploymentMetrics: {
+        parameters: {
+            query?: {
+                /** @description Minutes the figures cover (the first read covers none yet). */
+                window?: number;
+            };
+            header?: never;
+            path: {
+                deployment_id: components["parameters"]["deployment_id"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The figures. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeploymentMetrics"];
+                };
+            };
+            400: components["responses"]["Error"];
+            404: components["responses"]["Error"];
+            409: components["responses"]["Error"];
+            502: components["responses"]["Error"];
             default: components["responses"]["Error"];
         };
     };

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 from _api import Api, api_fixture, server_config  # noqa: F401 (fixtures)
+from _lab import browser as browser  # the fixture, for the browser check
 from test_magics import PRELUDE, Kernel
 
 from jupyter_sparkserve.config import ENDPOINT_TOKEN_ENV, Settings
@@ -353,3 +354,35 @@ async def test_metrics_route(
     MONITORS._monitors.clear()  # a new reader: the pool's monitor would still hold the token
     refused = await api("GET", path)
     assert refused.status == 400 and ENDPOINT_TOKEN_ENV in refused.message
+
+
+# ---------------------------------------------------------------------------------- browser
+
+
+def test_the_sidebars_monitor_shows_a_moving_rate(
+    browser: Any, endpoint: Deployment, live_home: Path, tmp_path: Path
+) -> None:
+    from _lab import SIDEBAR, SIDEBAR_TAB, open_lab, start_lab, stop_lab
+
+    lab = start_lab(tmp_path, live_home, env={ENDPOINT_TOKEN_ENV: TOKEN})
+    try:
+        page, _ = open_lab(browser, lab)
+        page.locator(SIDEBAR_TAB).wait_for(timeout=90_000)
+        page.locator(SIDEBAR_TAB).click()
+        row = page.locator(f'{SIDEBAR} [data-testid="sparkserve-deployment"]')
+        monitor = row.get_by_role("button", name=f"Monitor {endpoint.ref}")
+        monitor.click()
+        rps = page.locator('[data-testid="sparkserve-monitor-rps"]')
+        rps.wait_for(timeout=30_000)
+        seen = set()
+        with Load(endpoint.url):
+            deadline = time.monotonic() + 30
+            while len(seen) < 3 and time.monotonic() < deadline:
+                text = rps.inner_text()
+                if text not in ("-", "0.0"):
+                    seen.add(text)
+                time.sleep(0.5)
+            assert len(seen) >= 3, seen  # req/s moves while the load runs
+
+    finally:
+        stop_lab(lab)

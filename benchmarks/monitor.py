@@ -1,0 +1,141 @@
+"""The live monitor's cost on the endpoint it watches, in one run.
+
+One sparkserve endpoint serves a scikit-learn model on 127.0.0.1; wrk sends single-row
+`dataframe_split` requests from 64 connections. Rounds alternate: without a monitor, then
+with `monitor.Monitor` reading `/metrics` at the default rate (every
+`DEFAULT_INTERVAL_SECONDS`, as `%sfmonitor` and the sidebar do), and so on. Prints each
+round's requests/s, the median throughput of each kind, and the cost as a ratio (target:
+under 1%).
+
+    python benchmarks/monitor.py [--seconds 10] [--rounds 5]
+
+Needs `wrk` (apt-get install wrk). A shared machine makes single rounds noisy: the median of
+interleaved rounds is what counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from online import LUA, free_port, start, stop, wrk  # the same folder
+
+warnings.filterwarnings("ignore")
+
+
+class Polling:
+    """A monitor reading /metrics every `interval` seconds on a thread, as the faces do."""
+
+    def __init__(self, port: int) -> None:
+        from jupyter_sparkserve.monitor import DEFAULT_INTERVAL_SECONDS, MetricsSource, Monitor
+
+        source = MetricsSource(f"http://127.0.0.1:{port}/metrics", "benchmark")
+        self.monitor, self.interval = Monitor(source), DEFAULT_INTERVAL_SECONDS
+        self.reads = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.last = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.last = self.monitor.poll()
+            self.reads += 1
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> Polling:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def metrics_service_seconds(port: int, reads: int = 200) -> float:
+    """The median time the idle endpoint takes to answer /metrics: the monitor's work."""
+    import time
+    import urllib.request
+
+    took = []
+    for _ in range(reads):
+        started = time.perf_counter()
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        took.append(time.perf_counter() - started)
+    return statistics.median(took)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="Length of each wrk round.")
+    parser.add_argument("--rounds", type=int, default=5, help="Rounds of each kind.")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+
+    import mlflow.sklearn
+    import pandas as pd
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    workdir = Path(tempfile.mkdtemp(prefix="sparkserve-monitor-"))
+    features, target = make_classification(n_samples=2000, n_features=10, random_state=0)
+    frame = pd.DataFrame(features, columns=[f"f{i}" for i in range(10)])
+    model = LogisticRegression(max_iter=500).fit(frame, target)
+    model_dir = workdir / "model"
+    mlflow.sklearn.save_model(model, str(model_dir), input_example=frame.head(3))
+    body = json.dumps(
+        {"dataframe_split": {"columns": list(frame.columns), "data": frame.head(1).values.tolist()}}
+    )
+    script = workdir / "post.lua"
+    script.write_text(LUA.format(body=body))
+
+    port = free_port()
+    command = [sys.executable, "-m", "jupyter_sparkserve", "serve", str(model_dir),
+               "--port", str(port)]  # fmt: skip
+    process = start(command, port, workdir / "sparkserve.log")
+    without: list[float] = []
+    with_monitor: list[float] = []
+    try:
+        wrk(port, 64, 2, script)  # warm-up
+        service = metrics_service_seconds(port)
+        print(f"64 connections, {args.seconds} s per round, rounds interleaved")
+        for round_number in range(1, args.rounds + 1):
+            plain = wrk(port, 64, args.seconds, script)["rps"]
+            with Polling(port) as polling:
+                watched = wrk(port, 64, args.seconds, script)["rps"]
+            without.append(plain)
+            with_monitor.append(watched)
+            seen = polling.last.requests_per_second if polling.last else None
+            print(f"round {round_number}: without {plain:,.0f} req/s, with the monitor "
+                  f"{watched:,.0f} req/s ({polling.reads} reads; it saw "
+                  f"{seen or 0:,.0f} req/s)")  # fmt: skip
+    finally:
+        stop(process)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    base, ours = statistics.median(without), statistics.median(with_monitor)
+    cost = 1 - ours / base
+    paired = statistics.median(w / p for w, p in zip(with_monitor, without, strict=True))
+    from jupyter_sparkserve.monitor import DEFAULT_INTERVAL_SECONDS
+
+    share = service / DEFAULT_INTERVAL_SECONDS
+    print(
+        f"\none /metrics read takes the idle endpoint {service * 1000:.2f} ms (median of 200): "
+        f"every {DEFAULT_INTERVAL_SECONDS:g} s that is {share:.4%} of one worker's time"
+    )
+    print(f"median of the rounds' with/without ratios: {paired:.4f}")  # fmt: skip
+    print(f"\nmedian without: {base:,.0f} req/s; with the monitor: {ours:,.0f} req/s")
+    print(f"throughput with/without: {ours / base:.4f}; cost {cost:+.2%} (target < 1%)")
+    print("target met" if cost < 0.01 else "TARGET NOT MET")
+
+
+if __name__ == "__main__":
+    main()
