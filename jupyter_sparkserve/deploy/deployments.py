@@ -36,7 +36,7 @@ from ..lifecycle import (
 from ..processes import log_tail
 from ..repository import ModelRef, ModelRepository, ModelVersion
 from ..repository import database as db
-from . import tables
+from . import tables, tuned
 from .mlflow import MlflowRegistry, wait_for_preload
 from .targets import DeploymentTarget, StartRequest, get_target, targets
 
@@ -72,10 +72,12 @@ class Deployment:
 
     def shown_details(self) -> list[tuple[str, str]]:
         """The target's labelled facts about it, for the faces to show."""
+        tuning = self.details.get("tuned_batching")
+        batching = [("batching", str(tuning))] if tuning else []
         try:
-            return get_target(self.target).details(self.details)
+            return get_target(self.target).details(self.details) + batching
         except Exception:  # a target uninstalled since, or details it cannot read
-            return []
+            return batching
 
     def progress(self) -> str:
         """While it starts, the last step its target wrote to the deployment's log."""
@@ -203,6 +205,10 @@ class Deployments:
         try:
             parsed = target.parse_options(options, environ)
             parsed, shadow_of = self._with_shadow_url(parsed, deployment_id)
+            # Batching `sparkserve tune` chose for this version here, unless the options set it.
+            parsed, batching = tuned.fill(
+                self.repository.settings.home, deployment.name, deployment.version, parsed
+            )
             # Fetched from the MLflow store: the deployment serves what MLflow registered.
             wait_for_preload()  # MLflow imported once, not on two threads at a time
             self.repository.fetch_model(deployment.model_uri, served)
@@ -216,6 +222,8 @@ class Deployments:
             raise
         if shadow_of:  # the deployment it mirrors to, beside the URL the target recorded
             started.details["shadow_deployment"] = shadow_of
+        if batching is not None:  # said in the details the faces show
+            started.details["tuned_batching"] = batching.note
         # Only a row still 'starting' becomes running: one undeployed (or marked failed)
         # meanwhile stays as it is, and the endpoint just started for it is stopped again.
         with db.write_transaction(self.repository.engine) as conn:
