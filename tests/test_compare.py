@@ -309,6 +309,10 @@ def test_compare_on_a_deployments_shadow(repository: ModelRepository, tmp_path: 
         assert first.via.startswith(f"endpoint {deployment.url}") and first.calls == 5
         assert second.via.startswith(f"endpoint {started[0].url}") and second.calls == 5
 
+        mixed = compare_versions(repository, "rule:1", "rule:3", on)  # rule:3: not deployed
+        assert mixed.outputs[0].changed == 0 and mixed.latency[1].via.startswith("in process")
+        assert any("the other in process" in note for note in mixed.notes)
+
         mirrored = compare_shadow(repository, deployment.id)
         assert (mirrored.a, mirrored.b) == ("rule:1 (primary)", "rule:2 (shadow)")
         assert mirrored.rows == 200 and set(mirrored.outputs[0].changed_index) == flipped

@@ -4,7 +4,7 @@ through its live endpoint when it is deployed, timing every batch or request."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ class Predictions:
     latency_ms: np.ndarray  # one value per batch or request
     via: str  # how it was scored, said in the report
     failures: int = 0
-    notes: tuple[str, ...] = field(default=())
+    through_endpoint: bool = False  # timed over HTTP (else in this process)
 
 
 @dataclass(frozen=True)
@@ -148,5 +148,9 @@ def _at_endpoint(
         chunk_rows=batch_rows,
     )
     return Predictions(
-        ref, scored, np.asarray(latencies), f"endpoint {url}, requests of {batch_rows} rows"
+        ref,
+        scored,
+        np.asarray(latencies),
+        f"endpoint {url}, requests of {batch_rows} rows",
+        through_endpoint=True,
     )

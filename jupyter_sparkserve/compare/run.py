@@ -34,7 +34,13 @@ def compare_versions(
         for model in (first, second)
     ]
     drift = drift_against_examples([(m.ref, m.path) for m in (first, second)], rows.frame)
-    return build_report(*answers, source=rows.source, drift=drift)
+    notes = []
+    if answers[0].through_endpoint != answers[1].through_endpoint:
+        notes.append(
+            "One version answered through its endpoint and the other in process: their "
+            "latencies differ by the HTTP round trip too (--via process measures both alike)."
+        )
+    return build_report(*answers, source=rows.source, drift=drift, notes=notes)
 
 
 def compare_shadow(repository: ModelRepository, deployment_id: str) -> CompareReport:
