@@ -97,6 +97,12 @@ class TuneResult:
             f"{best.load.rps:,.0f} req/s)"
         )  # fmt: skip
         clients = f"{self.clients} client{'' if self.clients == 1 else 's'}"
+        if any(m.meets for m in self.sweep):  # met once, missed when measured again
+            return (
+                f"No setting met p99 <= {self.p99_target_ms:g} ms at {clients} both in the "
+                f"sweep and when measured again{seen}: this machine's load varies; try a "
+                "quieter moment, fewer clients or a looser target. Nothing was saved."
+            )
         return (f"No setting meets p99 <= {self.p99_target_ms:g} ms at {clients} on this "
                 f"machine{seen}. Nothing was saved.")  # fmt: skip
 
