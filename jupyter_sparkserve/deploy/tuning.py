@@ -20,6 +20,7 @@ once more; if that run misses the target, the next best is tried.
 from __future__ import annotations
 
 import json
+import math
 import re
 import tempfile
 from collections.abc import Callable, Sequence
@@ -82,7 +83,8 @@ class TuneResult:
 
     @property
     def best_p99(self) -> Measurement | None:
-        return min(self.sweep, key=lambda m: m.load.p99_ms, default=None)
+        timed = [m for m in self.sweep if not math.isnan(m.load.p99_ms)]  # NaN: none answered
+        return min(timed, key=lambda m: m.load.p99_ms, default=None)
 
     @property
     def message(self) -> str:

@@ -16,6 +16,7 @@ generators or machines, compare ratios measured in one run.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import shutil
 import subprocess
@@ -47,7 +48,10 @@ class LoadResult:
         return self.requests / self.seconds if self.seconds else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "rps": round(self.rps, 1)}
+        figures = {**asdict(self), "rps": round(self.rps, 1)}
+        for name in ("p50_ms", "p99_ms"):  # NaN, no answer to time, is not JSON
+            figures[name] = None if math.isnan(figures[name]) else round(figures[name], 3)
+        return figures
 
 
 def request_bytes(host: str, port: int, body: bytes, token: str | None = None) -> bytes:
@@ -150,8 +154,7 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
-        except Exception:  # a malformed answer: count it and stop this connection
-            self.run.record(self.started, time.perf_counter(), ok=False)
+        except Exception:  # a malformed answer: stop this connection (counted as lost)
             self._close()
 
     def on_message_complete(self) -> None:
@@ -165,6 +168,8 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.transport is not None:
             self.transport = None
+            if time.perf_counter() < self.run.measure_to:  # the server closed it mid-run
+                self.run.errors += 1
             self.run.closed()
 
     def _close(self) -> None:
@@ -281,11 +286,11 @@ def parse_wrk(output: str, seconds: float) -> LoadResult:
         raise RuntimeError(f"Could not read wrk's output:\n{output}")
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     sockets = re.search(r"Socket errors:.*?(\d+).*?(\d+).*?(\d+).*?(\d+)", output)
-    errors = int(non_2xx[1]) if non_2xx else 0
-    errors += sum(int(n) for n in sockets.groups()) if sockets else 0
+    failed = int(non_2xx[1]) if non_2xx else 0
+    errors = failed + (sum(int(n) for n in sockets.groups()) if sockets else 0)
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])  # type: ignore[index]
     return LoadResult(
-        requests=round(rate * seconds),
+        requests=max(0, round(rate * seconds) - failed),  # wrk's rate counts every answer
         errors=errors,
         seconds=seconds,
         p50_ms=latency["50"],
