@@ -215,3 +215,33 @@ def test_a_fresh_score_of_an_sklearn_model_does_not_import_mlflow(
     assert not {name for name in fast if name.split(".")[0] == "mlflow"}
     expected = mlflow.pyfunc.load_model(str(folders["classifier"])).predict(features)
     assert_same(pq.read_table(tmp_path / "fast.parquet")["prediction"].to_numpy(), expected)
+
+
+SCIPY_PROBE = """
+import json
+from jupyter_sparkserve.launcher import skip_scipy_doc_notes
+skip_scipy_doc_notes()
+import scipy._lib._docscrape as docscrape, scipy.stats, sklearn.linear_model
+print(json.dumps({
+    "scraper": docscrape.FunctionDoc.__module__,
+    "gmean": float(scipy.stats.gmean([1.0, 4.0])),
+    "ranks": scipy.stats.rankdata([30, 10, 20]).tolist(),
+    "doc": scipy.stats.gmean.__doc__,
+}))
+"""
+
+
+def test_a_command_leaves_scipys_docstrings_as_they_are() -> None:
+    """The launcher's hook: scipy's scraper replaced, scipy and scikit-learn working."""
+    import json
+
+    import scipy.stats
+
+    done = subprocess.run(
+        [sys.executable, "-c", SCIPY_PROBE], capture_output=True, text=True, check=True
+    )
+    answer = json.loads(done.stdout)
+    assert answer["scraper"] == "jupyter_sparkserve.launcher"
+    assert (answer["gmean"], answer["ranks"]) == (2.0, [3.0, 1.0, 2.0])
+    assert answer["doc"].startswith("Compute the weighted geometric mean")
+    assert "Array API" in scipy.stats.gmean.__doc__ and "Array API" not in answer["doc"]

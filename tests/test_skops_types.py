@@ -23,8 +23,10 @@ if sys.argv[1] == "ours":
     import_skops_io()
 import skops.io._trusted_types as trusted
 import sklearn.utils
+from jupyter_sparkserve.scoring.skops_types import _trusted_names
 print(json.dumps({{
     "names": trusted.SKLEARN_ESTIMATOR_TYPE_NAMES,
+    "lists": _trusted_names(trusted),
     "walked": [name for name in {WALK_ONLY!r} if name in sys.modules],
     "real_walk_back": trusted.all_estimators is sklearn.utils.all_estimators,
 }}))
@@ -51,6 +53,8 @@ def test_the_recorded_names_are_skops_own_and_skip_the_walk(tmp_path: Path) -> N
     assert first["names"] == skops_own["names"] and first["walked"] == list(WALK_ONLY)
     assert again["names"] == skops_own["names"]
     assert again["walked"] == [] and again["real_walk_back"]
+    # Every list skops' modules import (ufuncs, dtypes, ...) is the one this process made.
+    assert len(first["lists"]) >= 8 and again["lists"] == first["lists"]
 
 
 def test_a_damaged_record_falls_back_to_skops_walk(tmp_path: Path) -> None:
@@ -61,6 +65,13 @@ def test_a_damaged_record_falls_back_to_skops_walk(tmp_path: Path) -> None:
     answer = probe("ours", cache)
     assert answer["walked"] == list(WALK_ONLY)
     assert answer["names"] == probe("skops", cache)["names"]
+    # A record without a list skops imports: skops' own module after all.
+    names = json.loads(record.read_text())["names"]
+    del names["NUMPY_DTYPE_TYPE_NAMES"]
+    record.write_text(json.dumps({"names": names}))
+    answer = probe("ours", cache)
+    assert answer["walked"] == list(WALK_ONLY) and "NUMPY_DTYPE_TYPE_NAMES" in answer["lists"]
+    assert probe("ours", cache)["walked"] == []  # recorded whole again
 
 
 def test_a_fresh_score_loads_a_skops_model_with_the_recorded_names(

@@ -1,12 +1,15 @@
-"""skops' list of trusted scikit-learn types, without importing every scikit-learn module.
+"""skops' lists of trusted types, without importing every scikit-learn module.
 
-`import skops.io` lists the estimators it trusts by calling `sklearn.utils.all_estimators()`,
-which imports every scikit-learn module: about half a second in each fresh process that loads
-a model (a first `sparkserve score`, an endpoint that is not forked, an image's start). skops
-keeps only their names. So the names are recorded once per installation of scikit-learn and
-skops, in the user's cache, and skops is given stand-in classes carrying the same names; a
-model's own classes are imported when it is loaded, as before. The trusted list is the same
-(tests compare it with skops' own)."""
+`import skops.io` computes, as it is imported, the names of the types it trusts: every
+scikit-learn estimator (`sklearn.utils.all_estimators()`, which imports every scikit-learn
+module), a few internal scikit-learn types (importing `sklearn.ensemble`), and numpy's and
+scipy's ufuncs (each found by a search through every loaded module): about 0.8 s in each fresh
+process that loads a skops model (a first `sparkserve score`, an endpoint that is not forked,
+an image's start). skops keeps only the names, in `skops.io._trusted_types`. So the names are
+recorded once per installation of scikit-learn, skops, numpy and scipy, in the user's cache,
+from skops' own module as this process imported it; later processes give skops a module with
+the recorded names in its place. A model's own classes are imported when it is loaded, as
+before. The lists are the same (tests compare them with skops' own)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import json
 import os
 import sys
 import threading
+import types
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +43,11 @@ def prepare_loading(model_path: str | os.PathLike[str]) -> None:
         import_skops_io()
 
 
+TRUSTED_MODULE = "skops.io._trusted_types"
+
+
 def import_skops_io() -> None:
-    """Import `skops.io` without walking every scikit-learn module when its names are known."""
+    """Import `skops.io`, with the recorded trusted names when there are some."""
     if "skops.io" in sys.modules:
         return
     try:
@@ -53,39 +60,49 @@ def import_skops_io() -> None:
         cache = _cache_file()
         names = _read(cache) if cache is not None else None
         if names is None:
-            try:
-                import skops.io  # noqa: F401  (the real walk, recorded for next time)
-            except ImportError:
-                return
-            if cache is not None:
-                _write(cache, [[c.__module__, c.__name__] for _, c in _all_estimators()])
+            _import_and_record(cache)
             return
-        real = sklearn.utils.all_estimators
-        stand_ins = [(name, type(name, (), {"__module__": module})) for module, name in names]
-        sklearn.utils.all_estimators = lambda *args, **kwargs: stand_ins
+        stand_in = types.ModuleType(TRUSTED_MODULE, "skops' trusted names, as recorded")
+        stand_in.__dict__.update(names)
+        stand_in.all_estimators = sklearn.utils.all_estimators  # type: ignore[attr-defined]
+        sys.modules[TRUSTED_MODULE] = stand_in
         try:
-            import skops.io._trusted_types as trusted
-        except ImportError:
+            import skops.io
+        except ImportError:  # a name this skops wants and the record lacks: its own module
+            for name in [m for m in sys.modules if m == "skops.io" or m.startswith("skops.io.")]:
+                del sys.modules[name]
+            _import_and_record(cache)
             return
-        finally:
-            sklearn.utils.all_estimators = real
-        trusted.all_estimators = real  # it keeps its own reference: give it the real one back
+        skops.io._trusted_types = stand_in  # type: ignore[attr-defined]
 
 
-def _all_estimators() -> list[tuple[str, Any]]:
-    from sklearn.utils import all_estimators
+def _import_and_record(cache: Path | None) -> None:
+    try:
+        import skops.io  # noqa: F401  (the real walk, recorded for next time)
+    except ImportError:
+        return
+    if cache is not None:
+        _write(cache, _trusted_names(sys.modules[TRUSTED_MODULE]))
 
-    return list(all_estimators())
+
+def _trusted_names(module: Any) -> dict[str, list[str]]:
+    """The module's lists of names (what other skops modules import from it)."""
+    return {
+        key: value
+        for key, value in vars(module).items()
+        if key.isupper() and isinstance(value, list) and all(isinstance(v, str) for v in value)
+    }
 
 
 def _cache_file() -> Path | None:
-    """The names' file for this scikit-learn and skops, or None when they cannot be found."""
+    """The names' file for this scikit-learn, skops, numpy and scipy, or None when they
+    cannot be found."""
     from importlib import metadata
 
     import sklearn
 
     try:
-        skops_version = metadata.version("skops")
+        versions = [metadata.version(name) for name in ("skops", "numpy", "scipy")]
     except metadata.PackageNotFoundError:
         return None
     init = Path(sklearn.__file__)
@@ -93,31 +110,37 @@ def _cache_file() -> Path | None:
         installed = init.stat().st_mtime_ns
     except OSError:
         return None
-    key = f"{sklearn.__version__}|{skops_version}|{init}|{installed}|{sys.version_info[:2]}"
+    key = f"{sklearn.__version__}|{versions}|{init}|{installed}|{sys.version_info[:2]}|v2"
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return root / "jupyter_sparkserve" / f"sklearn-estimators-{digest}.json"
 
 
-def _read(path: Path) -> list[tuple[str, str]] | None:
+def _read(path: Path) -> dict[str, list[str]] | None:
     try:
-        names = json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(names, list) or not all(
-        isinstance(item, list) and len(item) == 2 and all(isinstance(s, str) for s in item)
-        for item in names
+    names = record.get("names") if isinstance(record, dict) else None
+    if not isinstance(names, dict) or "SKLEARN_ESTIMATOR_TYPE_NAMES" not in names:
+        return None
+    if not all(
+        isinstance(key, str)
+        and key.isupper()
+        and isinstance(value, list)
+        and all(isinstance(item, str) for item in value)
+        for key, value in names.items()
     ):
         return None
-    return [(module, name) for module, name in names]
+    return names
 
 
-def _write(path: Path, names: list[list[str]]) -> None:
+def _write(path: Path, names: dict[str, list[str]]) -> None:
     # A read-only home (an image's user) just keeps paying for the walk.
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temp.write_text(json.dumps(names))
+        temp.write_text(json.dumps({"names": names}))
         os.replace(temp, path)
     except OSError:
         pass
