@@ -3,7 +3,8 @@
 In one run, on one generated CSV of N rows x 10 floats and one scikit-learn model:
 - `mlflow models predict` (the whole command: MLflow's batch scoring as users run it);
 - `sparkserve score` (the whole command, CSV in, Parquet out) in a fresh process, as the
-  first run on a machine goes (SPARKSERVE_WARM_SCORER=off);
+  first run on a machine goes (SPARKSERVE_WARM_SCORER=off; which loader read the model,
+  sparkserve's own for this scikit-learn folder or MLflow's, is printed with it);
 - `sparkserve scorer start`, then `sparkserve score` again: the whole command as every later
   run and every job from Jupyter goes, forked from the warm scorer; its peak memory is the
   scoring child's, as the kernel reports it to the warm scorer (`sparkserve scorer status`);
@@ -48,7 +49,8 @@ model = load_batch_model(Path(model_path))
 plan = batch.plan_run(source, target, input_schema=_input_schema(Path(model_path)))
 started = time.perf_counter()
 result = batch.run(model, plan)
-print(json.dumps({"seconds": time.perf_counter() - started, "rows": result.rows}))
+print(json.dumps({"seconds": time.perf_counter() - started, "rows": result.rows,
+                  "loader": model.loader}))
 """
 
 FLOOR = """
@@ -195,12 +197,14 @@ def main() -> None:
     )  # fmt: skip
 
     engine_runs, floor_runs = [], []
+    loader = ""
     for _ in range(RUNS):
         _, _, text = timed(
             [sys.executable, "-c", ENGINE, str(model), str(small), str(out / "engine.parquet")],
             env,
         )
         engine_runs.append(json.loads(text)["seconds"])
+        loader = json.loads(text)["loader"]
         _, _, text = timed(
             [sys.executable, "-c", FLOOR, str(small), str(out / "floor.parquet")], env
         )
@@ -223,7 +227,9 @@ def main() -> None:
     large_peak_mb = max(large_mb, large_cold_mb)
     print(f"{'run':<46} {'seconds':>8} {'peak MB':>8}")
     print(f"{'mlflow models predict (CSV -> JSON)':<46} {mlflow_s:8.2f} {mlflow_mb:8.0f}")
-    print(f"{'sparkserve score, fresh process':<46} {cold_s:8.2f} {cold_mb:8.0f}")
+    print(
+        f"{f'sparkserve score, fresh process ({loader} loader)':<46} {cold_s:8.2f} {cold_mb:8.0f}"
+    )
     print(f"{'sparkserve scorer start (once)':<46} {start_s:8.2f}")
     print(f"{'sparkserve score, warm (CSV -> Parquet)':<46} {warm_s:8.2f} {warm_mb:8.0f}")
     print(f"{'  engine alone, after model load':<46} {results['engine_s']:8.2f}")
