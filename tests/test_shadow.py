@@ -261,6 +261,24 @@ def test_a_full_queue_drops_and_counts_never_blocks(fleet: Fleet, tmp_path: Path
     assert len(pairs.primary_latency_ms) <= 1
 
 
+def test_a_connection_the_shadow_closed_while_idle_is_opened_again(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    shadow = fleet["changed"]
+    mirror = ShadowMirror(shadow.url, tmp_path / "pairs", senders=1)
+    mirror.start()
+    answer = json.dumps({"predictions": [10.0]}).encode()
+    mirror.offer(body([1.0]), JSON, answer, 1.0)
+    wait_for(lambda: mirror.busy() == 0, what="the first request")
+    time.sleep(6)  # uvicorn closes a connection idle for 5 s
+    mirror.offer(body([2.0]), JSON, answer, 1.0)
+    wait_for(lambda: mirror.busy() == 0, what="the second request")
+    mirror.stop()
+    pairs = read_pairs(tmp_path / "pairs")
+    assert pairs.shadow["prediction"].tolist() == [10.0, 20.0]
+    assert pairs.shadow_failures == 0
+
+
 def test_a_dead_shadow_is_counted_as_failures(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{helpers.free_port()}"  # nothing listens there
     mirror = ShadowMirror(url, tmp_path / "pairs")

@@ -40,6 +40,8 @@ QUEUE_BYTES = 64 * 1024 * 1024
 DOWN_SECONDS = 1.0  # after a refused connection, requests are not sent for this long
 FLUSH_SECONDS = 1.0
 FILE_REQUESTS = 5000  # pairs per file at most
+# What a kept-alive connection the shadow closed while idle fails with when used again.
+_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 
 # Parquet file metadata: requests not mirrored since the previous file.
 DROPPED_KEY = b"sparkserve.shadow.dropped"  # the queue was full
@@ -199,9 +201,7 @@ class ShadowMirror:
                 continue
             if connection is None:
                 connection = self._connection()
-            pair = self._send(connection, request)
-            if pair.status == 0:
-                connection.close()  # http.client opens it again on the next request
+            pair = self._send(connection, request)  # (closed on failure: opened again next)
             with self._pairs_lock:
                 self._pairs.append(pair)
 
@@ -213,17 +213,23 @@ class ShadowMirror:
         headers = {"Content-Type": request.content_type, MIRROR_HEADER.decode(): "1"}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
-        started = time.perf_counter()
-        try:
-            connection.request("POST", self._path, request.body, headers)
-            response = connection.getresponse()
-            answer = response.read()
-            status = response.status
-            error = None if status == 200 else f"answered {status}"
-        except (OSError, http.client.HTTPException) as failure:
-            if isinstance(failure, ConnectionRefusedError):
-                self._down_until = time.monotonic() + DOWN_SECONDS
-            answer, status, error = None, 0, f"{type(failure).__name__}: {failure}"
+        for attempt in (1, 2):
+            reused = connection.sock is not None
+            started = time.perf_counter()
+            try:
+                connection.request("POST", self._path, request.body, headers)
+                response = connection.getresponse()
+                answer = response.read()
+                status = response.status
+                error = None if status == 200 else f"answered {status}"
+            except (OSError, http.client.HTTPException) as failure:
+                connection.close()
+                if reused and attempt == 1 and isinstance(failure, _STALE):
+                    continue  # the shadow closed the idle kept-alive connection: a new one
+                if isinstance(failure, ConnectionRefusedError):
+                    self._down_until = time.monotonic() + DOWN_SECONDS
+                answer, status, error = None, 0, f"{type(failure).__name__}: {failure}"
+            break
         latency_ms = (time.perf_counter() - started) * 1000
         return _Pair(request, status, answer, latency_ms, error)
 
