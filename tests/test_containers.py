@@ -35,6 +35,7 @@ from jupyter_sparkserve.deploy.deployments import Deployments
 from jupyter_sparkserve.deploy.mlflow import MlflowRegistry
 from jupyter_sparkserve.lifecycle import deployment_snippets
 from jupyter_sparkserve.repository import ModelRepository
+from jupyter_sparkserve.scoring.capture import captured_files, read_captured
 from jupyter_sparkserve.scoring.offline import score
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -231,12 +232,21 @@ def _wait_for_status(service: Deployments, deployment_id: str, status: str) -> A
         time.sleep(0.5)
 
 
-def test_snippets_never_carry_the_token(
-    shared_repo: ModelRepository, image: str, container_deployments: Deployments
+def test_snippets_never_carry_the_token_nor_does_the_capture(
+    shared_repo: ModelRepository, image: str, container_deployments: Deployments, iris
 ) -> None:
     token = "container-secret-token"
-    deployment = container_deployments.deploy("iris:1", "container", {"token": token})
+    options = {"token": token, "capture": True}
+    deployment = container_deployments.deploy("iris:1", "container", options)
     assert deployment.status == "running", deployment.error
+    sent = iris[0].head(5)
+    scored = requests.post(
+        f"{deployment.url}/invocations",
+        json={"dataframe_split": sent.to_dict(orient="split", index=False)},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert scored.status_code == 200, scored.text
     assert requests.get(f"{deployment.url}/version", timeout=10).status_code == 401
     answer = requests.get(
         f"{deployment.url}/version", headers={"Authorization": f"Bearer {token}"}, timeout=10
@@ -251,6 +261,15 @@ def test_snippets_never_carry_the_token(
     assert token not in json.dumps(deployment.details)
     python, curl = deployment_snippets(shared_repo, deployment.id).snippets
     assert token not in python.code and token not in curl.code
+
+    # The capture folder is mounted into the container, its files this user's.
+    container_deployments.undeploy(deployment.id)  # writes what it queued
+    folder = shared_repo.settings.home / "deployments" / deployment.id / "capture"
+    captured = read_captured(folder)
+    pd.testing.assert_frame_equal(captured[list(sent.columns)], sent)
+    assert captured["__prediction"].tolist() == scored.json()["predictions"]
+    for path in captured_files(folder):
+        assert path.stat().st_uid == os.getuid() and token.encode() not in path.read_bytes()
 
 
 # ------------------------------------------------------------------------------ Kubernetes

@@ -37,6 +37,7 @@ class EndpointConfig:
     capture_sample: float = 1.0
     capture_max_mb: int = 100
     capture_folder: str = ""
+    capture_flush_seconds: float = 2.0  # how often queued captures become a file
     # Shadow traffic (`shadow.py`): a share of answered requests mirrored to the endpoint at
     # the URL `shadow`, the pairs kept as Parquet files in `shadow_folder` (size-capped).
     shadow: str = ""

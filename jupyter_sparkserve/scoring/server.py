@@ -13,6 +13,7 @@ import hmac
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from ..config import (
@@ -21,6 +22,7 @@ from ..config import (
     ENDPOINT_TOKEN_ENV,
 )
 from .batcher import MicroBatcher
+from .capture import Recorder
 from .endpoint_config import EndpointConfig
 from .invariance import MergeVerdict, probe
 from .metrics import ROUTES, EndpointMetrics
@@ -37,6 +39,7 @@ from .transform import (
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 OPEN_PATHS = ("/ping", "/health")  # liveness probes (SageMaker, Kubernetes) carry no token
+CAPTURED = "sparkserve.captured"  # in a request's scope: its body, type and arrival
 MIRRORED = "sparkserve.mirrored"  # in a request's scope: (body, content type) for the shadow
 
 
@@ -72,6 +75,7 @@ class ScoringApp:
         self._batcher: MicroBatcher | None = None
         self.shadow = mirror_from_config(config)  # None without a shadow
         self._version = mlflow.__version__.encode()
+        self._capture = _recorder(config)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -86,6 +90,9 @@ class ScoringApp:
         await send({"type": "http.response.body", "body": body})
         elapsed = time.perf_counter() - started
         self.metrics.record_request(path, status, elapsed)
+        captured = scope.get(CAPTURED)
+        if captured is not None and self._capture is not None:
+            self._capture.record(*captured, elapsed, status, body)
         mirrored = scope.get(MIRRORED)  # set only when the shadow is to get this request
         if mirrored is not None and status == 200:
             self.shadow.offer(*mirrored, body, elapsed * 1000)  # type: ignore[union-attr]
@@ -106,12 +113,16 @@ class ScoringApp:
                         on_batch=self.metrics.record_batch,
                     )
                     self._batcher.start()
+                if self._capture is not None:
+                    self._capture.start()
                 if self.shadow is not None:
                     self.shadow.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._batcher is not None:
                     await self._batcher.stop()
+                if self._capture is not None:  # after the last answer: write what queued
+                    await asyncio.to_thread(self._capture.close)
                 if self.shadow is not None:
                     await asyncio.to_thread(self.shadow.stop)
                 await send({"type": "lifespan.shutdown.complete"})
@@ -192,6 +203,8 @@ class ScoringApp:
                 item = parse_request(body, content_type, self.model_input)
         except ScoringError as error:
             return error.status, JSON_HEADERS, error.body()
+        if self._capture is not None and not lines and self._capture.sampled():
+            scope[CAPTURED] = (body, content_type, time.time_ns())  # recorded once answered
         if self._batcher is not None:
             outcome = await self._batcher.submit(item)
         else:
@@ -203,6 +216,24 @@ class ScoringApp:
             kind = mime_type(content_type or "")
             return 200, [(b"content-type", kind.encode())], answer_lines(outcome, kind)
         return 200, JSON_HEADERS, outcome
+
+
+def _recorder(config: EndpointConfig) -> Recorder | None:
+    if not config.capture or not config.capture_folder:
+        return None
+    folder = Path(config.capture_folder)
+    sample, megabytes = config.capture_sample, config.capture_max_mb
+    print(
+        f"sparkserve: capturing {sample:.0%} of requests to {folder} (at most {megabytes} MB)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return Recorder(
+        folder,
+        sample=sample,
+        max_bytes=megabytes * 1024 * 1024,
+        flush_seconds=config.capture_flush_seconds,
+    )
 
 
 def _deadline(seconds: float) -> Any:
