@@ -133,6 +133,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                 primary,
                 shadow=fleet.servers[name].url,
                 shadow_folder=str(folder),
+                shadow_flush_seconds=0.5,
             )
         yield fleet
     finally:
@@ -220,7 +221,7 @@ def test_a_mirrored_request_is_not_mirrored_again(fleet: Fleet) -> None:
                              headers={"Content-Type": JSON, "X-Sparkserve-Shadow": "1"},
                              timeout=10)  # fmt: skip
     assert predictions(response) == [110.0]
-    time.sleep(2.5)  # the recorder writes every second
+    time.sleep(2)  # its recorder writes every 0.5 s here
     assert len(read_pairs(fleet.folders["changed"]).inputs) == before
 
 

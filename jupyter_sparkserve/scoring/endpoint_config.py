@@ -44,6 +44,7 @@ class EndpointConfig:
     shadow_sample: float = 1.0
     shadow_max_mb: int = 100
     shadow_folder: str = ""
+    shadow_flush_seconds: float = 5.0  # how often recorded pairs become a file
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

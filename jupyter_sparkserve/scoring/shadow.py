@@ -38,7 +38,7 @@ SENDERS = 4  # requests in flight to the shadow at most
 QUEUE_REQUESTS = 1000  # waiting to be sent at most, and at most QUEUE_BYTES of bodies
 QUEUE_BYTES = 64 * 1024 * 1024
 DOWN_SECONDS = 1.0  # after a refused connection, requests are not sent for this long
-FLUSH_SECONDS = 1.0
+FLUSH_SECONDS = 5.0  # a file at most this often: a trickle of pairs makes few files
 FILE_REQUESTS = 5000  # pairs per file at most
 # What a kept-alive connection the shadow closed while idle fails with when used again.
 _STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
@@ -80,6 +80,7 @@ class ShadowMirror:
         senders: int = SENDERS,
         queue_requests: int = QUEUE_REQUESTS,
         queue_bytes: int = QUEUE_BYTES,
+        flush_seconds: float = FLUSH_SECONDS,
     ) -> None:
         import pyarrow.parquet  # noqa: F401  (here, not on the recorder's first flush)
 
@@ -94,6 +95,7 @@ class ShadowMirror:
         self.senders = senders
         self.queue_requests = queue_requests
         self.queue_bytes = queue_bytes
+        self.flush_seconds = flush_seconds
         self._https = parts.scheme == "https"
         self._host, self._port = parts.hostname, parts.port
         self._path = f"{parts.path.removesuffix('/invocations')}/invocations"
@@ -234,7 +236,7 @@ class ShadowMirror:
         return _Pair(request, status, answer, latency_ms, error)
 
     def _record_loop(self) -> None:
-        while not self._stopped.wait(FLUSH_SECONDS):
+        while not self._stopped.wait(self.flush_seconds):
             self._flush()
         self._flush()
 
@@ -316,6 +318,7 @@ def mirror_from_config(config: Any) -> ShadowMirror | None:
         Path(config.shadow_folder),
         sample=config.shadow_sample,
         max_bytes=int(config.shadow_max_mb * 1024 * 1024),
+        flush_seconds=config.shadow_flush_seconds,
     )
 
 
