@@ -264,16 +264,19 @@ def test_bad_input_is_said_clearly(repository: ModelRepository, tmp_path: Path) 
         shell.run_line_magic("sfcompare", f"rule:1 rule:2 --on {tmp_path / 'short.csv'}")
 
 
-def test_compare_on_a_deployments_shadow(repository: ModelRepository, tmp_path: Path) -> None:
-    """rule:1 deployed with rule:2's deployment as its shadow, sent rows: compare on the
-    rows through both endpoints, and --shadow reading the pairs the shadow recorded, both
-    find the flipped rows."""
+def test_compare_on_a_deployments_capture_and_shadow(
+    repository: ModelRepository, tmp_path: Path
+) -> None:
+    """rule:1 deployed with capture on and rule:2's deployment as its shadow, sent rows:
+    compare on its id (the captured rows, through both endpoints) and --shadow (the pairs
+    the shadow recorded) both find the flipped rows."""
     import requests
     from _endpoint_helpers import free_port
 
     from jupyter_sparkserve.compare import compare_shadow
     from jupyter_sparkserve.deploy.deployments import Deployments
     from jupyter_sparkserve.deploy.mlflow import MlflowRegistry
+    from jupyter_sparkserve.scoring.capture import read_captured
     from jupyter_sparkserve.scoring.shadow import read_pairs
 
     registry = MlflowRegistry(repository)
@@ -283,7 +286,7 @@ def test_compare_on_a_deployments_shadow(repository: ModelRepository, tmp_path: 
         registry.register("rule:2")
         started.append(service.deploy("rule:2", "local", {"port": free_port()}))
         registry.register("rule:1")
-        options = {"port": free_port(), "shadow": started[0].id}
+        options = {"port": free_port(), "capture": True, "shadow": started[0].id}
         started.append(service.deploy("rule:1", "local", options))
         deployment = started[1]
         rows = features(200, seed=9)
@@ -295,21 +298,24 @@ def test_compare_on_a_deployments_shadow(repository: ModelRepository, tmp_path: 
         folder = repository.settings.home / "deployments" / deployment.id
         deadline = time.monotonic() + 30
         while not (
-            (folder / "shadow").is_dir() and len(read_pairs(folder / "shadow").inputs) == 200
+            (folder / "capture").is_dir()
+            and len(read_captured(folder / "capture")) == 200
+            and (folder / "shadow").is_dir()
+            and len(read_pairs(folder / "shadow").inputs) == 200
         ):
-            assert time.monotonic() < deadline, "the shadow never held the rows"
+            assert time.monotonic() < deadline, "the capture or the shadow never held the rows"
             time.sleep(0.2)
         flipped = set(np.flatnonzero(rows["x2"] > THRESHOLD).tolist())
 
-        rows.to_csv(tmp_path / "rows.csv", index=False)
-        on = str(tmp_path / "rows.csv")
-        report = compare_versions(repository, "rule:1", "rule:2", on, batch_rows=40)
+        report = compare_versions(repository, "rule:1", "rule:2", deployment.id, batch_rows=40)
+        assert report.source == f"requests captured by {deployment.id}"
         assert set(report.outputs[0].changed_index) == flipped
         first, second = report.latency  # both deployed and running: through their endpoints
         assert first.via.startswith(f"endpoint {deployment.url}") and first.calls == 5
         assert second.via.startswith(f"endpoint {started[0].url}") and second.calls == 5
 
-        mixed = compare_versions(repository, "rule:1", "rule:3", on)  # rule:3: not deployed
+        # rule:3 is not deployed: scored in process
+        mixed = compare_versions(repository, "rule:1", "rule:3", deployment.id)
         assert mixed.outputs[0].changed == 0 and mixed.latency[1].via.startswith("in process")
         assert any("the other in process" in note for note in mixed.notes)
 
