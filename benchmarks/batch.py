@@ -227,9 +227,7 @@ def main() -> None:
     large_peak_mb = max(large_mb, large_cold_mb)
     print(f"{'run':<46} {'seconds':>8} {'peak MB':>8}")
     print(f"{'mlflow models predict (CSV -> JSON)':<46} {mlflow_s:8.2f} {mlflow_mb:8.0f}")
-    print(
-        f"{f'sparkserve score, fresh process ({loader} loader)':<46} {cold_s:8.2f} {cold_mb:8.0f}"
-    )
+    print(f"{f'sparkserve score, fresh ({loader} loader)':<46} {cold_s:8.2f} {cold_mb:8.0f}")
     print(f"{'sparkserve scorer start (once)':<46} {start_s:8.2f}")
     print(f"{'sparkserve score, warm (CSV -> Parquet)':<46} {warm_s:8.2f} {warm_mb:8.0f}")
     print(f"{'  engine alone, after model load':<46} {results['engine_s']:8.2f}")
