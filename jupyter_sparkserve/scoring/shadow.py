@@ -6,8 +6,9 @@ counts it; nothing ever waits). Sender threads post the raw body to the shadow's
 `/invocations` with a short timeout, over one kept-alive connection each, and hand each pair
 to the recorder; a shadow that refuses connections is left alone for a moment rather than
 asked for every request. The recorder thread writes the pairs as they came (raw bodies,
-latencies, the shadow's status), one Parquet file per second at most, atomically, and removes
-the oldest files beyond the size cap. Nothing is decoded in the endpoint process: `read_pairs`
+latencies, the shadow's status), a Parquet file every `flush_seconds` (5 s), atomically,
+and removes the oldest files beyond the size cap (pairs a failed write held are lost, the
+error logged). Nothing is decoded in the endpoint process: `read_pairs`
 turns the files into rows and predictions wherever the pairs are read.
 
 Clients get only the primary's answers: a slow, failing or dead shadow costs the primary a
