@@ -11,10 +11,10 @@ forked, so tune starts a warm scorer first where the mode allows it (SPARKSERVE_
 auto, the default).
 
 The sweep is pruned: `max_batch_rows` grows (at the smallest wait) until throughput stops
-rising or p99 leaves the target after meeting it; then, at the best batch size found, the
-wait grows until neither throughput rises nor the target holds. Batches larger than all the
-clients' rows together cannot fill, so those sizes are not tried. The winner is measured
-once more; if that run misses the target, the next best is tried.
+rising (by 3%, `RISE`) or p99 leaves the target after meeting it; then, at the best batch
+size found, the wait grows by the same rule. Batches larger than all the clients' rows
+together cannot fill, so those sizes are not tried. The winner is measured once more; if
+that run misses the target, the next best is tried (`CONFIRMATIONS` in all).
 """
 
 from __future__ import annotations
