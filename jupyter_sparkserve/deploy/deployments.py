@@ -259,8 +259,9 @@ class Deployments:
         except NotFound:
             raise InvalidInput(
                 f"No deployment {shadow!r} to mirror to: give a running deployment's id "
-                "(sparkserve deployments list) or an endpoint URL such as http://host:port.",
+                "or an endpoint URL such as http://host:port.",
                 field="shadow",
+                remedy=remedy("list_deployments"),
             ) from None
         if found.status != "running" or not found.url:
             raise Conflict(
