@@ -14,7 +14,7 @@ type IFigures = IDeploymentMetrics['figures'];
 const POLL_MS = 2000;
 const WINDOW_MINUTES = 5;
 /** `%sfmonitor`'s widgets: how often the kernels hear which of them are still shown. */
-const REPORT_MS = 5000;
+const REPORT_MS = 2000;
 const MONITOR_CLASS = 'jp-SparkserveMonitor';
 const MONITOR_ID_PREFIX = 'jp-SparkserveMonitor-id-';
 

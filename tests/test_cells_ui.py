@@ -5,8 +5,11 @@ python cell scores at the live endpoint."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ from conftest import FAST_SAVE
 from jupyter_sparkserve.config import ENDPOINT_TOKEN_ENV as TOKEN_ENV
 from jupyter_sparkserve.config import Settings
 from jupyter_sparkserve.deploy.deployments import Deployments
+from jupyter_sparkserve.magics.monitor_widget import VIEW_SILENCE_SECONDS
 from jupyter_sparkserve.repository import ModelRepository
 
 SLOW = 180_000  # ms: MLflow's first registration, an endpoint or a kernel starting on 2 cores
@@ -91,6 +95,52 @@ def shown_sources(page: Any, expected: list[str], timeout: float = 30.0) -> list
     while (found := dom_sources(page)) != expected and time.monotonic() < deadline:
         time.sleep(0.3)
     return found
+
+
+def check_the_monitor_widget(page: Any, deployment: Any, features: Any) -> None:
+    """`%sfmonitor` in this JupyterLab: its widget renders and its req/s moves under load;
+    once its cell is deleted, the extension no longer reports it shown and the kernel's
+    polling thread ends (magics/monitor_widget.py), even if that came before a first report."""
+    page.locator(CELLS).last.locator(".jp-InputArea-prompt").click()
+    page.keyboard.press("b")
+    page.keyboard.press("Enter")
+    page.keyboard.type(f"%sfmonitor {deployment.id} --interval 0.5 --window 0.25")
+    page.keyboard.press("Shift+Enter")
+    widget = page.locator(".jp-SparkserveMonitor")
+    widget.wait_for(timeout=60_000)
+    body = json.dumps({"dataframe_split": features.head(1).to_dict(orient="split", index=False)})
+    deadline = time.monotonic() + 60
+    rate = 0.0
+    while rate <= 0:
+        assert time.monotonic() < deadline, f"req/s never moved: {widget.inner_text()!r}"
+        for _ in range(20):
+            request = urllib.request.Request(
+                f"{deployment.url}/invocations",
+                data=body.encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            urllib.request.urlopen(request, timeout=10).read()
+        found = re.search(r"req/s\s+([0-9.,]+)", widget.inner_text())
+        rate = float(found.group(1).replace(",", "")) if found else 0.0
+        time.sleep(0.5)
+    screenshot(page, "notebook-sfmonitor.png")
+
+    monitor_cell = page.locator(CELLS).filter(has=page.locator(".jp-SparkserveMonitor"))
+    monitor_cell.locator(".jp-InputArea-prompt").click()
+    page.keyboard.press("d")
+    page.keyboard.press("d")
+    widget.wait_for(state="detached", timeout=10_000)
+    time.sleep(VIEW_SILENCE_SECONDS + 3)  # the kernel idle: silence about it counts
+    page.locator(CELLS).last.locator(".jp-InputArea-prompt").click()
+    page.keyboard.press("Enter")
+    page.keyboard.type(
+        "import threading; print('polling:', "
+        "[t.name for t in threading.enumerate() if t.name.startswith('sparkserve-monitor')])"
+    )
+    page.keyboard.press("Shift+Enter")
+    output = page.locator(f"{CELLS} .jp-OutputArea-output", has_text="polling:")
+    output.wait_for(timeout=90_000)
+    assert "polling: []" in output.inner_text()
 
 
 def reopen(page: Any, state: str) -> None:
@@ -191,6 +241,8 @@ def test_sfdeploy_inserts_its_cells_below_once_and_they_score(
         reopen(page, "already")
         assert shown_sources(page, [MAGIC, LAST]) == [MAGIC, LAST]
         assert bundle_cells(saved(lab), bundle) == []
+
+        check_the_monitor_widget(page, deployment, features)
 
         assert our_errors(errors) == []
         page.close()

@@ -4,8 +4,10 @@ The thread reads the endpoint every `interval` seconds and stops, saying why, at
 - the widget is closed (`close()`, or its comm closed by the frontend);
 - its views are gone: jupyter_sparkserve's JupyterLab extension opens a `sparkserve.monitor`
   comm every few seconds with the ids of the monitors rendered in a notebook's page
-  (`src/monitorView.ts`); once one was seen, silence for `VIEW_SILENCE_SECONDS` means the
-  output was cleared, the notebook closed or the browser gone;
+  (`src/monitorView.ts`); once the extension was heard in this kernel, silence about a monitor
+  for `VIEW_SILENCE_SECONDS` means its output was cleared or deleted, the notebook closed or
+  the browser gone. Silence is counted only while no cell runs: a running cell holds the
+  reports in the kernel's queue, so a long cell must not stop a monitor that is watched;
 - no cell ran for `IDLE_SECONDS`: jupyter_server's culler counts every iopub message as the
   kernel's activity, so a monitor that polled forever would keep an idle kernel alive; this
   bound (also the only one where no view reports, as in a frontend without the extension)
@@ -27,11 +29,28 @@ from ..errors import SparkserveError
 from ..monitor import Figures, Monitor
 
 COMM_TARGET = "sparkserve.monitor"
-VIEW_SILENCE_SECONDS = 15.0  # the extension reports every 5 s: three missed reports
+VIEW_SILENCE_SECONDS = 8.0  # the extension reports every 2 s: four missed reports
 IDLE_SECONDS = 30 * 60.0
 
 _views_seen: dict[str, float] = {}  # monitor id -> when a view last reported it shown
-_last_cell = [time.monotonic()]  # when a cell last started running
+_extension_heard = threading.Event()  # a report came: the frontend reports its monitors
+
+
+class _Cells:
+    """When cells start and end in this kernel (the idle rule, and silence counted only
+    while none runs)."""
+
+    running = False
+    started = time.monotonic()
+    ended = time.monotonic()
+
+    @classmethod
+    def start(cls, *_: Any) -> None:
+        cls.running, cls.started = True, time.monotonic()
+
+    @classmethod
+    def end(cls, *_: Any) -> None:
+        cls.running, cls.ended = False, time.monotonic()
 
 
 def install(shell: Any) -> None:
@@ -39,7 +58,8 @@ def install(shell: Any) -> None:
     if getattr(shell, "_sparkserve_monitor_installed", False):
         return
     shell._sparkserve_monitor_installed = True
-    shell.events.register("pre_run_cell", lambda *_: _last_cell.__setitem__(0, time.monotonic()))
+    shell.events.register("pre_run_cell", _Cells.start)
+    shell.events.register("post_run_cell", _Cells.end)
     from comm import get_comm_manager
 
     get_comm_manager().register_target(COMM_TARGET, _on_report)
@@ -52,6 +72,7 @@ def _on_report(comm: Any, message: dict[str, Any]) -> None:
     for monitor_id in shown if isinstance(shown, list) else []:
         if isinstance(monitor_id, str):
             _views_seen[monitor_id] = now
+    _extension_heard.set()
     comm.close()
 
 
@@ -171,9 +192,16 @@ class Poller(threading.Thread):
             return "the widget was closed."
         if self.seconds is not None and now - started >= self.seconds:
             return f"{self.seconds:g} seconds are over."
-        seen = _views_seen.get(self.monitor_id)
-        if seen is not None and now - seen > VIEW_SILENCE_SECONDS:
+        if self._unseen_for(now, started) > VIEW_SILENCE_SECONDS:
             return "no view of it is shown any more."
-        if now - _last_cell[0] > IDLE_SECONDS:
+        if not _Cells.running and now - _Cells.started > IDLE_SECONDS:
             return f"no cell ran for {IDLE_SECONDS / 60:g} minutes (the kernel may be culled)."
         return ""
+
+    def _unseen_for(self, now: float, started: float) -> float:
+        """Seconds no view reported this monitor shown, counted while no cell runs; 0 where
+        no extension reports (another frontend: only the idle rule and --seconds apply)."""
+        if _Cells.running or not _extension_heard.is_set():
+            return 0.0
+        seen = _views_seen.get(self.monitor_id, started)  # deleted before its first report
+        return now - max(seen, _Cells.ended)
