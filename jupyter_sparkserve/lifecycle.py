@@ -97,30 +97,36 @@ def _why_not(action: Action, state: VersionState) -> str:
     return "Not available for this version now."
 
 
-def deployment_unavailable(status: str) -> list[tuple[Action, str]]:
-    """What a deployment in `status` does not offer now, with why (a face greys it)."""
-    offered = deployment_actions(status)
+def deployment_unavailable(status: str, no_metrics: str = "") -> list[tuple[Action, str]]:
+    """What a deployment in `status` does not offer now, with why (a face greys it);
+    `no_metrics`: why its target's endpoints cannot be monitored, if they cannot."""
+    offered = deployment_actions(status, no_metrics)
     why = {
         Action.UNDEPLOY: f"It is {status}: there is nothing to undeploy.",
         Action.SNIPPETS: "Its endpoint does not answer yet."
         if status == "starting"
         else f"It is {status}: no endpoint answers.",
-        Action.MONITOR: "Its endpoint does not answer yet."
-        if status == "starting"
-        else f"It is {status}: no endpoint answers, so there is nothing to monitor.",
+        Action.MONITOR: no_metrics
+        or (
+            "Its endpoint does not answer yet."
+            if status == "starting"
+            else f"It is {status}: no endpoint answers, so there is nothing to monitor."
+        ),
         Action.DISMISS: f"It is {status}: undeploy it first; only an ended deployment's "
         "record can be dismissed.",
     }
     return [(action, why[action]) for action in DEPLOYMENT_ACTIONS if action not in offered]
 
 
-def deployment_actions(status: str) -> list[Action]:
+def deployment_actions(status: str, no_metrics: str = "") -> list[Action]:
     """What a deployment in `status` offers: Undeploy while it is deployed, snippets and the
-    live monitor while its endpoint answers, Dismiss (forget its record) once it has ended."""
+    live monitor while its endpoint answers (unless its target's metrics are out of reach,
+    `no_metrics` saying why), Dismiss (forget its record) once it has ended."""
     if status not in DEPLOYED_STATUSES:
         return [Action.DISMISS]
     if status == "running":
-        return [Action.UNDEPLOY, Action.SNIPPETS, Action.MONITOR]
+        live = [Action.UNDEPLOY, Action.SNIPPETS]
+        return live if no_metrics else [*live, Action.MONITOR]
     return [Action.UNDEPLOY]
 
 

@@ -25,7 +25,7 @@ from jupyter_sparkserve.deploy.deployments import Deployment, Deployments
 from jupyter_sparkserve.deploy.mlflow import MlflowRegistry
 from jupyter_sparkserve.deploy.targets import get_target
 from jupyter_sparkserve.errors import InvalidInput
-from jupyter_sparkserve.lifecycle import Action, deployment_actions
+from jupyter_sparkserve.lifecycle import Action, deployment_actions, deployment_unavailable
 from jupyter_sparkserve.monitor import (
     MetricsSource,
     MetricsUnreachable,
@@ -214,8 +214,13 @@ def test_refusals_say_why_and_never_show_the_token(
         Monitor(wrong).poll()
     assert "not-the-token" not in str(refused.value)
     for cloud in ("sagemaker", "azureml"):
-        assert "cannot be read from here" in get_target(cloud).metrics_unreachable
+        why = get_target(cloud).metrics_unreachable
+        assert "cannot be read from here" in why
+        # A running cloud deployment does not offer Monitor: greyed with that reason.
+        assert Action.MONITOR not in deployment_actions("running", why)
+        assert (Action.MONITOR, why) in deployment_unavailable("running", why)
     assert Action.MONITOR in deployment_actions("running")
+    assert Action.MONITOR in endpoint.actions
     assert Action.MONITOR not in deployment_actions("starting")
 
 

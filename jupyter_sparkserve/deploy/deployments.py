@@ -68,7 +68,15 @@ class Deployment:
 
     @property
     def actions(self) -> list[Action]:
-        return deployment_actions(self.status)
+        return deployment_actions(self.status, self.metrics_unreachable)
+
+    @property
+    def metrics_unreachable(self) -> str:
+        """Why its target's endpoints cannot be monitored ('' when they can)."""
+        try:
+            return get_target(self.target).metrics_unreachable
+        except Exception:  # a target uninstalled since: nothing to monitor there either
+            return f"The {self.target} target is not installed here."
 
     def shown_details(self) -> list[tuple[str, str]]:
         """The target's labelled facts about it, for the faces to show."""
@@ -100,7 +108,7 @@ class Deployment:
             "actions": [action.value for action in self.actions],
             "unavailable": [
                 {"action": action.value, "reason": why}
-                for action, why in deployment_unavailable(self.status)
+                for action, why in deployment_unavailable(self.status, self.metrics_unreachable)
             ],
             "progress": self.progress(),
             "error": self.error,

@@ -82,14 +82,13 @@ def source_for(
     deployment not running, a target whose metrics are not reachable this way (SageMaker,
     AzureML), or a token-protected endpoint when no token is given."""
     from ..deploy.deployments import Deployments
-    from ..deploy.targets import get_target
 
     deployment = Deployments(repository).get(deployment_id)
     if deployment.status != "running":
         raise MetricsUnavailable(
             f"{deployment.id} is {deployment.status}: only a running endpoint has metrics."
         )
-    why_not = get_target(deployment.target).metrics_unreachable
+    why_not = deployment.metrics_unreachable
     if why_not:
         raise MetricsUnavailable(f"{deployment.id} ({deployment.target}): {why_not}")
     token = token or os.environ.get(ENDPOINT_TOKEN_ENV) or None
