@@ -132,7 +132,10 @@ def last_warm_run_mb(sparkserve: str, env: dict[str, str]) -> float:
     status = subprocess.run(
         [sparkserve, "scorer", "status", "--json"], env=env, check=True, capture_output=True
     )
-    return float(json.loads(status.stdout)["recent"][-1]["peak_mb"])
+    recent = json.loads(status.stdout).get("recent")
+    if not recent:  # the run went fresh: the scorer stopped, or the package's code changed
+        raise SystemExit("The warm scorer was not running for the warm run: run again.")
+    return float(recent[-1]["peak_mb"])
 
 
 def warm(path: Path) -> None:

@@ -1,5 +1,6 @@
-"""The model side of batch scoring: a loaded pyfunc model that scores Arrow batches and
-DataFrames, and its predictions turned into output columns."""
+"""The model side of batch scoring: a loaded model (a scikit-learn folder read by
+`fast_sklearn`, else MLflow's pyfunc) that scores Arrow batches and DataFrames, and its
+predictions turned into output columns."""
 
 from __future__ import annotations
 
