@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 
 FLUSH_REQUESTS = 20_000  # a file sooner than every `flush_seconds` when this many wait,
 FLUSH_BYTES = 32 * 1024 * 1024  # or this much
+CONVERT_SLICE = 1024  # requests turned into Arrow at a time (the GIL yielded between)
 QUEUE_LIMIT_BYTES = 256 * 1024 * 1024  # request and answer bodies waiting to be written
 PREFIX, SUFFIX = "capture-", ".parquet"
 # A file's columns: one row per request.
@@ -158,12 +159,34 @@ class Recorder:
             _log(f"could not write {len(batch)} captured request(s) to {self.folder}: {error}")
 
     def _write(self, batch: list[Captured]) -> None:
-        import numpy as np
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        # Converting Python objects to Arrow holds the GIL throughout: in slices, each a
+        # fraction of a millisecond with a yield after it, the event loop is never kept
+        # waiting for a whole file's worth (that showed as a doubled p99 under load).
+        slices = []
+        for start in range(0, len(batch), CONVERT_SLICE):
+            slices.append(self._record_batch(batch[start : start + CONVERT_SLICE]))
+            time.sleep(0)
+        table = pa.Table.from_batches(slices)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"{PREFIX}{time.time_ns():020d}-{os.getpid()}-{next(self._files)}{SUFFIX}"
+        temp = self.folder / f".{name}.tmp"
+        try:
+            pq.write_table(table, temp, compression="zstd")
+            os.replace(temp, self.folder / name)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        rotate(self.folder, self.max_bytes)
+
+    def _record_batch(self, batch: list[Captured]) -> Any:
+        import numpy as np
+        import pyarrow as pa
+
         sequences, arrivals, latencies, statuses, kinds, bodies, answers = zip(*batch, strict=True)
-        table = pa.table(
+        return pa.record_batch(
             {
                 "__run": pa.array([self._run] * len(batch), pa.string()),
                 "__sequence": pa.array(sequences, pa.int64()),
@@ -175,16 +198,6 @@ class Recorder:
                 "__answer": pa.array(answers, pa.binary()),
             }
         )
-        self.folder.mkdir(parents=True, exist_ok=True)
-        name = f"{PREFIX}{time.time_ns():020d}-{os.getpid()}-{next(self._files)}{SUFFIX}"
-        temp = self.folder / f".{name}.tmp"
-        try:
-            pq.write_table(table, temp, compression="zstd")
-            os.replace(temp, self.folder / name)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
-        rotate(self.folder, self.max_bytes)
 
 
 def rotate(folder: Path, max_bytes: int) -> None:
