@@ -26,7 +26,7 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
-from online import LUA, free_port, start, stop, wrk  # noqa: E402 (benchmarks/ is the path)
+from online import free_port, one_row_body, post_script, save_benchmark_model, start, stop, wrk  # noqa: E402 (benchmarks/ is the path)
 
 from jupyter_sparkserve.config import ENDPOINT_CONFIG_ENV  # noqa: E402
 
@@ -41,24 +41,11 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
 
-    import mlflow.sklearn
-    import pandas as pd
-    from sklearn.datasets import make_classification
-    from sklearn.linear_model import LogisticRegression
-
     from jupyter_sparkserve.scoring.capture import read_captured
 
     workdir = Path(tempfile.mkdtemp(prefix="sparkserve-capture-bench-"))
-    features, target = make_classification(n_samples=2000, n_features=10, random_state=0)
-    frame = pd.DataFrame(features, columns=[f"f{i}" for i in range(10)])
-    model = LogisticRegression(max_iter=500).fit(frame, target)
     model_dir = workdir / "model"
-    mlflow.sklearn.save_model(model, str(model_dir), input_example=frame.head(3))
-    body = json.dumps(
-        {"dataframe_split": {"columns": list(frame.columns), "data": frame.head(1).values.tolist()}}
-    )
-    script = workdir / "post.lua"
-    script.write_text(LUA.format(body=body))
+    script = post_script(workdir, one_row_body(save_benchmark_model(model_dir)))
     folder = workdir / "capture"
 
     def command(port: int) -> list[str]:

@@ -22,7 +22,6 @@ and nginx from the Debian mirror, as it would anywhere.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from online import LUA, free_port, start, stop, wrk
+from online import benchmark_model, free_port, one_row_body, post_script, start, stop, wrk
 
 warnings.filterwarnings("ignore")
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -132,10 +131,6 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
 
-    import pandas as pd
-    from sklearn.datasets import make_classification
-    from sklearn.linear_model import LogisticRegression
-
     from jupyter_sparkserve.config import Settings
     from jupyter_sparkserve.containers import engine as engines
     from jupyter_sparkserve.containers.context import ImageSpec, image_tag
@@ -144,16 +139,11 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="sparkserve-container-bench-"))
     engine = engines.client(timeout=1800)
     base = python_base(engine, args.base_image, workdir)
-    features, target = make_classification(n_samples=2000, n_features=10, random_state=0)
-    frame = pd.DataFrame(features, columns=[f"f{i}" for i in range(10)])
+    model, frame = benchmark_model()
     repository = ModelRepository(Settings.from_env(home=workdir / "home"))
-    model = LogisticRegression(max_iter=500).fit(frame, target)
     version = repository.save(model, "bench", input_example=frame.head(3))
-    body = json.dumps(
-        {"dataframe_split": {"columns": list(frame.columns), "data": frame.head(1).values.tolist()}}
-    )
-    script = workdir / "post.lua"
-    script.write_text(LUA.format(body=body))
+    body = one_row_body(frame)
+    script = post_script(workdir, body)
 
     mlflow_tag, mlflow_build = build_mlflow(engine, version.path, base, workdir)
 
@@ -166,7 +156,7 @@ def main() -> None:
     ours = engines.build_image(spec, environment_cache=environments, layer_cache=False)
     our_build = time.monotonic() - started
 
-    other = LogisticRegression(C=0.5, max_iter=500).fit(frame, target)
+    other, _ = benchmark_model(regularization=0.5)
     newer = repository.save(other, "bench", input_example=frame.head(3))
     started = time.monotonic()
     newer_spec = ImageSpec(newer.ref, newer.path, image_tag("bench", 2), base)

@@ -20,7 +20,6 @@ throughput the monitor takes from it. The wrk medians are printed beside it as a
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -30,7 +29,15 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from online import LUA, free_port, start, stop, wrk  # the same folder
+from online import (  # the same folder
+    free_port,
+    one_row_body,
+    post_script,
+    save_benchmark_model,
+    start,
+    stop,
+    wrk,
+)
 
 warnings.filterwarnings("ignore")
 
@@ -102,22 +109,9 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
 
-    import mlflow.sklearn
-    import pandas as pd
-    from sklearn.datasets import make_classification
-    from sklearn.linear_model import LogisticRegression
-
     workdir = Path(tempfile.mkdtemp(prefix="sparkserve-monitor-"))
-    features, target = make_classification(n_samples=2000, n_features=10, random_state=0)
-    frame = pd.DataFrame(features, columns=[f"f{i}" for i in range(10)])
-    model = LogisticRegression(max_iter=500).fit(frame, target)
     model_dir = workdir / "model"
-    mlflow.sklearn.save_model(model, str(model_dir), input_example=frame.head(3))
-    body = json.dumps(
-        {"dataframe_split": {"columns": list(frame.columns), "data": frame.head(1).values.tolist()}}
-    )
-    script = workdir / "post.lua"
-    script.write_text(LUA.format(body=body))
+    script = post_script(workdir, one_row_body(save_benchmark_model(model_dir)))
 
     port = free_port()
     command = [sys.executable, "-m", "jupyter_sparkserve", "serve", str(model_dir),

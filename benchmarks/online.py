@@ -27,6 +27,7 @@ import time
 import urllib.request
 import warnings
 from pathlib import Path
+from typing import Any
 
 warnings.filterwarnings("ignore")
 
@@ -35,6 +36,42 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{body}'
 """
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def benchmark_model(regularization: float = 1.0) -> tuple[Any, Any]:
+    """The model every online benchmark serves: a LogisticRegression on 10 floats (`C`:
+    `regularization`, another value gives another version); and its features (a DataFrame)."""
+    import pandas as pd
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    features, target = make_classification(n_samples=2000, n_features=10, random_state=0)
+    frame = pd.DataFrame(features, columns=[f"f{i}" for i in range(10)])
+    model = LogisticRegression(C=regularization, max_iter=500).fit(frame, target)
+    return model, frame
+
+
+def save_benchmark_model(model_dir: Path) -> Any:
+    """`benchmark_model` saved as an MLflow folder at `model_dir`; its features."""
+    import mlflow.sklearn
+
+    model, frame = benchmark_model()
+    mlflow.sklearn.save_model(model, str(model_dir), input_example=frame.head(3))
+    return frame
+
+
+def one_row_body(frame: Any) -> str:
+    """A single-row `dataframe_split` request of `frame`'s first row."""
+    return json.dumps(
+        {"dataframe_split": {"columns": list(frame.columns), "data": frame.head(1).values.tolist()}}
+    )
+
+
+def post_script(workdir: Path, body: str) -> Path:
+    """wrk's script POSTing `body` as JSON, in `workdir`."""
+    script = workdir / "post.lua"
+    script.write_text(LUA.format(body=body))
+    return script
 
 
 def free_port() -> int:
@@ -97,23 +134,9 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
 
-    import mlflow.sklearn
-    from sklearn.datasets import make_classification
-    from sklearn.linear_model import LogisticRegression
-
     workdir = Path(tempfile.mkdtemp(prefix="sparkserve-online-"))
-    features, target = make_classification(n_samples=2000, n_features=10, random_state=0)
-    import pandas as pd
-
-    frame = pd.DataFrame(features, columns=[f"f{i}" for i in range(10)])
-    model = LogisticRegression(max_iter=500).fit(frame, target)
     model_dir = workdir / "model"
-    mlflow.sklearn.save_model(model, str(model_dir), input_example=frame.head(3))
-    body = json.dumps(
-        {"dataframe_split": {"columns": list(frame.columns), "data": frame.head(1).values.tolist()}}
-    )
-    script = workdir / "post.lua"
-    script.write_text(LUA.format(body=body))
+    script = post_script(workdir, one_row_body(save_benchmark_model(model_dir)))
 
     servers = {
         "MLflow": lambda port: [sys.executable, "-m", "mlflow", "models", "serve", "-m",

@@ -27,7 +27,7 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from online import LUA, free_port, start, stop, wrk
+from online import free_port, one_row_body, post_script, save_benchmark_model, start, stop, wrk
 
 from jupyter_sparkserve.config import ENDPOINT_CONFIG_ENV
 
@@ -37,16 +37,9 @@ warnings.filterwarnings("ignore")
 def save_models(workdir: Path) -> tuple[Path, Path, str]:
     """The primary's model, the sleeping shadow's, and a one-row request body."""
     import mlflow.pyfunc
-    import mlflow.sklearn
-    import pandas as pd
-    from sklearn.datasets import make_classification
-    from sklearn.linear_model import LogisticRegression
 
-    features, target = make_classification(n_samples=2000, n_features=10, random_state=0)
-    frame = pd.DataFrame(features, columns=[f"f{i}" for i in range(10)])
-    model = LogisticRegression(max_iter=500).fit(frame, target)
     primary = workdir / "model"
-    mlflow.sklearn.save_model(model, str(primary), input_example=frame.head(3))
+    frame = save_benchmark_model(primary)
 
     class Sleepy(mlflow.pyfunc.PythonModel):
         def predict(self, context, model_input, params=None):
@@ -57,10 +50,7 @@ def save_models(workdir: Path) -> tuple[Path, Path, str]:
     # Rows declared independent: the load-time merge probe would sleep ~20 times.
     mlflow.pyfunc.save_model(str(sleepy), python_model=Sleepy(),
                              metadata={"sparkserve": {"batching": "merge"}})  # fmt: skip
-    body = json.dumps(
-        {"dataframe_split": {"columns": list(frame.columns), "data": frame.head(1).values.tolist()}}
-    )
-    return primary, sleepy, body
+    return primary, sleepy, one_row_body(frame)
 
 
 def offer_cost(workdir: Path, body: str) -> dict[str, float]:
@@ -107,8 +97,7 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="sparkserve-shadow-"))
     model, sleepy_model, body = save_models(workdir)
-    script = workdir / "post.lua"
-    script.write_text(LUA.format(body=body))
+    script = post_script(workdir, body)
     processes = []
     try:
         sleepy_port, process = serve(sleepy_model, workdir, "sleepy-shadow")

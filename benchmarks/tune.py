@@ -25,6 +25,9 @@ import warnings
 from dataclasses import asdict
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from online import save_benchmark_model
+
 warnings.filterwarnings("ignore")
 
 
@@ -46,11 +49,6 @@ def main() -> None:
     os.environ["SPARKSERVE_WARM_SCORER"] = "auto"
     (workdir / "run").mkdir(mode=0o700)
 
-    import mlflow.sklearn
-    import pandas as pd
-    from sklearn.datasets import make_classification
-    from sklearn.linear_model import LogisticRegression
-
     from jupyter_sparkserve.deploy import local
     from jupyter_sparkserve.deploy.tuning import (
         DEFAULT_SETTING,
@@ -63,10 +61,7 @@ def main() -> None:
     from jupyter_sparkserve.scoring.load import drive
     from jupyter_sparkserve.warm import client
 
-    features, target = make_classification(n_samples=2000, n_features=10, random_state=0)
-    frame = pd.DataFrame(features, columns=[f"f{i}" for i in range(10)])
-    model = LogisticRegression(max_iter=500).fit(frame, target)
-    mlflow.sklearn.save_model(model, str(workdir / "model"), input_example=frame.head(3))
+    save_benchmark_model(workdir / "model")
     repository = ModelRepository.open()
     ref = repository.import_model(workdir / "model", "bench").ref
     p99 = parse_p99(args.p99)
