@@ -349,6 +349,7 @@ def read_pairs(folder: Path) -> ShadowPairs:
 
     inputs, primary, shadow, primary_ms, shadow_ms = [], [], [], [], []
     failures = dropped = 0
+    recorded: list[dict[str, Any]] = []
     for path in sorted(Path(folder).glob("*.parquet")):
         try:
             table = pq.read_table(path)
@@ -357,23 +358,26 @@ def read_pairs(folder: Path) -> ShadowPairs:
         metadata = table.schema.metadata or {}
         dropped += int(metadata.get(DROPPED_KEY, 0))
         failures += int(metadata.get(UNSENT_KEY, 0))
-        for row in table.to_pylist():
-            if row["shadow_status"] != 200:
-                failures += 1
-                continue
-            rows = input_rows(row["request"], row["content_type"])
-            ours = _predictions(row["primary"], len(rows))
-            theirs = _predictions(row["shadow"], len(rows))
-            if ours is None:
-                continue
-            if theirs is None:
-                failures += 1
-                continue
-            inputs.append(rows)
-            primary.append(ours)
-            shadow.append(theirs)
-            primary_ms.append(row["primary_latency_ms"])
-            shadow_ms.append(row["shadow_latency_ms"])
+        recorded += table.to_pylist()
+    # The senders finish out of order: the primary's arrival time is the order it was sent.
+    recorded.sort(key=lambda row: row["time"])
+    for row in recorded:
+        if row["shadow_status"] != 200:
+            failures += 1
+            continue
+        rows = input_rows(row["request"], row["content_type"])
+        ours = _predictions(row["primary"], len(rows))
+        theirs = _predictions(row["shadow"], len(rows))
+        if ours is None:
+            continue
+        if theirs is None:
+            failures += 1
+            continue
+        inputs.append(rows)
+        primary.append(ours)
+        shadow.append(theirs)
+        primary_ms.append(row["primary_latency_ms"])
+        shadow_ms.append(row["shadow_latency_ms"])
 
     def joined(frames: list[Any]) -> Any:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
