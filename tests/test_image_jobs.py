@@ -16,7 +16,7 @@ from _api import Api, api_fixture, server_config  # noqa: F401 (fixtures)
 from _containers import base_image as base_image
 from _containers import container_engine as container_engine
 from conftest import FAST_SAVE
-from test_magics import start_kernel
+from test_magics import bar_finished, start_kernel
 
 from jupyter_sparkserve.cells import CELLS_MIME_TYPE
 from jupyter_sparkserve.containers.build_job import BuildSpec
@@ -132,8 +132,7 @@ def test_sfbuild_follows_the_job_and_sfk8s_inserts_the_manifest_cells(
         tag = "localhost/sparkserve-tests/iris-magic:1"
         built = kernel.ok(f"%sfbuild iris:1 --tag {tag}")
         assert f"Built {tag}" in "".join(built["stdout"])
-        bar = (built["display"] + built["update"])[-1]  # the job's progress bar, at its end
-        assert "100% |" in bar["text/plain"]  # an output updated in place, not stderr
+        assert bar_finished(built)  # the job's progress bar, updated in place
         (job,) = JobRunner(repo).list()
         assert (job.kind, job.status, job.output_path) == ("build", "succeeded", tag)
         assert image_labels(tag)["io.sparkserve.model.name"] == "iris"

@@ -48,6 +48,7 @@ class Kernel:
             "display": [],
             "update": [],
             "error": [],
+            "comm": [],
         }
 
         def collect(message: dict) -> None:
@@ -62,6 +63,8 @@ class Kernel:
                 outputs["update"].append(content["data"])
             elif kind == "error":
                 outputs["error"].append(content)
+            elif kind in ("comm_open", "comm_msg"):
+                outputs["comm"].append(content)  # widgets: their state and its updates
 
         reply = self.client.execute_interactive(code, output_hook=collect, timeout=timeout)
         outputs["reply"] = [reply["content"]]
@@ -81,6 +84,17 @@ class Kernel:
     def close(self) -> None:
         self.client.stop_channels()
         self.manager.shutdown_kernel(now=True)
+
+
+def bar_finished(outputs: dict[str, list]) -> bool:
+    """Whether the cell's progress bar, an output updated in place and never standard error,
+    ended at 100%: ipywidgets' bar (installed with the test extras) styled a success, which it
+    is only at 1.0 (`magics/output.py`), or the HTML bar's text without ipywidgets."""
+    states = [content.get("data", {}).get("state", {}) for content in outputs["comm"]]
+    if any(state.get("_model_name") == "FloatProgressModel" for state in states):
+        return any(state.get("bar_style") == "success" for state in states)
+    shown = outputs["display"] + outputs["update"]
+    return bool(shown) and "100% |" in shown[-1]["text/plain"]
 
 
 def start_kernel(home: Path, cwd: Path) -> Kernel:
@@ -168,13 +182,17 @@ def test_sfscore_returns_the_repository_models_predictions(
     kernel.ok("%sfscore iris X -o kept --keep-columns 'petal width (cm)' --prediction-column p")
     assert kernel.value("list(kept.columns)") == ["petal width (cm)", "p"]
 
-    # A frame over 100k rows gets a progress bar: an output updated in place (HTML here, as
-    # ipywidgets is not installed), never standard error.
+    # A frame over 100k rows gets a progress bar: an output updated in place, never stderr.
     kernel.ok("big = pd.concat([X] * 700, ignore_index=True)")
     big = kernel.ok("%sfscore iris big -o big_scored")
-    bar = (big["display"] + big["update"])[-1]  # at its end
-    assert "100% |" in bar["text/plain"] and "<progress" in bar["text/html"]
+    assert bar_finished(big)
     assert big["stderr"] == []
+    # Without ipywidgets, the bar is HTML (`<progress>`) with the text bar as its plain form.
+    kernel.ok("import sys\nsys.modules['ipywidgets'] = None")
+    plain = kernel.ok("%sfscore iris big -o big_scored")
+    kernel.ok("del sys.modules['ipywidgets']")
+    assert plain["comm"] == [] and bar_finished(plain) and plain["stderr"] == []
+    assert "<progress" in (plain["display"] + plain["update"])[-1]["text/html"]
     assert kernel.value("big_scored['prediction'].tolist()") == expected * 700
 
 
@@ -185,8 +203,7 @@ def test_sfscore_on_files_runs_a_job_and_sfjobs_lists_it(
     done = kernel.ok(f"%sfscore iris {iris_csv} {output.name}")  # relative: the kernel's cwd
     printed = "".join(done["stdout"])
     assert f"Scored 150 rows into {output}" in printed
-    bar = (done["display"] + done["update"])[-1]  # the job's live progress bar, at its end
-    assert "100% |" in bar["text/plain"] and done["stderr"] == []
+    assert bar_finished(done) and done["stderr"] == []  # the job's live progress bar
     scored = pd.read_csv(output)
     assert scored["prediction"].tolist() == expected_predictions(
         repo, iris_saved, pd.read_csv(iris_csv)
